@@ -1,0 +1,37 @@
+# fsrace — top-level make targets.  `make test` and `make demo` are the README's two commands.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build test unit demo bench clean
+
+all: build
+
+# Installs every build and run dependency with apt-get (idempotent; prints what it installs).
+deps:
+	@bash tools/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+
+build: $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every test through ctest (unit tests, then root/loop-device integration tests).
+test: deps
+	$(MAKE) build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+
+# The main job: the built-in default campaign.
+demo: deps
+	$(MAKE) build
+	./fsrace run --local campaigns/default.toml
+
+bench: build
+	$(BUILD_DIR)/bench/fsrace_bench
+
+clean:
+	rm -rf $(BUILD_DIR)

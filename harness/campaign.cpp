@@ -1,0 +1,267 @@
+#include "harness/campaign.h"
+
+#include <cmath>
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "harness/util.h"
+
+namespace fsrace {
+namespace {
+
+std::string where(const std::string& path, const toml::node& n) {
+  const auto& s = n.source();
+  return fmt::format("{}:{}:{}", path, s.begin.line, s.begin.column);
+}
+
+std::string join(const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ", ")); }
+
+template <class T>
+std::vector<std::string> names_of(const std::vector<T>& v) {
+  std::vector<std::string> out;
+  for (const auto& x : v) out.push_back(x.name);
+  return out;
+}
+
+struct Ctx {
+  const std::string& path;
+  [[noreturn]] void fail_at(const toml::source_region& r, const std::string& msg) const {
+    throw UsageError(fmt::format("{}:{}:{}: {}", path, r.begin.line, r.begin.column, msg));
+  }
+  [[noreturn]] void fail(const toml::node& n, const std::string& msg) const {
+    throw UsageError(fmt::format("{}: {}", where(path, n), msg));
+  }
+  void only_keys(const toml::table& t, const std::string& section, const std::vector<std::string>& allowed) const {
+    for (const auto& [k, v] : t) {
+      bool ok = false;
+      for (const auto& a : allowed) ok |= a == k.str();
+      if (!ok)
+        fail_at(k.source(), fmt::format("unknown key '{}' in {}; allowed: {}", k.str(), section, join(allowed)));
+    }
+  }
+  const toml::table& table(const toml::node& n, const std::string& what) const {
+    if (!n.is_table()) fail(n, fmt::format("{} must be a table", what));
+    return *n.as_table();
+  }
+  std::string str(const toml::node& n, const std::string& key) const {
+    if (!n.is_string()) fail(n, fmt::format("'{}' must be a string", key));
+    return n.as_string()->get();
+  }
+  double num(const toml::node& n, const std::string& key, double lo, double hi, bool integer) const {
+    double v;
+    if (n.is_integer()) v = double(n.as_integer()->get());
+    else if (n.is_floating_point() && !integer) v = n.as_floating_point()->get();
+    else fail(n, fmt::format("'{}' must be {}", key, integer ? "an integer" : "a number"));
+    if (!(v >= lo && v <= hi)) fail(n, fmt::format("'{}' = {} is out of range; allowed: {} to {}", key, v, lo, hi));
+    return v;
+  }
+  std::vector<std::string> str_list(const toml::node& n, const std::string& key) const {
+    if (!n.is_array()) fail(n, fmt::format("'{}' must be an array of strings", key));
+    std::vector<std::string> out;
+    for (const auto& e : *n.as_array()) out.push_back(str(e, key));
+    return out;
+  }
+};
+
+}  // namespace
+
+const std::vector<std::string>& known_filesystems() {
+  static const std::vector<std::string> v = {"ext4", "xfs"};
+  return v;
+}
+
+FsConfig default_fs_config(const std::string& type) {
+  FsConfig c;
+  c.type = type;
+  if (type == "ext4") c.mkfs_options = {"-q", "-F", "-b", "4096"};
+  if (type == "xfs") c.mkfs_options = {"-q", "-f", "-b", "size=4096"};
+  c.device_size_mib = type == "xfs" ? 320 : 256;  // mkfs.xfs refuses filesystems below 300 MiB
+  return c;
+}
+
+Campaign parse_campaign(const std::string& text, const std::string& path, const std::vector<ScenarioSpec>& catalog) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source();
+    throw UsageError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column, e.description()));
+  }
+  Ctx cx{path};
+  Campaign c;
+  c.source = path;
+  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario"});
+  std::vector<std::string> fs_list = {"ext4", "xfs"};
+  std::vector<std::string> sc_list;
+  if (auto* n = root.get("campaign")) {
+    const auto& t = cx.table(*n, "[campaign]");
+    cx.only_keys(t, "[campaign]", {"name", "seed", "duration_s", "repetitions", "filesystems", "scenarios"});
+    if (auto* v = t.get("name")) {
+      c.name = cx.str(*v, "name");
+      bool ok = !c.name.empty() && c.name.size() <= 64;
+      for (char ch : c.name) ok &= std::isalnum((unsigned char)ch) || ch == '-' || ch == '_' || ch == '.';
+      if (!ok || c.name[0] == '.') cx.fail(*v, "'name' must be 1-64 characters of [A-Za-z0-9._-] (it names the results directory)");
+    }
+    if (auto* v = t.get("seed")) c.seed = uint64_t(cx.num(*v, "seed", 0, 9007199254740991.0, true));
+    if (auto* v = t.get("duration_s")) c.duration_s = cx.num(*v, "duration_s", 0.1, 86400 * 7, false);
+    if (auto* v = t.get("repetitions")) c.repetitions = uint64_t(cx.num(*v, "repetitions", 1, 100000, true));
+    if (auto* v = t.get("filesystems")) {
+      fs_list = cx.str_list(*v, "filesystems");
+      if (fs_list.empty()) cx.fail(*v, fmt::format("'filesystems' is empty; allowed: {}", join(known_filesystems())));
+      for (const auto& f : fs_list) {
+        bool ok = false;
+        for (const auto& k : known_filesystems()) ok |= k == f;
+        if (!ok) cx.fail(*v, fmt::format("unknown filesystem '{}' in 'filesystems'; allowed: {}", f, join(known_filesystems())));
+      }
+    }
+    if (auto* v = t.get("scenarios")) {
+      sc_list = cx.str_list(*v, "scenarios");
+      if (sc_list.empty()) cx.fail(*v, fmt::format("'scenarios' is empty; allowed: {}", join(names_of(catalog))));
+      for (const auto& s : sc_list) {
+        bool ok = false;
+        for (const auto& k : catalog) ok |= k.name == s;
+        if (!ok) cx.fail(*v, fmt::format("unknown scenario '{}' in 'scenarios'; allowed: {}", s, join(names_of(catalog))));
+      }
+    }
+  }
+  std::map<std::string, FsConfig> fs_cfg;
+  if (auto* n = root.get("fs")) {
+    const auto& t = cx.table(*n, "[fs]");
+    for (const auto& [k, v] : t) {
+      std::string type(k.str());
+      bool known = false;
+      for (const auto& f : known_filesystems()) known |= f == type;
+      if (!known) cx.fail(v, fmt::format("unknown filesystem [fs.{}]; allowed: {}", type, join(known_filesystems())));
+      const auto& ft = cx.table(v, fmt::format("[fs.{}]", type));
+      std::string sec = fmt::format("[fs.{}]", type);
+      cx.only_keys(ft, sec, {"mkfs_options", "mount_options", "device_size_mib"});
+      FsConfig fc = default_fs_config(type);
+      if (auto* o = ft.get("mkfs_options")) fc.mkfs_options = cx.str_list(*o, "mkfs_options");
+      if (auto* o = ft.get("mount_options")) fc.mount_options = cx.str(*o, "mount_options");
+      if (auto* o = ft.get("device_size_mib"))
+        fc.device_size_mib = uint64_t(cx.num(*o, "device_size_mib", type == "xfs" ? 300 : 16, 1 << 20, true));
+      fs_cfg[type] = fc;
+    }
+  }
+  for (const auto& f : fs_list) c.filesystems.push_back(fs_cfg.count(f) ? fs_cfg[f] : default_fs_config(f));
+
+  std::map<std::string, ScenarioConfig> sc_cfg;
+  if (auto* n = root.get("scenario")) {
+    const auto& t = cx.table(*n, "[scenario]");
+    for (const auto& [k, v] : t) {
+      std::string name(k.str());
+      const ScenarioSpec* spec = nullptr;
+      for (const auto& s : catalog)
+        if (s.name == name) spec = &s;
+      if (!spec) cx.fail(v, fmt::format("unknown scenario [scenario.{}]; allowed: {}", name, join(names_of(catalog))));
+      std::string sec = fmt::format("[scenario.{}]", name);
+      const auto& st = cx.table(v, sec);
+      cx.only_keys(st, sec, names_of(spec->params));
+      ScenarioConfig sc{name, {}};
+      for (const auto& p : spec->params) {
+        sc.params[p.name] = p.def;
+        if (auto* o = st.get(p.name)) sc.params[p.name] = cx.num(*o, p.name, p.min, p.max, p.type == ParamSpec::Type::kInt);
+      }
+      sc_cfg[name] = sc;
+    }
+  }
+  if (sc_list.empty()) {
+    for (const auto& [k, v] : sc_cfg) sc_list.push_back(k);
+    if (sc_list.empty() && !catalog.empty()) sc_list.push_back(catalog.front().name);
+  }
+  for (const auto& s : sc_list) {
+    if (sc_cfg.count(s)) {
+      c.scenarios.push_back(sc_cfg[s]);
+      continue;
+    }
+    for (const auto& spec : catalog)
+      if (spec.name == s) {
+        ScenarioConfig sc{s, {}};
+        for (const auto& p : spec.params) sc.params[p.name] = p.def;
+        c.scenarios.push_back(sc);
+      }
+  }
+  return c;
+}
+
+Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog) {
+  if (!path_exists(path)) throw UsageError(fmt::format("campaign file {} does not exist: pass a TOML campaign (e.g. campaigns/default.toml)", path));
+  return parse_campaign(read_file(path), path, catalog);
+}
+
+void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<ScenarioSpec>& catalog) {
+  if (o.duration_s) {
+    if (!(*o.duration_s >= 0.1 && *o.duration_s <= 86400 * 7))
+      throw UsageError(fmt::format("--duration {} is out of range; allowed: 0.1 to 604800 seconds", *o.duration_s));
+    c.duration_s = *o.duration_s;
+  }
+  if (o.seed) c.seed = *o.seed;
+  if (!o.filesystems.empty()) {
+    std::vector<FsConfig> out;
+    for (const auto& f : o.filesystems) {
+      bool known = false;
+      for (const auto& k : known_filesystems()) known |= k == f;
+      if (!known) throw UsageError(fmt::format("--fs {}: unknown filesystem; allowed: {}", f, join(known_filesystems())));
+      FsConfig fc = default_fs_config(f);
+      for (const auto& e : c.filesystems)
+        if (e.type == f) fc = e;
+      out.push_back(fc);
+    }
+    c.filesystems = out;
+  }
+  if (!o.scenarios.empty()) {
+    std::vector<ScenarioConfig> out;
+    for (const auto& s : o.scenarios) {
+      const ScenarioSpec* spec = nullptr;
+      for (const auto& k : catalog)
+        if (k.name == s) spec = &k;
+      if (!spec) throw UsageError(fmt::format("--scenario {}: unknown scenario; allowed: {}", s, join(names_of(catalog))));
+      ScenarioConfig sc{s, {}};
+      for (const auto& p : spec->params) sc.params[p.name] = p.def;
+      for (const auto& e : c.scenarios)
+        if (e.name == s) sc = e;
+      out.push_back(sc);
+    }
+    c.scenarios = out;
+  }
+}
+
+std::string campaign_to_toml(const Campaign& c) {
+  toml::table root;
+  toml::array fsn, scn;
+  for (const auto& f : c.filesystems) fsn.push_back(f.type);
+  for (const auto& s : c.scenarios) scn.push_back(s.name);
+  root.insert("campaign", toml::table{{"name", c.name},
+                                      {"seed", int64_t(c.seed)},
+                                      {"duration_s", c.duration_s},
+                                      {"repetitions", int64_t(c.repetitions)},
+                                      {"filesystems", fsn},
+                                      {"scenarios", scn}});
+  toml::table fs;
+  for (const auto& f : c.filesystems) {
+    toml::array mk;
+    for (const auto& o : f.mkfs_options) mk.push_back(o);
+    fs.insert(f.type, toml::table{{"mkfs_options", mk}, {"mount_options", f.mount_options},
+                                  {"device_size_mib", int64_t(f.device_size_mib)}});
+  }
+  root.insert("fs", fs);
+  toml::table sc;
+  for (const auto& s : c.scenarios) {
+    toml::table p;
+    for (const auto& [k, v] : s.params) {
+      if (v == std::floor(v) && std::fabs(v) < 9e15) p.insert(k, int64_t(v));
+      else p.insert(k, v);
+    }
+    sc.insert(s.name, p);
+  }
+  root.insert("scenario", sc);
+  std::ostringstream os;
+  os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
+  if (!c.source.empty()) os << "# source: " << c.source << "\n";
+  os << root << "\n";
+  return os.str();
+}
+
+}  // namespace fsrace

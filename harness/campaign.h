@@ -1,0 +1,71 @@
+// Campaign files (TOML): which filesystems, which scenarios with which parameters, how long, which seed.
+// Every field is validated; an error names the file, line, key and the allowed values.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fsrace {
+
+struct ParamSpec {
+  enum class Type { kInt, kDouble };
+  std::string name;
+  Type type = Type::kInt;
+  double def = 0, min = 0, max = 0;
+  std::string help;
+};
+
+// What the campaign parser needs to know about a scenario (the registry in workloads/ provides it).
+struct ScenarioSpec {
+  std::string name;
+  std::string summary;
+  std::vector<ParamSpec> params;
+};
+
+struct FsConfig {
+  std::string type;  // ext4 | xfs
+  std::vector<std::string> mkfs_options;
+  std::string mount_options;
+  uint64_t device_size_mib = 256;
+};
+
+struct ScenarioConfig {
+  std::string name;
+  std::map<std::string, double> params;  // every param of the spec, defaults filled in
+  int64_t i(const std::string& k) const { return int64_t(params.at(k)); }
+  double d(const std::string& k) const { return params.at(k); }
+};
+
+struct Campaign {
+  std::string name = "default";
+  std::string source;  // file it came from
+  uint64_t seed = 1;
+  double duration_s = 5;
+  uint64_t repetitions = 1;
+  std::vector<FsConfig> filesystems;
+  std::vector<ScenarioConfig> scenarios;
+};
+
+// Known filesystem types and their default mkfs / mount options.
+const std::vector<std::string>& known_filesystems();
+FsConfig default_fs_config(const std::string& type);
+
+// Parses and validates; throws UsageError("<path>:<line>:<col>: ...") on any problem.
+Campaign parse_campaign(const std::string& text, const std::string& path, const std::vector<ScenarioSpec>& catalog);
+Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog);
+
+struct CampaignOverrides {
+  std::optional<double> duration_s;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> filesystems;  // empty: as in the campaign
+  std::vector<std::string> scenarios;
+};
+// Applies command-line overrides; throws UsageError naming the option and the allowed values.
+void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<ScenarioSpec>& catalog);
+
+// The campaign as resolved (defaults filled in, overrides applied), as TOML.
+std::string campaign_to_toml(const Campaign& c);
+
+}  // namespace fsrace

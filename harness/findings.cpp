@@ -1,0 +1,93 @@
+#include "harness/findings.h"
+
+#include <fmt/core.h>
+
+namespace fsrace {
+
+const std::vector<FindingClassInfo>& finding_classes() {
+  static const std::vector<FindingClassInfo> v = {
+      {"stale", "data", "a read returned an older generation than one that was definitely current"},
+      {"stale-after-punch", "data", "old data where a completed hole punch left zeroes"},
+      {"lost-write", "data", "zeroes or older data where a completed write must be"},
+      {"foreign", "data", "a stamp of another file, another block, or an op that never wrote here (data exposure)"},
+      {"torn", "data", "bad checksum or mixed stamps in one block while the file was quiescent"},
+      {"cache-incoherent", "data", "page cache (read(2) or mmap) and O_DIRECT disagree after the race"},
+      {"space-leak", "data", "st_blocks or free space differ from what the model allows (leaked block or reservation)"},
+      {"kernel-warning", "kernel-log", "WARNING: ... (WARN_ON and friends)"},
+      {"kernel-bug", "kernel-log", "kernel BUG at / BUG: (including sleeping-in-atomic, bad page state)"},
+      {"kernel-oops", "kernel-log", "Oops / general protection fault / unable to handle page fault"},
+      {"kasan", "kernel-log", "KASAN report"},
+      {"ubsan", "kernel-log", "UBSAN report"},
+      {"lockdep", "kernel-log", "lockdep: circular or recursive locking, held-lock problems"},
+      {"rcu", "kernel-log", "suspicious RCU usage / RCU stall"},
+      {"hung-task", "kernel-log", "task blocked for more than N seconds"},
+      {"soft-lockup", "kernel-log", "soft or hard lockup"},
+      {"ext4-error", "kernel-log", "EXT4-fs error / warning lines for the test device"},
+      {"ext4-reservation", "kernel-log", "ext4 delalloc reservation messages, e.g. i_reserved_data_blocks(N) not cleared!"},
+      {"xfs-error", "kernel-log", "XFS assertion, corruption, Internal error or shutdown"},
+      {"workload-error", "run", "a workload syscall failed in a way the scenario does not allow (e.g. EIO)"},
+  };
+  return v;
+}
+
+nlohmann::json op_to_json(const OpRecord& r) {
+  return {{"id", r.id},           {"thread", r.thread}, {"kind", op_kind_name(OpKind(r.kind))},
+          {"file", r.file},       {"offset", r.offset}, {"length", r.length},
+          {"start_ns", r.start_ns}, {"end_ns", r.end_ns}, {"result", r.result}};
+}
+
+nlohmann::json finding_to_json(const Finding& f) {
+  nlohmann::json j = {{"class", f.cls}, {"fs", f.fs}, {"scenario", f.scenario}, {"case", f.case_name},
+                      {"phase", f.phase}};
+  if (!f.file.empty()) j["file"] = f.file;
+  if (f.block) {
+    j["block"] = *f.block;
+    j["offset"] = *f.block * kBlockSize;
+  }
+  if (!f.expected.empty()) j["expected"] = f.expected;
+  if (!f.got.empty()) j["got"] = f.got;
+  if (f.got_value) {
+    const auto& v = *f.got_value;
+    j["got_value"] = {{"class", block_class_name(v.cls)}, {"file_id", v.file_id}, {"block", v.block},
+                      {"op", v.gen}};
+    if (v.cls == BlockClass::kMixed) j["got_value"]["op2"] = v.gen2;
+  }
+  if (!f.ops.empty()) {
+    j["ops"] = nlohmann::json::array();
+    for (auto& o : f.ops) j["ops"].push_back(op_to_json(o));
+  }
+  if (!f.detail.empty()) j["detail"] = f.detail;
+  if (!f.kernel_log.empty()) j["kernel_log"] = f.kernel_log;
+  if (f.time_ns) j["time_ns"] = f.time_ns;
+  return j;
+}
+
+void FindingSet::add(Finding f, size_t keep) {
+  std::string key = f.case_name + "\x1f" + f.cls;
+  uint64_t n = ++total_by_class[f.cls];
+  (void)n;
+  size_t same = 0;
+  for (const auto& k : kept)
+    if (k.case_name == f.case_name && k.cls == f.cls) ++same;
+  if (same >= keep) {
+    ++suppressed_by_class[f.cls];
+    return;
+  }
+  kept.push_back(std::move(f));
+}
+
+void FindingSet::merge(const FindingSet& other, size_t keep) {
+  for (const auto& f : other.kept) add(f, keep);
+  for (const auto& [c, n] : other.suppressed_by_class) {
+    suppressed_by_class[c] += n;
+    total_by_class[c] += n;
+  }
+}
+
+uint64_t FindingSet::total() const {
+  uint64_t t = 0;
+  for (const auto& [c, n] : total_by_class) t += n;
+  return t;
+}
+
+}  // namespace fsrace

@@ -1,0 +1,56 @@
+// Findings: what fsrace reports, one record per thing the kernel did wrong (or a kernel-log splat),
+// and their JSON form (schema in results/README.md).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/oplog.h"
+#include "harness/stamp.h"
+
+namespace fsrace {
+
+struct FindingClassInfo {
+  const char* name;
+  const char* source;  // "data" (oracle), "kernel-log", "run"
+  const char* meaning;
+};
+
+// Every finding class fsrace can report (for `fsrace list classes` and validation).
+const std::vector<FindingClassInfo>& finding_classes();
+
+struct Finding {
+  std::string cls;
+  std::string fs;
+  std::string scenario;
+  std::string case_name;
+  std::string phase;          // race, verify-cache, verify-mmap, verify-direct, verify-disk, space, kernel-log
+  std::string file;           // file name inside the test filesystem
+  std::optional<uint64_t> block;
+  std::vector<std::string> expected;  // human-readable allowed values
+  std::string got;
+  std::optional<BlockValue> got_value;
+  std::vector<OpRecord> ops;  // the read and the op(s) that decide it
+  std::string detail;
+  std::vector<std::string> kernel_log;  // matching line and its context
+  uint64_t time_ns = 0;       // CLOCK_MONOTONIC of the event (read start, log line)
+};
+
+nlohmann::json op_to_json(const OpRecord& r);
+nlohmann::json finding_to_json(const Finding& f);
+
+// Groups findings, keeps at most `keep` detailed records per (case, class), counts the rest.
+struct FindingSet {
+  std::vector<Finding> kept;
+  std::map<std::string, uint64_t> total_by_class;
+  std::map<std::string, uint64_t> suppressed_by_class;
+  void add(Finding f, size_t keep = 50);
+  void merge(const FindingSet& other, size_t keep = 50);
+  uint64_t total() const;
+};
+
+}  // namespace fsrace

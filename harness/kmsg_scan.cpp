@@ -1,0 +1,197 @@
+#include "harness/kmsg_scan.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fmt/core.h>
+#include <regex>
+
+namespace fsrace {
+namespace {
+
+struct Pattern {
+  const char* cls;
+  const char* needle;  // substring match, checked in table order
+};
+
+// Order matters: specific reports before the generic WARNING:/BUG: prefixes they also carry.
+const Pattern kPatterns[] = {
+    {"ext4-reservation", "i_reserved_data_blocks"},
+    {"ext4-reservation", "i_reserved_meta_blocks"},
+    {"ext4-reservation", "reserved data blocks"},  // ext4_da_release_space / update_reserve_space
+    {"ext4-reservation", "Delayed block allocation failed"},
+    {"ext4-reservation", "This should not happen!! Data will be lost"},
+    {"kasan", "BUG: KASAN:"},
+    {"kasan", "KASAN: "},
+    {"ubsan", "UBSAN:"},
+    {"lockdep", "possible circular locking dependency detected"},
+    {"lockdep", "possible recursive locking detected"},
+    {"lockdep", "inconsistent lock state"},
+    {"lockdep", "possible irq lock inversion dependency detected"},
+    {"lockdep", "bad unlock balance detected"},
+    {"lockdep", "held lock freed"},
+    {"lockdep", "lock held when returning to user space"},
+    {"lockdep", "suspicious unlock"},
+    {"rcu", "suspicious RCU usage"},
+    {"rcu", "self-detected stall on CPU"},
+    {"rcu", "detected stalls on CPUs/tasks"},
+    {"hung-task", "blocked for more than"},
+    {"soft-lockup", "soft lockup - CPU#"},
+    {"soft-lockup", "Watchdog detected hard LOCKUP"},
+    {"kernel-oops", "BUG: unable to handle"},
+    {"kernel-oops", "BUG: kernel NULL pointer dereference"},
+    {"kernel-oops", "general protection fault"},
+    {"kernel-oops", "Oops: "},
+    {"kernel-bug", "kernel BUG at"},
+    {"kernel-bug", "BUG: "},
+    {"xfs-error", "XFS: Assertion failed"},
+    {"xfs-error", "Internal error"},
+    {"xfs-error", "Corruption detected"},
+    {"xfs-error", "Metadata corruption detected"},
+    {"xfs-error", "Metadata CRC error"},
+    {"xfs-error", "Corruption of in-memory data"},
+    {"xfs-error", "Filesystem has been shut down"},
+    {"xfs-error", "xfs_do_force_shutdown"},
+    {"xfs-error", "log I/O error"},
+    {"ext4-error", "EXT4-fs error"},
+    {"ext4-error", "EXT4-fs warning"},
+    {"ext4-error", "EXT4-fs critical"},
+    {"ext4-error", "Remounting filesystem read-only"},
+    {"ext4-error", "Detected aborted journal"},
+    {"kernel-warning", "WARNING: "},
+};
+
+// Lines that belong to a report already open and never start one of their own.
+bool is_trace_end(const std::string& t) {
+  return t.find("---[ end trace") != std::string::npos || t.find("---[ end Kernel panic") != std::string::npos;
+}
+
+// "EXT4-fs (loop3)", "EXT4-fs error (device loop3)", "XFS (loop3)": the device a line names, if any.
+std::string device_of(const std::string& t) {
+  static const std::regex re(R"((?:EXT4-fs|XFS)[^(]*\((?:device )?([A-Za-z0-9_.-]+)\))");
+  std::smatch m;
+  if (std::regex_search(t, m, re)) return m[1];
+  return "";
+}
+
+// Classes whose report is a single line unless a stack trace follows it.
+bool single_line(const std::string& cls, const std::string& t) {
+  if (cls == "ext4-error" || cls == "ext4-reservation") return true;
+  if (cls == "xfs-error") return t.find("Assertion failed") == std::string::npos && t.find("Internal error") == std::string::npos;
+  return false;
+}
+
+// A line that continues a stack dump or register dump.
+bool trace_continuation(const std::string& u) {
+  if (!u.empty() && (u[0] == ' ' || u[0] == '\t')) return true;
+  static const char* kPrefixes[] = {"CPU: ", "Hardware name:", "Call Trace:", "RIP: ", "RSP: ", "RAX: ", "RDX: ",
+                                    "RBP: ", "R10: ", "R13: ", "FS: ", "CS: ", "CR2: ", "Code: ", "Modules linked in",
+                                    "<TASK>", "</TASK>", "? ", "---[ end trace", "Workqueue:"};
+  for (const char* p : kPrefixes)
+    if (u.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+bool parse_kmsg_record(const std::string& rec, KmsgLine* out) {
+  size_t semi = rec.find(';');
+  if (semi == std::string::npos) return false;
+  unsigned long long prio, seq, ts;
+  if (std::sscanf(rec.c_str(), "%llu,%llu,%llu", &prio, &seq, &ts) != 3) return false;
+  out->level = int(prio & 7);
+  out->seq = seq;
+  out->ts_us = ts;
+  size_t end = rec.find('\n', semi + 1);
+  std::string msg = rec.substr(semi + 1, end == std::string::npos ? std::string::npos : end - semi - 1);
+  // /dev/kmsg escapes non-printable bytes as \xNN; keep them as they are.
+  out->text = std::move(msg);
+  return true;
+}
+
+std::vector<KmsgLine> parse_log_text(const std::string& text) {
+  std::vector<KmsgLine> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    KmsgLine l;
+    unsigned long sec = 0, usec = 0;
+    int n = 0;
+    if (line.size() > 2 && line[0] == '[' && std::sscanf(line.c_str(), "[%lu.%lu]%n", &sec, &usec, &n) == 2 && n > 0) {
+      l.ts_us = uint64_t(sec) * 1000000 + usec;
+      size_t s = size_t(n);
+      if (s < line.size() && line[s] == ' ') ++s;
+      l.text = line.substr(s);
+    } else {
+      l.text = line;
+    }
+    l.seq = out.size();
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+std::string format_kmsg_line(const KmsgLine& l) {
+  return fmt::format("[{:5}.{:06}] {}", l.ts_us / 1000000, l.ts_us % 1000000, l.text);
+}
+
+std::string classify_kmsg_line(const std::string& text) {
+  for (const auto& p : kPatterns)
+    if (text.find(p.needle) != std::string::npos) return p.cls;
+  return "";
+}
+
+KmsgScanResult scan_kmsg(const std::vector<KmsgLine>& lines, const KmsgScanOptions& opt) {
+  KmsgScanResult r;
+  r.lines = lines.size();
+  size_t i = 0;
+  while (i < lines.size()) {
+    const std::string& t = lines[i].text;
+    if (t.find("Page cache invalidation failure on direct I/O") != std::string::npos) ++r.dio_invalidate_failures;
+    std::string cls = classify_kmsg_line(t);
+    if (cls.empty()) {
+      ++i;
+      continue;
+    }
+    if (!opt.devices.empty() && (cls == "ext4-error" || cls == "ext4-reservation" || cls == "xfs-error")) {
+      std::string dev = device_of(t);
+      if (!dev.empty() && !opt.devices.count(dev)) {
+        ++i;
+        continue;
+      }
+    }
+    Finding f;
+    f.cls = cls;
+    f.fs = opt.fs;
+    f.scenario = opt.scenario;
+    f.case_name = opt.case_name;
+    f.phase = "kernel-log";
+    f.got = t;
+    f.time_ns = lines[i].ts_us * 1000;
+    if (i > 0 && lines[i - 1].text.find("[ cut here ]") != std::string::npos)
+      f.kernel_log.push_back(format_kmsg_line(lines[i - 1]));
+    f.kernel_log.push_back(format_kmsg_line(lines[i]));
+    size_t j = i + 1;
+    for (; j < lines.size() && f.kernel_log.size() < opt.max_context; ++j) {
+      const std::string& u = lines[j].text;
+      // An XFS assertion is followed by the WARNING that assfail() raises: same report.
+      if (u.find("[ cut here ]") != std::string::npos && cls != "xfs-error") break;
+      if (single_line(cls, t) && !trace_continuation(u)) break;
+      std::string c2 = classify_kmsg_line(u);
+      // A new report starts: stop (the Oops line after "BUG: unable to handle" belongs to it, though).
+      if (!c2.empty() && !(cls == "kernel-oops" && c2 == "kernel-oops") && c2 != "kernel-warning") break;
+      f.kernel_log.push_back(format_kmsg_line(lines[j]));
+      if (is_trace_end(u)) {
+        ++j;
+        break;
+      }
+    }
+    r.findings.push_back(std::move(f));
+    i = j;
+  }
+  return r;
+}
+
+}  // namespace fsrace

@@ -1,0 +1,75 @@
+// The oracle: decides from the op log alone whether every value read back was allowed.
+//
+// Rule (per block b, read R over [R.start, R.end] that saw value v): v is allowed iff it was produced
+// by an op X on b (a write's stamp, a punch's zeroes, the initial state) with X.start < R.end, and no
+// other successful op Y on b has Y.start > X.end and Y.end < R.start — i.e. v was current at some
+// instant of the read under some order consistent with the op intervals. Tearing (mixed stamps,
+// partial sectors) is legal only while a modifying op on b overlapped the read.
+#pragma once
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "harness/findings.h"
+#include "harness/oplog.h"
+
+namespace fsrace {
+
+struct OracleContext {
+  std::string fs;
+  std::string scenario;
+  std::string case_name;
+  size_t keep_per_class = 50;
+};
+
+struct OracleStats {
+  uint64_t reads_checked = 0;   // read ops
+  uint64_t blocks_checked = 0;  // observations
+  uint64_t torn_legal = 0;      // torn blocks seen while a write/punch overlapped (allowed)
+  uint64_t modifying_ops = 0;
+};
+
+// The per-block history the rule is evaluated against (exposed for tests and kernel-event matching).
+class BlockModel {
+ public:
+  struct Mod {
+    uint64_t start, end, id;
+    bool punch;
+    bool ok;  // completed successfully: only such ops can supersede another
+  };
+  explicit BlockModel(const OpLogData& d);
+
+  // Is the value produced by op `id` on (file, block) allowed for a read over [rs, re]?
+  bool allowed_data(uint16_t file, uint64_t block, uint64_t id, uint64_t rs, uint64_t re) const;
+  bool allowed_zero(uint16_t file, uint64_t block, uint64_t rs, uint64_t re) const;
+
+  struct Hist {
+    std::vector<Mod> mods;             // sorted by start; mods[0] is the initial hole (id 0)
+    std::vector<uint64_t> suffix_min_end;  // over ok mods, UINT64_MAX otherwise
+    std::vector<size_t> punch_idx;     // indexes of punches (and the initial hole), by start
+    std::vector<uint64_t> punch_prefix_max_end;
+  };
+  const Hist* hist(uint16_t file, uint64_t block) const;
+  const OpRecord* op(uint64_t id) const;
+  uint64_t file_id(uint16_t file) const { return file < file_ids_.size() ? file_ids_[file] : 0; }
+  const std::string& file_name(uint16_t file) const;
+
+  bool allowed(const Hist& h, const Mod& x, uint64_t rs, uint64_t re) const;
+  const Mod* find(const Hist& h, uint64_t id) const;
+  // The successful op that ended last before `rs` among those that started after `after_end`.
+  const Mod* superseder(const Hist& h, uint64_t after_end, uint64_t rs) const;
+  // Every value allowed for a read over [rs, re], described.
+  std::vector<std::string> allowed_values(const Hist& h, uint64_t rs, uint64_t re) const;
+  bool overlapped(const Hist& h, uint64_t rs, uint64_t re) const;
+
+ private:
+  const OpLogData& d_;
+  std::unordered_map<uint64_t, Hist> hist_;  // key: file << 40 | block
+  std::unordered_map<uint64_t, size_t> op_index_;
+  std::vector<uint64_t> file_ids_;
+  std::vector<std::string> file_names_;
+};
+
+FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats = nullptr);
+
+}  // namespace fsrace

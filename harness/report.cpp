@@ -1,0 +1,108 @@
+#include "harness/report.h"
+
+#include <fmt/core.h>
+#include <iostream>
+
+#include "harness/util.h"
+
+namespace fsrace {
+
+namespace {
+std::string case_block(const nlohmann::json& c) {
+  std::string s;
+  s += fmt::format("case {}  [{}]  status: {}\n", c.value("case", "?"), c.value("fs", "?"), c.value("status", "?"));
+  if (c.contains("ops")) {
+    const auto& o = c["ops"];
+    std::string kinds;
+    for (auto it = o["by_kind"].begin(); it != o["by_kind"].end(); ++it)
+      kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", it.key(), it.value().get<uint64_t>());
+    double secs = o.value("seconds", 0.0);
+    uint64_t total = o.value("total", uint64_t(0));
+    s += fmt::format("  race: {} ops in {:.2f} s ({:.0f} ops/s): {}\n", total, secs, secs > 0 ? double(total) / secs : 0.0, kinds);
+    if (o.contains("errors") && !o["errors"].empty()) s += fmt::format("  failed syscalls: {}\n", o["errors"].dump());
+  }
+  if (c.contains("oracle")) {
+    const auto& o = c["oracle"];
+    s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)\n", o.value("reads_checked", 0),
+                     o.value("blocks_checked", 0), o.value("torn_legal", 0));
+  }
+  if (c.contains("kernel_log")) {
+    const auto& k = c["kernel_log"];
+    s += fmt::format("  kernel log: {} lines captured{}", k.value("lines", 0),
+                     k.value("captured", true) ? "" : fmt::format(" (not captured: {})", k.value("error", "")));
+    if (k.value("dio_invalidate_failures", 0))
+      s += fmt::format(", {} 'Page cache invalidation failure on direct I/O' (not a finding by itself)",
+                       k.value("dio_invalidate_failures", 0));
+    s += "\n";
+  }
+  if (c.contains("space")) {
+    const auto& sp = c["space"];
+    s += fmt::format("  space: free blocks baseline {}, with files {} (files allocate {}), after delete {}, after remount {}\n",
+                     sp.value("baseline_free", 0), sp.value("free_with_files", 0), sp["allocated"].dump(),
+                     sp.value("free_after_delete", 0), sp.value("free_after_remount", 0));
+  }
+  for (const auto& n : c.value("notes", nlohmann::json::array())) s += fmt::format("  note: {}\n", n.get<std::string>());
+  if (c.contains("timing")) {
+    const auto& t = c["timing"];
+    s += fmt::format("  timing: setup {:.2f} s, race {:.2f} s, verify {:.2f} s, analysis {:.2f} s\n", t.value("setup_s", 0.0),
+                     t.value("race_s", 0.0), t.value("verify_s", 0.0), t.value("analysis_s", 0.0));
+  }
+  return s;
+}
+}  // namespace
+
+std::string render_summary(const nlohmann::json& doc) {
+  std::string s;
+  const auto& run = doc["run"];
+  s += fmt::format("fsrace run {}  campaign {}  kernel {}  mode {}\n", run.value("id", "?"), run.value("campaign", "?"),
+                   run.value("kernel", "?"), run.value("mode", "?"));
+  s += fmt::format("seed {}  duration {} s per case  started {}\n", run.value("seed", 0), run.value("duration_s", 0.0),
+                   run.value("started", ""));
+  const auto& by = doc.value("findings_by_class", nlohmann::json::object());
+  uint64_t total = 0;
+  std::string classes;
+  for (auto it = by.begin(); it != by.end(); ++it) {
+    total += it.value().get<uint64_t>();
+    classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", it.key(), it.value().get<uint64_t>());
+  }
+  std::string status = doc.value("status", "complete");
+  s += fmt::format("result: {}{}{}\n", total ? fmt::format("{} finding(s): {}", total, classes) : "no finding",
+                   status == "complete" ? "" : fmt::format("  [{}]", status),
+                   doc.value("suppressed", 0) ? fmt::format("  ({} more not itemised)", doc.value("suppressed", 0)) : "");
+  s += "\n";
+  for (const auto& c : doc.value("cases", nlohmann::json::array())) s += case_block(c) + "\n";
+  size_t shown = 0;
+  for (const auto& f : doc.value("findings", nlohmann::json::array())) {
+    if (shown++ == 20) {
+      s += "  ... (all findings in findings.json)\n";
+      break;
+    }
+    std::string where = f.contains("block") ? fmt::format(" {} block {}", f.value("file", ""), f["block"].get<uint64_t>())
+                                            : (f.contains("file") ? " " + f.value("file", "") : "");
+    s += fmt::format("finding: {} [{} {}]{}: {}\n", f.value("class", ""), f.value("case", ""), f.value("phase", ""), where,
+                     f.value("detail", f.value("got", "")));
+    if (f.contains("got") && f.contains("block")) s += fmt::format("    got {}\n", f.value("got", ""));
+    if (f.contains("expected")) {
+      std::string e;
+      for (const auto& x : f["expected"]) e += (e.empty() ? "" : " | ") + x.get<std::string>();
+      s += fmt::format("    allowed {}\n", e);
+    }
+  }
+  return s;
+}
+
+int report_dir(const std::string& dir, bool json) {
+  std::string path = dir + "/findings.json";
+  if (!path_exists(path))
+    throw UsageError(fmt::format("{} is not an fsrace run directory (no findings.json): pass results/<campaign>/<run-id>", dir));
+  auto doc = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (doc.is_discarded() || doc.value("schema", "") != kFindingsSchema)
+    throw UsageError(fmt::format("{} is not a readable fsrace findings file (schema {})", path, kFindingsSchema));
+  if (json) std::cout << doc.dump(2) << "\n";
+  else std::cout << render_summary(doc);
+  uint64_t total = 0;
+  for (auto it = doc["findings_by_class"].begin(); it != doc["findings_by_class"].end(); ++it) total += it.value().get<uint64_t>();
+  return total ? 1 : 0;
+}
+
+}  // namespace fsrace

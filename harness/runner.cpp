@@ -1,0 +1,288 @@
+#include "harness/runner.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fmt/core.h>
+#include <iostream>
+
+#include "harness/host.h"
+#include "harness/kmsg_capture.h"
+#include "harness/kmsg_scan.h"
+#include "harness/oplog.h"
+#include "harness/oracle.h"
+#include "harness/report.h"
+#include "harness/util.h"
+#include "harness/verify.h"
+#include "workloads/scenario.h"
+
+namespace fsrace {
+namespace {
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != sizeof v) v = now_ns() ^ (uint64_t(getpid()) << 32);
+  return v;
+}
+
+double secs_since(uint64_t t0) { return double(now_ns() - t0) / 1e9; }
+
+struct CaseSpec {
+  FsConfig fs;
+  ScenarioConfig sc;
+  uint64_t rep;
+  std::string name;
+};
+
+struct CaseOut {
+  nlohmann::json info;
+  FindingSet findings;
+  std::string kmsg_text;
+};
+
+nlohmann::json findings_doc(const nlohmann::json& run, const std::vector<nlohmann::json>& cases, const FindingSet& fs,
+                            const std::string& status) {
+  nlohmann::json doc;
+  doc["schema"] = kFindingsSchema;
+  doc["run"] = run;
+  doc["status"] = status;
+  doc["cases"] = cases;
+  doc["findings_by_class"] = nlohmann::json::object();
+  for (const auto& [c, n] : fs.total_by_class) doc["findings_by_class"][c] = n;
+  uint64_t sup = 0;
+  for (const auto& [c, n] : fs.suppressed_by_class) sup += n;
+  doc["suppressed"] = sup;
+  doc["findings"] = nlohmann::json::array();
+  for (const auto& f : fs.kept) doc["findings"].push_back(finding_to_json(f));
+  return doc;
+}
+
+class CaseRunner {
+ public:
+  CaseRunner(const RunOptions& opt, const CaseSpec& cs, const std::string& case_dir, uint64_t nonce)
+      : opt_(opt), cs_(cs), dir_(case_dir), nonce_(nonce) {}
+
+  CaseOut run() {
+    CaseOut out;
+    auto& info = out.info;
+    info["case"] = cs_.name;
+    info["fs"] = cs_.fs.type;
+    info["scenario"] = cs_.sc.name;
+    info["repetition"] = cs_.rep;
+    info["notes"] = nlohmann::json::array();
+    Scenario* scenario = find_scenario(cs_.sc.name);
+    uint64_t seed = opt_.campaign.seed + cs_.rep * 1000003ull;
+    info["seed"] = seed;
+
+    uint64_t t_setup = now_ns();
+    TempDir work(opt_.workdir, "fsrace.");
+    LoopDevice loop(work.path() + "/disk.img", cs_.fs.device_size_mib);
+    make_filesystem(cs_.fs, loop.dev());
+    std::string mnt_dir = work.path() + "/mnt";
+    std::optional<Mount> mnt;
+    mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+    std::string test_dir = mnt_dir + "/fsrace";
+    if (mkdir(test_dir.c_str(), 0755) != 0) throw UsageError(fmt::format("cannot create {}: {}", test_dir, strerror(errno)));
+    sync();
+    SpaceMeasure space;
+    space.fs = cs_.fs.type;
+    FsSpace base = fs_space(test_dir);
+    space.fs_block = base.block_size;
+    space.baseline_free = base.free;
+
+    KmsgCapture kmsg(fmt::format("{:016x} {}", nonce_, cs_.name));
+    if (!kmsg.ok()) info["notes"].push_back(fmt::format("kernel log not captured: {}", kmsg.error()));
+
+    ScenarioEnv env;
+    env.dir = test_dir;
+    env.cfg = &cs_.sc;
+    env.seed = seed;
+    env.duration_s = opt_.campaign.duration_s;
+    env.run_nonce = nonce_ & 0xffffffffu;
+    env.stop = &stop_requested();
+    std::vector<TestFile> files = scenario->plan_files(env);
+
+    nlohmann::json meta = {{"scenario", cs_.sc.name}, {"fs", cs_.fs.type},   {"case", cs_.name},
+                           {"seed", seed},            {"clock", "CLOCK_MONOTONIC"}, {"block_size", kBlockSize},
+                           {"kernel", kernel_release()}, {"params", cs_.sc.params}};
+    meta["files"] = nlohmann::json::array();
+    for (const auto& f : files) meta["files"].push_back({{"name", f.name}, {"file_id", f.file_id}, {"blocks", f.blocks}});
+    OpLog log(dir_ + "/ops.bin", meta, opt_.log_ops);
+    env.log = &log;
+
+    scenario->setup(env, files);
+    double setup_s = secs_since(t_setup);
+    if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
+    uint64_t t_race = now_ns();
+    RaceStats rs = scenario->race(env, files);
+    double race_s = secs_since(t_race);
+    bool interrupted = stop_requested().load();
+
+    uint64_t t_verify = now_ns();
+    std::vector<std::pair<uint64_t, std::string>> injected;
+    ThreadLog& tl = log.thread(0);
+    if (!interrupted) {
+      for (auto& n : verify_cached_round(tl, files, 1)) info["notes"].push_back(n);
+      fsync_files(tl, files);
+      if (opt_.inject_corruption) injected = inject_corruption(tl, files);
+      sync();
+      for (const auto& f : files) {
+        struct stat st;
+        space.allocated.push_back(stat(f.path.c_str(), &st) == 0 ? uint64_t(st.st_blocks) * 512 / space.fs_block : 0);
+      }
+      space.free_with_files = fs_space(test_dir).free;
+      mnt->unmount();
+      mnt.reset();
+      mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+      verify_disk_round(tl, files, 2);
+      for (const auto& f : files) unlink(f.path.c_str());
+      int dfd = open(test_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        syncfs(dfd);
+        close(dfd);
+      }
+      space.free_after_delete = fs_space(test_dir).free;
+      mnt->unmount();
+      mnt.reset();
+      mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+      space.free_after_remount = fs_space(test_dir).free;
+      space.have_after_delete = true;
+    }
+    mnt->unmount();
+    mnt.reset();
+    double verify_s = secs_since(t_verify);
+    log.close();
+    std::vector<KmsgLine> klines = kmsg.stop();
+
+    // Analysis: everything below works from the files just written (ops.bin) and the captured log.
+    uint64_t t_an = now_ns();
+    OracleStats ost;
+    if (opt_.log_ops) {
+      OpLogData data = load_oplog(dir_ + "/ops.bin");
+      OracleContext ctx{cs_.fs.type, cs_.sc.name, cs_.name};
+      out.findings = run_oracle(data, ctx, &ost);
+      if (!interrupted)
+        for (auto& f : check_space(data, space, cs_.sc.name, cs_.name)) out.findings.add(std::move(f));
+    }
+    KmsgScanOptions kopt;
+    kopt.devices = {loop.name()};
+    kopt.fs = cs_.fs.type;
+    kopt.scenario = cs_.sc.name;
+    kopt.case_name = cs_.name;
+    KmsgScanResult ks = scan_kmsg(klines, kopt);
+    for (auto& f : ks.findings) out.findings.add(std::move(f));
+    for (const auto& e : rs.fatal_errors) {
+      Finding f;
+      f.cls = "workload-error";
+      f.fs = cs_.fs.type;
+      f.scenario = cs_.sc.name;
+      f.case_name = cs_.name;
+      f.phase = "race";
+      f.detail = e;
+      out.findings.add(std::move(f));
+    }
+    for (const auto& l : klines) out.kmsg_text += format_kmsg_line(l) + "\n";
+
+    info["status"] = interrupted ? "interrupted" : "complete";
+    info["device"] = loop.dev();
+    info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()}, {"seconds", rs.seconds}};
+    info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
+                      {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops}};
+    info["kernel_log"] = {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lines", klines.size()},
+                          {"lost", kmsg.lost()}, {"dio_invalidate_failures", ks.dio_invalidate_failures}};
+    if (space.have_after_delete)
+      info["space"] = {{"fs_block", space.fs_block}, {"baseline_free", space.baseline_free},
+                       {"free_with_files", space.free_with_files}, {"allocated", space.allocated},
+                       {"free_after_delete", space.free_after_delete}, {"free_after_remount", space.free_after_remount}};
+    if (!injected.empty()) {
+      info["injected"] = nlohmann::json::array();
+      for (auto& [b, c] : injected) info["injected"].push_back({{"file", files[0].name}, {"block", b}, {"class", c}});
+    }
+    info["oplog_bytes"] = log.bytes_written();
+    info["timing"] = {{"setup_s", setup_s}, {"race_s", race_s}, {"verify_s", verify_s}, {"analysis_s", secs_since(t_an)}};
+    info["findings"] = out.findings.total();
+    return out;
+  }
+
+ private:
+  const RunOptions& opt_;
+  const CaseSpec& cs_;
+  std::string dir_;
+  uint64_t nonce_;
+};
+
+}  // namespace
+
+RunOutcome run_host(const RunOptions& opt) {
+  const Campaign& c = opt.campaign;
+  for (const auto& s : c.scenarios)
+    if (!find_scenario(s.name)) throw UsageError(fmt::format("unknown scenario '{}'", s.name));
+  preflight_host(c.filesystems);
+  if (!path_exists(opt.workdir))
+    throw UsageError(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", opt.workdir));
+
+  uint64_t nonce = random_u64();
+  std::string id = fmt::format("{}-{:04x}", timestamp_id(), nonce & 0xffff);
+  std::string dir = opt.run_dir.empty() ? fmt::format("{}/{}/{}", opt.results_root, c.name, id) : opt.run_dir;
+  if (path_exists(dir + "/findings.json"))
+    throw UsageError(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", dir));
+  make_dirs(dir);
+  write_file_atomic(dir + "/campaign.toml", campaign_to_toml(c));
+
+  nlohmann::json run = {{"id", id},          {"campaign", c.name},     {"kernel", kernel_release()},
+                        {"mode", "host"},    {"seed", c.seed},         {"duration_s", c.duration_s},
+                        {"started", timestamp_id()}, {"source", c.source}, {"op_logging", opt.log_ops}};
+  std::vector<CaseSpec> cases;
+  for (uint64_t r = 0; r < c.repetitions; ++r)
+    for (const auto& fs : c.filesystems)
+      for (const auto& sc : c.scenarios)
+        cases.push_back({fs, sc, r, c.repetitions > 1 ? fmt::format("{}-{}-r{}", fs.type, sc.name, r) : fmt::format("{}-{}", fs.type, sc.name)});
+
+  install_stop_handlers();
+  std::vector<nlohmann::json> infos;
+  FindingSet all;
+  std::string kmsg_all;
+  RunOutcome outcome;
+  outcome.dir = dir;
+  auto persist = [&](const std::string& status) {
+    auto doc = findings_doc(run, infos, all, status);
+    write_file_atomic(dir + "/findings.json", doc.dump(2) + "\n");
+    write_file_atomic(dir + "/summary.txt", render_summary(doc));
+    write_file_atomic(dir + "/kmsg.log", kmsg_all);
+  };
+  persist("running");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    if (stop_requested().load()) break;
+    const CaseSpec& cs = cases[i];
+    std::string case_dir = dir + "/" + cs.name;
+    make_dirs(case_dir);
+    if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
+    CaseOut co;
+    try {
+      co = CaseRunner(opt, cs, case_dir, nonce + i).run();
+    } catch (const UsageError& e) {
+      nlohmann::json info = {{"case", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"status", std::string("error: ") + e.what()}};
+      infos.push_back(info);
+      persist(std::string("error: ") + e.what());
+      throw;
+    }
+    auto cdoc = findings_doc(run, {co.info}, co.findings, co.info.value("status", "complete"));
+    write_file_atomic(case_dir + "/findings.json", cdoc.dump(2) + "\n");
+    write_file_atomic(case_dir + "/summary.txt", render_summary(cdoc));
+    write_file_atomic(case_dir + "/kmsg.log", co.kmsg_text);
+    kmsg_all += fmt::format("==== case {} ====\n", cs.name) + co.kmsg_text;
+    infos.push_back(co.info);
+    all.merge(co.findings);
+    persist(stop_requested().load() ? "interrupted" : "running");
+  }
+  outcome.interrupted = stop_requested().load();
+  persist(outcome.interrupted ? "interrupted" : "complete");
+  outcome.findings = all.total();
+  return outcome;
+}
+
+}  // namespace fsrace

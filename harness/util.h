@@ -1,0 +1,64 @@
+// Small shared helpers: clocks, atomic file writes, the one-line environment error.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <time.h>
+
+namespace fsrace {
+
+// A configuration / environment problem the user must fix. Caught once in main, printed as one
+// line ("fsrace: <what>"), exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// CLOCK_MONOTONIC in nanoseconds: the clock of ops.bin, kmsg correlation and (later) probe events.
+inline uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+// Writes `data` to `path` through a temp file in the same directory + fsync + rename, so a reader
+// (or an interrupted run) sees either the old file or the complete new one.
+void write_file_atomic(const std::string& path, std::string_view data);
+
+// Reads a whole file; throws UsageError naming the file when it cannot.
+std::string read_file(const std::string& path);
+
+// mkdir -p; throws UsageError naming the directory.
+void make_dirs(const std::string& path);
+
+bool path_exists(const std::string& path);
+
+// "20261121-101500" in local time.
+std::string timestamp_id();
+
+// Kernel release of the running kernel (uname -r).
+std::string kernel_release();
+
+// splitmix64: the one PRNG step used for seeds, stamps and workload choices.
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Small fast deterministic RNG for workloads (seeded per thread from the campaign seed).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t next() { return splitmix64(s_); }
+  // Uniform in [0, n) for n > 0.
+  uint64_t below(uint64_t n) { return n ? next() % n : 0; }
+  double unit() { return double(next() >> 11) * (1.0 / double(1ull << 53)); }
+
+ private:
+  uint64_t s_;
+};
+
+}  // namespace fsrace

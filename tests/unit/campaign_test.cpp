@@ -1,0 +1,150 @@
+// Campaign validation: each bad input gives its exact error (file:line:col, key, allowed values).
+#include "harness/campaign.h"
+
+#include <gtest/gtest.h>
+
+#include "harness/util.h"
+
+using namespace fsrace;
+
+namespace {
+std::vector<ScenarioSpec> catalog() {
+  using T = ParamSpec::Type;
+  return {{"punch-vs-fault", "x", {{"threads", T::kInt, 2, 1, 64, ""}, {"ratio", T::kDouble, 0.5, 0, 1, ""}}},
+          {"other", "y", {}}};
+}
+std::string err(const std::string& toml) {
+  try {
+    parse_campaign(toml, "c.toml", catalog());
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST(Campaign, DefaultsWhenEmpty) {
+  Campaign c = parse_campaign("", "c.toml", catalog());
+  EXPECT_EQ(c.name, "default");
+  ASSERT_EQ(c.filesystems.size(), 2u);
+  EXPECT_EQ(c.filesystems[0].type, "ext4");
+  EXPECT_EQ(c.filesystems[1].type, "xfs");
+  ASSERT_EQ(c.scenarios.size(), 1u);
+  EXPECT_EQ(c.scenarios[0].name, "punch-vs-fault");
+  EXPECT_EQ(c.scenarios[0].params.at("threads"), 2);
+}
+
+TEST(Campaign, FullFile) {
+  Campaign c = parse_campaign(R"(
+[campaign]
+name = "soak-1"
+seed = 42
+duration_s = 2.5
+repetitions = 3
+filesystems = ["xfs"]
+scenarios = ["punch-vs-fault"]
+[fs.xfs]
+mkfs_options = ["-f", "-m", "reflink=1"]
+mount_options = "noatime"
+device_size_mib = 512
+[scenario.punch-vs-fault]
+threads = 8
+ratio = 0.25
+)", "c.toml", catalog());
+  EXPECT_EQ(c.name, "soak-1");
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_DOUBLE_EQ(c.duration_s, 2.5);
+  EXPECT_EQ(c.repetitions, 3u);
+  ASSERT_EQ(c.filesystems.size(), 1u);
+  EXPECT_EQ(c.filesystems[0].mkfs_options, (std::vector<std::string>{"-f", "-m", "reflink=1"}));
+  EXPECT_EQ(c.filesystems[0].mount_options, "noatime");
+  EXPECT_EQ(c.filesystems[0].device_size_mib, 512u);
+  EXPECT_EQ(c.scenarios[0].params.at("threads"), 8);
+  EXPECT_DOUBLE_EQ(c.scenarios[0].params.at("ratio"), 0.25);
+}
+
+TEST(Campaign, UnknownKeyNamesLineKeyAndAllowed) {
+  EXPECT_EQ(err("[campaign]\nseed = 1\nduraton_s = 3\n"),
+            "c.toml:3:1: unknown key 'duraton_s' in [campaign]; allowed: name, seed, duration_s, repetitions, filesystems, scenarios");
+}
+
+TEST(Campaign, UnknownScenarioParam) {
+  EXPECT_EQ(err("[scenario.punch-vs-fault]\nthreds = 3\n"),
+            "c.toml:2:1: unknown key 'threds' in [scenario.punch-vs-fault]; allowed: threads, ratio");
+}
+
+TEST(Campaign, WrongType) {
+  EXPECT_EQ(err("[campaign]\nseed = \"one\"\n"), "c.toml:2:8: 'seed' must be an integer");
+  EXPECT_EQ(err("[scenario.punch-vs-fault]\nthreads = 2.5\n"), "c.toml:2:11: 'threads' must be an integer");
+  EXPECT_EQ(err("[fs.ext4]\nmkfs_options = \"-q\"\n"), "c.toml:2:16: 'mkfs_options' must be an array of strings");
+}
+
+TEST(Campaign, OutOfRange) {
+  EXPECT_EQ(err("[scenario.punch-vs-fault]\nthreads = 0\n"), "c.toml:2:11: 'threads' = 0 is out of range; allowed: 1 to 64");
+  EXPECT_EQ(err("[scenario.punch-vs-fault]\nratio = 1.5\n"), "c.toml:2:9: 'ratio' = 1.5 is out of range; allowed: 0 to 1");
+  EXPECT_EQ(err("[campaign]\nduration_s = 0\n"), "c.toml:2:14: 'duration_s' = 0 is out of range; allowed: 0.1 to 604800");
+  EXPECT_EQ(err("[fs.xfs]\ndevice_size_mib = 100\n"),
+            "c.toml:2:19: 'device_size_mib' = 100 is out of range; allowed: 300 to 1048576");
+}
+
+TEST(Campaign, UnknownFilesystemAndScenario) {
+  EXPECT_EQ(err("[campaign]\nfilesystems = [\"btrfs\"]\n"),
+            "c.toml:2:15: unknown filesystem 'btrfs' in 'filesystems'; allowed: ext4, xfs");
+  EXPECT_EQ(err("[fs.btrfs]\n"), "c.toml:1:1: unknown filesystem [fs.btrfs]; allowed: ext4, xfs");
+  EXPECT_EQ(err("[campaign]\nscenarios = [\"nope\"]\n"),
+            "c.toml:2:13: unknown scenario 'nope' in 'scenarios'; allowed: punch-vs-fault, other");
+  EXPECT_EQ(err("[scenario.nope]\n"), "c.toml:1:1: unknown scenario [scenario.nope]; allowed: punch-vs-fault, other");
+}
+
+TEST(Campaign, BadNameAndTopLevelKey) {
+  EXPECT_EQ(err("[campaign]\nname = \"../x\"\n"),
+            "c.toml:2:8: 'name' must be 1-64 characters of [A-Za-z0-9._-] (it names the results directory)");
+  EXPECT_EQ(err("seed = 3\n"), "c.toml:1:1: unknown key 'seed' in the top level; allowed: campaign, fs, scenario");
+}
+
+TEST(Campaign, SyntaxError) {
+  std::string e = err("[campaign\nseed = 1\n");
+  EXPECT_EQ(e.rfind("c.toml:1:", 0), 0u) << e;
+  EXPECT_NE(e.find("TOML syntax error"), std::string::npos) << e;
+}
+
+TEST(Campaign, MissingFile) {
+  try {
+    load_campaign("/nonexistent/x.toml", catalog());
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "campaign file /nonexistent/x.toml does not exist: pass a TOML campaign (e.g. campaigns/default.toml)");
+  }
+}
+
+TEST(Campaign, Overrides) {
+  Campaign c = parse_campaign("[fs.xfs]\nmount_options = \"noatime\"\n", "c.toml", catalog());
+  CampaignOverrides o;
+  o.duration_s = 1.5;
+  o.seed = 7;
+  o.filesystems = {"xfs"};
+  o.scenarios = {"other"};
+  apply_overrides(c, o, catalog());
+  EXPECT_DOUBLE_EQ(c.duration_s, 1.5);
+  EXPECT_EQ(c.seed, 7u);
+  ASSERT_EQ(c.filesystems.size(), 1u);
+  EXPECT_EQ(c.filesystems[0].mount_options, "noatime");
+  ASSERT_EQ(c.scenarios.size(), 1u);
+  EXPECT_EQ(c.scenarios[0].name, "other");
+  CampaignOverrides bad;
+  bad.filesystems = {"zfs"};
+  EXPECT_THROW(apply_overrides(c, bad, catalog()), UsageError);
+  CampaignOverrides bad2;
+  bad2.duration_s = -1;
+  EXPECT_THROW(apply_overrides(c, bad2, catalog()), UsageError);
+}
+
+TEST(Campaign, ResolvedTomlRoundTrips) {
+  Campaign c = parse_campaign("[campaign]\nseed = 9\n[scenario.punch-vs-fault]\nratio = 0.75\n", "c.toml", catalog());
+  Campaign d = parse_campaign(campaign_to_toml(c), "resolved.toml", catalog());
+  EXPECT_EQ(d.seed, 9u);
+  EXPECT_DOUBLE_EQ(d.scenarios[0].params.at("ratio"), 0.75);
+  EXPECT_EQ(d.filesystems.size(), 2u);
+  EXPECT_EQ(d.filesystems[0].mkfs_options, c.filesystems[0].mkfs_options);
+}

@@ -1,0 +1,106 @@
+// The kernel-log analyzer on real-format log excerpts (tests/data/kmsg/*.log).
+#include "harness/kmsg_scan.h"
+
+#include <gtest/gtest.h>
+
+#include "harness/util.h"
+
+using namespace fsrace;
+
+namespace {
+std::vector<std::string> scan_file(const std::string& name, std::set<std::string> devices = {}, KmsgScanResult* res = nullptr) {
+  auto lines = parse_log_text(read_file(std::string(FSRACE_TEST_DATA) + "/kmsg/" + name));
+  KmsgScanOptions o;
+  o.devices = std::move(devices);
+  KmsgScanResult r = scan_kmsg(lines, o);
+  std::vector<std::string> out;
+  for (const auto& f : r.findings) out.push_back(f.cls);
+  if (res) *res = r;
+  return out;
+}
+using V = std::vector<std::string>;
+}  // namespace
+
+TEST(KmsgScan, Ext4ReservationLeakLine) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("ext4_reservation.log", {}, &r), V{"ext4-reservation"});
+  ASSERT_EQ(r.findings[0].kernel_log.size(), 1u);  // a one-line message: no unrelated context
+  EXPECT_NE(r.findings[0].kernel_log[0].find("i_reserved_data_blocks(1) not cleared!"), std::string::npos);
+}
+
+TEST(KmsgScan, Ext4ReleaseSpaceWarningAndMessage) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("ext4_release_space.log", {}, &r), (V{"kernel-warning", "ext4-reservation"}));
+  const auto& ctx = r.findings[0].kernel_log;
+  EXPECT_NE(ctx.front().find("[ cut here ]"), std::string::npos);
+  EXPECT_NE(ctx.back().find("---[ end trace"), std::string::npos);
+  EXPECT_NE(r.findings[0].got.find("ext4_da_release_space"), std::string::npos);
+}
+
+TEST(KmsgScan, GenericWarningKeepsItsTraceOnly) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("warning.log", {}, &r), V{"kernel-warning"});
+  EXPECT_EQ(r.findings[0].kernel_log.size(), 15u);  // cut here .. end trace, not the later mount line
+}
+
+TEST(KmsgScan, Lockdep) {
+  EXPECT_EQ(scan_file("lockdep.log"), V{"lockdep"});
+  EXPECT_EQ(scan_file("recursive_locking.log"), V{"lockdep"});
+}
+
+TEST(KmsgScan, KasanIsNotAlsoAKernelBug) { EXPECT_EQ(scan_file("kasan.log"), V{"kasan"}); }
+TEST(KmsgScan, Ubsan) { EXPECT_EQ(scan_file("ubsan.log"), V{"ubsan"}); }
+TEST(KmsgScan, KernelBugAt) { EXPECT_EQ(scan_file("kernel_bug.log"), V{"kernel-bug"}); }
+TEST(KmsgScan, SleepingInAtomicIsABug) { EXPECT_EQ(scan_file("sleeping_in_atomic.log"), V{"kernel-bug"}); }
+TEST(KmsgScan, NullDerefOopsIsOneFinding) { EXPECT_EQ(scan_file("oops.log"), V{"kernel-oops"}); }
+TEST(KmsgScan, GeneralProtectionFault) { EXPECT_EQ(scan_file("gpf.log"), V{"kernel-oops"}); }
+TEST(KmsgScan, HungTask) { EXPECT_EQ(scan_file("hung_task.log"), V{"hung-task"}); }
+TEST(KmsgScan, SoftLockup) { EXPECT_EQ(scan_file("soft_lockup.log"), V{"soft-lockup"}); }
+TEST(KmsgScan, SuspiciousRcu) { EXPECT_EQ(scan_file("rcu.log"), V{"rcu"}); }
+
+TEST(KmsgScan, XfsAssertionSwallowsItsWarning) { EXPECT_EQ(scan_file("xfs_assert.log"), V{"xfs-error"}); }
+
+TEST(KmsgScan, XfsCorruption) { EXPECT_EQ(scan_file("xfs_corruption.log"), V{"xfs-error"}); }
+
+TEST(KmsgScan, XfsInternalErrorAndShutdown) {
+  EXPECT_EQ(scan_file("xfs_shutdown.log"), (V{"xfs-error", "xfs-error", "xfs-error", "xfs-error"}));
+}
+
+TEST(KmsgScan, Ext4ErrorAndReadOnlyRemount) {
+  EXPECT_EQ(scan_file("ext4_error.log"), (V{"ext4-error", "ext4-error"}));
+}
+
+TEST(KmsgScan, CleanRunHasNoFinding) { EXPECT_EQ(scan_file("clean_run.log"), V{}); }
+
+TEST(KmsgScan, DioInvalidationFailureIsCountedNotAFinding) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("dio_invalidate.log", {}, &r), V{});
+  EXPECT_EQ(r.dio_invalidate_failures, 2u);
+}
+
+TEST(KmsgScan, OtherDevicesAreIgnoredWhenDevicesAreKnown) {
+  EXPECT_EQ(scan_file("other_device.log", {"loop3"}), V{"ext4-reservation"});
+  EXPECT_EQ(scan_file("other_device.log"), (V{"ext4-error", "ext4-reservation"}));
+}
+
+TEST(KmsgScan, ParsesKmsgRecords) {
+  KmsgLine l;
+  ASSERT_TRUE(parse_kmsg_record("3,1234,815402118,-;EXT4-fs (loop3): Inode 13: i_reserved_data_blocks(1) not cleared!\n"
+                                " SUBSYSTEM=block\n DEVICE=b7:3\n",
+                                &l));
+  EXPECT_EQ(l.level, 3);
+  EXPECT_EQ(l.seq, 1234u);
+  EXPECT_EQ(l.ts_us, 815402118u);
+  EXPECT_EQ(l.text, "EXT4-fs (loop3): Inode 13: i_reserved_data_blocks(1) not cleared!");
+  EXPECT_EQ(format_kmsg_line(l), "[  815.402118] EXT4-fs (loop3): Inode 13: i_reserved_data_blocks(1) not cleared!");
+  EXPECT_FALSE(parse_kmsg_record("garbage without separator", &l));
+}
+
+TEST(KmsgScan, ParsesConsoleTextWithAndWithoutTimestamps) {
+  auto v = parse_log_text("[    1.234567] hello\nplain line\r\n[12345.000001] x");
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0].ts_us, 1234567u);
+  EXPECT_EQ(v[0].text, "hello");
+  EXPECT_EQ(v[1].text, "plain line");
+  EXPECT_EQ(v[2].ts_us, 12345000001u);
+}

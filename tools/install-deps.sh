@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs fsrace's build and run dependencies from Debian 12 with apt-get.
+# Idempotent: packages already present are skipped, and the ones installed are printed.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config python3
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  e2fsprogs xfsprogs util-linux kmod
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} packages already installed"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages ${missing[*]}: run 'sudo make deps' (apt-get needs root)" >&2
+  exit 2
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "deps: installed ${missing[*]}"
