@@ -174,7 +174,13 @@ class CaseRunner {
     kopt.scenario = cs_.sc.name;
     kopt.case_name = cs_.name;
     KmsgScanResult ks = scan_kmsg(klines, kopt);
+    bool data_findings = false;
+    for (const auto& [cls, n] : out.findings.total_by_class) data_findings |= n > 0 && is_data_finding_class(cls);
     for (auto& f : ks.findings) out.findings.add(std::move(f));
+    for (auto& f : escalate_notices(ks.notices, data_findings, kopt)) out.findings.add(std::move(f));
+    nlohmann::json notices = nlohmann::json::array();
+    for (const auto& n : ks.notices)
+      notices.push_back({{"rule", n.rule}, {"lines", n.lines}, {"escalated", data_findings}});
     for (const auto& e : rs.fatal_errors) {
       Finding f;
       f.cls = "workload-error";
@@ -193,7 +199,8 @@ class CaseRunner {
     info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
                       {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops}};
     info["kernel_log"] = {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lines", klines.size()},
-                          {"lost", kmsg.lost()}, {"dio_invalidate_failures", ks.dio_invalidate_failures}};
+                          {"lost", kmsg.lost()}, {"dio_invalidate_failures", ks.dio_invalidate_failures},
+                          {"notices", notices}};
     if (space.have_after_delete)
       info["space"] = {{"fs_block", space.fs_block}, {"baseline_free", space.baseline_free},
                        {"free_with_files", space.free_with_files}, {"allocated", space.allocated},
