@@ -49,12 +49,12 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
     h.suffix_min_end.assign(n + 1, UINT64_MAX);
     for (size_t i = n; i-- > 0;)
       h.suffix_min_end[i] = std::min(h.suffix_min_end[i + 1], h.mods[i].ok ? h.mods[i].end : UINT64_MAX);
-    uint64_t mx = 0;
+    size_t best = SIZE_MAX;
     for (size_t i = 0; i < n; ++i)
       if (h.mods[i].punch) {
         h.punch_idx.push_back(i);
-        mx = std::max(mx, h.mods[i].end);
-        h.punch_prefix_max_end.push_back(mx);
+        if (best == SIZE_MAX || h.mods[i].end > h.mods[best].end) best = i;
+        h.punch_prefix_best.push_back(best);
       }
   }
 }
@@ -136,12 +136,7 @@ bool BlockModel::allowed_zero(uint16_t file, uint64_t block, uint64_t rs, uint64
                              [&](size_t i, uint64_t t) { return h->mods[i].start < t; });
   size_t n = size_t(it - h->punch_idx.begin());
   if (n == 0) return false;
-  uint64_t best_end = h->punch_prefix_max_end[n - 1];
-  for (size_t i = 0; i < n; ++i) {
-    const Mod& p = h->mods[h->punch_idx[i]];
-    if (p.end == best_end) return allowed(*h, p, rs, re);
-  }
-  return false;
+  return allowed(*h, h->mods[h->punch_prefix_best[n - 1]], rs, re);
 }
 
 FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats) {

@@ -47,7 +47,7 @@ class BlockModel {
     std::vector<Mod> mods;             // sorted by start; mods[0] is the initial hole (id 0)
     std::vector<uint64_t> suffix_min_end;  // over ok mods, UINT64_MAX otherwise
     std::vector<size_t> punch_idx;     // indexes of punches (and the initial hole), by start
-    std::vector<uint64_t> punch_prefix_max_end;
+    std::vector<size_t> punch_prefix_best;  // per punch prefix: index of the punch with the latest end
   };
   const Hist* hist(uint16_t file, uint64_t block) const;
   const OpRecord* op(uint64_t id) const;
