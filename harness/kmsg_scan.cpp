@@ -1,5 +1,6 @@
 #include "harness/kmsg_scan.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fmt/core.h>
@@ -77,6 +78,13 @@ const NoticeRule kNoticeRules[] = {
     // disk, so it is corroborated by the oracle before it counts.
     {"ext4-evict-dirty-tag", "data will be lost", "ext4-error",
      "inode evicted with a page tagged dirty; a finding when the oracle also sees lost or stale data"},
+    // Printed alongside the DIO invalidation failure when buffered writes raced the direct write.
+    {"dio-collision", "Direct I/O collision with buffered writes", "kernel-warning",
+     "O_DIRECT raced buffered writes on the same range; only a bug if data went wrong"},
+    // ext4_convert_unwritten_extents_endio() with CONFIG_EXT4_DEBUG: the written range is smaller than
+    // the unwritten extent, which ext4 then splits ("TODO: ... should be illegal" in the source).
+    {"ext4-debug-extent-split", "finished: extent logical block", "ext4-error",
+     "CONFIG_EXT4_DEBUG-only note; ext4 splits the extent and continues"},
 };
 
 const NoticeRule* notice_rule(const std::string& t) {
@@ -166,6 +174,15 @@ std::string classify_kmsg_line(const std::string& text) {
   for (const auto& p : kPatterns)
     if (text.find(p.needle) != std::string::npos) return p.cls;
   return "";
+}
+
+bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
+                                      bool dio_mixed) {
+  if (result != -EIO) return false;
+  bool collision = dio_mixed;
+  for (const auto& n : ks.notices) collision |= n.rule == "dio-invalidate-failure" || n.rule == "dio-collision";
+  return collision && (op_kind == "fsync" || op_kind == "sync-file-range" || op_kind == "dio-read" ||
+                       op_kind == "dio-write");
 }
 
 bool is_data_finding_class(const std::string& cls) {

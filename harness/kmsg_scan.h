@@ -50,6 +50,13 @@ struct KmsgScanResult {
   uint64_t lines = 0;
 };
 
+// dio_warn_stale_pagecache() sets the mapping's writeback error to -EIO whenever a direct write cannot
+// invalidate the cached range (its message is rate-limited to 10 a day, the EIO is not), so later fsync /
+// sync_file_range / O_DIRECT calls on that file report EIO: expected, not a finding, when the log shows
+// the collision or the case mixed O_DIRECT writes with cached writes or mappings (`dio_mixed`).
+bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
+                                      bool dio_mixed);
+
 // Data-finding classes that corroborate a notice.
 bool is_data_finding_class(const std::string& cls);
 // Turns the notices of a case into findings when the case has corroborating data findings.

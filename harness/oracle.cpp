@@ -20,7 +20,7 @@ const char* phase_of(OpKind k) {
   }
 }
 
-bool quiescent(OpKind k) { return uint16_t(k) >= uint16_t(OpKind::kVerifyCached); }
+bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 }  // namespace
 
@@ -32,18 +32,29 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
       file_names_.push_back(f.value("name", std::string()));
       uint64_t blocks = f.value("blocks", uint64_t(0));
       uint16_t fi = uint16_t(file_ids_.size() - 1);
-      for (uint64_t b = 0; b < blocks; ++b) hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true});
+      for (uint64_t b = 0; b < blocks; ++b) {
+        hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
+        alloc_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
+      }
     }
   }
   for (const auto& r : d.ops) {
     OpKind k = OpKind(r.kind);
+    if (op_kind_modifies(k) || k == OpKind::kFalloc) {
+      bool frees = k == OpKind::kPunch;
+      bool ok = (frees || k == OpKind::kZeroRange || k == OpKind::kFalloc) ? r.result == 0 : r.result == int64_t(r.length);
+      uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
+      for (uint64_t b = b0; b < b1; ++b) alloc_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, frees, ok, false});
+    }
     if (!op_kind_modifies(k)) continue;
-    bool punch = k == OpKind::kPunch;
+    bool punch = op_kind_zeroes(k);
     bool ok = punch ? r.result == 0 : r.result == int64_t(r.length);
+    bool mmap = k == OpKind::kMmapWrite;
     uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
-    for (uint64_t b = b0; b < b1; ++b) hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok});
+    for (uint64_t b = b0; b < b1; ++b) hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap});
   }
-  for (auto& [k, h] : hist_) {
+  for (auto* table : {&hist_, &alloc_})
+  for (auto& [k, h] : *table) {
     std::stable_sort(h.mods.begin(), h.mods.end(), [](const Mod& a, const Mod& b) { return a.start < b.start; });
     size_t n = h.mods.size();
     h.suffix_min_end.assign(n + 1, UINT64_MAX);
@@ -57,6 +68,14 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
         h.punch_prefix_best.push_back(best);
       }
   }
+}
+
+bool BlockModel::may_be_allocated(uint16_t file, uint64_t block, uint64_t t) const {
+  auto it = alloc_.find(key(file, block));
+  if (it == alloc_.end()) return false;
+  for (const auto& m : it->second.mods)
+    if (!m.punch && allowed(it->second, m, t, t)) return true;
+  return false;
 }
 
 const BlockModel::Hist* BlockModel::hist(uint16_t file, uint64_t block) const {
@@ -97,6 +116,18 @@ const BlockModel::Mod* BlockModel::superseder(const Hist& h, uint64_t after_end,
   for (const auto& m : h.mods)
     if (m.ok && m.start > after_end && m.end < rs && (!best || m.end > best->end)) best = &m;
   return best;
+}
+
+bool BlockModel::mmap_tear_possible(const Hist& h, uint64_t rs, uint64_t re) const {
+  // A block an mmap store (a plain memcpy) was writing while another write or punch ran on it may keep
+  // any mixture of the two, as long as that mmap store is still a possible current value.
+  for (size_t i = 0; i < h.mods.size(); ++i) {
+    const Mod& x = h.mods[i];
+    if (!x.mmap || !allowed(h, x, rs, re)) continue;
+    for (const auto& y : h.mods)
+      if (&y != &x && y.id != 0 && y.start < x.end && x.start < y.end) return true;
+  }
+  return false;
 }
 
 bool BlockModel::overlapped(const Hist& h, uint64_t rs, uint64_t re) const {
@@ -249,6 +280,10 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
         case BlockClass::kMixed:
         case BlockClass::kGarbage: {
           if (!quiescent(kind) && model.overlapped(*h, rs, re)) {
+            ++st.torn_legal;
+            break;
+          }
+          if (model.mmap_tear_possible(*h, rs, re)) {  // stores through a mapping are not atomic per block
             ++st.torn_legal;
             break;
           }
