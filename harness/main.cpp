@@ -8,6 +8,7 @@
 
 #include "harness/campaign.h"
 #include "harness/findings.h"
+#include "harness/replay.h"
 #include "harness/report.h"
 #include "harness/runner.h"
 #include "harness/util.h"
@@ -118,6 +119,17 @@ int main(int argc, char** argv) {
   rep->add_flag("--json", rep_json, "print findings.json instead");
   rep->footer("Exit code: the run's own (0 no finding, 1 findings), 2 if DIR is not a run.");
 
+  // replay
+  auto* rpl = app.add_subcommand("replay", "rerun the case a finding came from and report how often it reproduces");
+  ReplayOptions rpo;
+  rpo.run.results_root = top_dir() + "/results";
+  rpl->add_option("dir", rpo.run_dir, "run directory (results/<campaign>/<run-id>)")->required();
+  rpl->add_option("--finding", rpo.finding, "index of the finding in findings.json (default 0)");
+  rpl->add_option("--repeat", rpo.repeat, "how many reruns (default 1)")->check(CLI::Range(1u, 100000u));
+  rpl->add_option("--results", rpo.run.results_root, "results store for the reruns (default: <repo>/results)");
+  rpl->add_option("--workdir", rpo.run.workdir, "where disk images and mount points live (default /var/tmp)");
+  rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory.");
+
   // list
   auto* lst = app.add_subcommand("list", "list scenarios, filesystems or finding classes");
   std::string what = "all";
@@ -156,6 +168,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*rep) return report_dir(rep_dir, rep_json);
+    if (*rpl) {
+      rpo.run.verbose = false;
+      return replay(rpo);
+    }
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";
