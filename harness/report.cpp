@@ -22,6 +22,9 @@ std::string case_block(const nlohmann::json& c) {
     s += fmt::format("  race: {} ops in {:.2f} s ({:.0f} ops/s): {}\n", total, secs, secs > 0 ? double(total) / secs : 0.0, kinds);
     if (o.contains("errors") && !o["errors"].empty()) s += fmt::format("  failed syscalls: {}\n", o["errors"].dump());
   }
+  if (c.contains("widening"))
+    for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)
+      s += fmt::format("  widening: {}: {}\n", it.key(), it.value().get<std::string>());
   if (c.contains("oracle")) {
     const auto& o = c["oracle"];
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)\n", o.value("reads_checked", 0),

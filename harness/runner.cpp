@@ -223,6 +223,7 @@ class CaseRunner {
     info["device"] = loop.dev();
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
                    {"seconds", rs.seconds}, {"quiescent_rounds", rs.quiescent_rounds}};
+    info["widening"] = rs.widening;
     info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
                       {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops}};
     info["kernel_log"] = {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lines", klines.size()},

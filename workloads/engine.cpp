@@ -11,6 +11,8 @@
 #include <cstring>
 #include <fmt/core.h>
 #include <mutex>
+#include <pthread.h>
+#include <sched.h>
 #include <thread>
 
 namespace fsrace {
@@ -40,7 +42,7 @@ void FileHandles::close_all(const std::vector<TestFile>& files) {
 
 OpCtx::OpCtx(ScenarioEnv& env, const std::vector<TestFile>& files, FileHandles& h, uint32_t tid, uint64_t max_blocks)
     : rng(env.seed * 0x9e3779b97f4a7c15ull + tid), env_(env), files_(files), h_(h), tl_(env.log->thread(tid)),
-      buf_(max_blocks * kBlockSize) {}
+      buf_(max_blocks * kBlockSize), tid_(tid), max_blocks_(max_blocks) {}
 
 Range OpCtx::pick(uint64_t max_blocks) {
   Range r;
@@ -67,7 +69,7 @@ template <class F>
 void OpCtx::simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok) {
   uint64_t id = tl_.new_id(), t0 = now_ns();
   int64_t res = call();
-  tl_.op(id, k, r.file, r.off(), r.len(), t0, now_ns(), res);
+  tl_.op(id, k, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
   ++stats.ops_by_kind[name];
   if (res < 0 || (!zero_ok && res == 0)) fail(name, res);
 }
@@ -81,7 +83,7 @@ void OpCtx::write(const Range& r) {
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
   int64_t res = neg_errno(pwrite(h_.fd[r.file], buf_.p, r.len(), off_t(r.off())));
-  tl_.op(id, OpKind::kWrite, r.file, r.off(), r.len(), t0, now_ns(), res);
+  tl_.op(id, OpKind::kWrite, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
   ++stats.ops_by_kind["write"];
   if (res != int64_t(r.len())) fail("write", res);
 }
@@ -91,7 +93,7 @@ void OpCtx::dio_write(const Range& r) {
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
   int64_t res = neg_errno(pwrite(h_.dfd[r.file], buf_.p, r.len(), off_t(r.off())));
-  tl_.op(id, OpKind::kDioWrite, r.file, r.off(), r.len(), t0, now_ns(), res);
+  tl_.op(id, OpKind::kDioWrite, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
   ++stats.ops_by_kind["dio-write"];
   if (res != int64_t(r.len())) fail("dio-write", res);
 }
@@ -101,7 +103,7 @@ void OpCtx::mmap_write(const Range& r) {
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
   std::memcpy(h_.map[r.file] + r.off(), buf_.p, r.len());
-  tl_.op(id, OpKind::kMmapWrite, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()));
+  tl_.op(id, OpKind::kMmapWrite, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()), flags_);
   ++stats.ops_by_kind["mmap-write"];
 }
 
@@ -169,7 +171,7 @@ void OpCtx::fsync(uint16_t file) {
 void OpCtx::read(const Range& r) {
   uint64_t id = tl_.new_id(), t0 = now_ns();
   int64_t res = neg_errno(pread(h_.fd[r.file], buf_.p, r.len(), off_t(r.off())));
-  tl_.op(id, OpKind::kRead, r.file, r.off(), r.len(), t0, now_ns(), res);
+  tl_.op(id, OpKind::kRead, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
   if (res > 0) record_blocks(tl_, buf_.p, r.b0, uint64_t(res) / kBlockSize);
   ++stats.ops_by_kind["read"];
   if (res != int64_t(r.len())) fail("read", res);
@@ -178,7 +180,7 @@ void OpCtx::read(const Range& r) {
 void OpCtx::dio_read(const Range& r) {
   uint64_t id = tl_.new_id(), t0 = now_ns();
   int64_t res = neg_errno(pread(h_.dfd[r.file], buf_.p, r.len(), off_t(r.off())));
-  tl_.op(id, OpKind::kDioRead, r.file, r.off(), r.len(), t0, now_ns(), res);
+  tl_.op(id, OpKind::kDioRead, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
   if (res > 0) record_blocks(tl_, buf_.p, r.b0, uint64_t(res) / kBlockSize);
   ++stats.ops_by_kind["dio-read"];
   if (res != int64_t(r.len())) fail("dio-read", res);
@@ -187,9 +189,77 @@ void OpCtx::dio_read(const Range& r) {
 void OpCtx::mmap_read(const Range& r) {
   uint64_t id = tl_.new_id(), t0 = now_ns();
   std::memcpy(buf_.p, h_.map[r.file] + r.off(), r.len());
-  tl_.op(id, OpKind::kMmapRead, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()));
+  tl_.op(id, OpKind::kMmapRead, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()), flags_);
   record_blocks(tl_, buf_.p, r.b0, r.n);
   ++stats.ops_by_kind["mmap-read"];
+}
+
+// Longest a parked I/O waits for its racing op (which may itself wait for a lock the I/O holds).
+constexpr double kMaxPauseMs = 5;
+
+bool OpCtx::uffd_ready() {
+  if (uffd_) return true;
+  if (uffd_failed_) return false;
+  try {
+    uffd_ = std::make_unique<UffdBuffer>(max_blocks_ * kBlockSize);
+    return true;
+  } catch (const UsageError& e) {
+    uffd_failed_ = true;
+    stats.widening["userfaultfd"] = std::string("unavailable: ") + e.what();
+    return false;
+  }
+}
+
+OpCtx& OpCtx::handler_ctx() {
+  if (!handler_) {
+    handler_ = std::make_unique<OpCtx>(env_, files_, h_, tid_ + 1000, max_blocks_);
+    handler_->flags_ = kFlagDuringPause;
+  }
+  return *handler_;
+}
+
+void OpCtx::paused_read(const Range& r, const std::function<void(OpCtx&)>& during) {
+  if (!uffd_ready()) return read(r);
+  OpCtx& hc = handler_ctx();
+  uffd_->arm(nullptr, r.len(), [&] { during(hc); }, kMaxPauseMs);
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  int64_t res = neg_errno(pread(h_.fd[r.file], uffd_->data(), r.len(), off_t(r.off())));
+  uint64_t t1 = now_ns();
+  bool inside = uffd_->finish();
+  ++stats.widening_counts[inside ? "uffd-race-inside-pause" : "uffd-race-blocked-by-io"];
+  uint32_t f = flags_ | (uffd_->fired() ? kFlagPaused : 0);
+  tl_.op(id, OpKind::kRead, r.file, r.off(), r.len(), t0, t1, res, f);
+  if (res > 0) record_blocks(tl_, uffd_->data(), r.b0, uint64_t(res) / kBlockSize);
+  ++stats.ops_by_kind["read"];
+  ++stats.widening_counts["uffd-paused"];
+  if (res != int64_t(r.len())) fail("read", res);
+}
+
+void OpCtx::paused_dio_write(const Range& r, const std::function<void(OpCtx&)>& during) {
+  if (!uffd_ready()) return dio_write(r);
+  OpCtx& hc = handler_ctx();
+  uint64_t id = tl_.new_id();
+  for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
+  uffd_->arm(buf_.p, r.len(), [&] { during(hc); }, kMaxPauseMs);
+  uint64_t t0 = now_ns();
+  int64_t res = neg_errno(pwrite(h_.dfd[r.file], uffd_->data(), r.len(), off_t(r.off())));
+  uint64_t t1 = now_ns();
+  bool inside = uffd_->finish();
+  ++stats.widening_counts[inside ? "uffd-race-inside-pause" : "uffd-race-blocked-by-io"];
+  uint32_t f = flags_ | (uffd_->fired() ? kFlagPaused : 0);
+  tl_.op(id, OpKind::kDioWrite, r.file, r.off(), r.len(), t0, t1, res, f);
+  ++stats.ops_by_kind["dio-write"];
+  ++stats.widening_counts["uffd-paused"];
+  if (res != int64_t(r.len())) fail("dio-write", res);
+}
+
+void merge_stats(RaceStats& into, const RaceStats& from) {
+  for (auto& [k, v] : from.ops_by_kind) into.ops_by_kind[k] += v;
+  for (auto& [k, v] : from.errors_by_kind) into.errors_by_kind[k] += v;
+  for (auto& e : from.fatal_errors)
+    if (into.fatal_errors.size() < 20) into.fatal_errors.push_back(e);
+  for (auto& [k, v] : from.widening) into.widening[k] = v;
+  for (auto& [k, v] : from.widening_counts) into.widening_counts[k] += v;
 }
 
 RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const std::vector<Role>& roles,
@@ -200,6 +270,9 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   for (const auto& r : roles) nthreads += r.count;
   uint64_t deadline = now_ns() + uint64_t(env.duration_s * 1e9);
   bool quiesce = env.quiesce && env.quiesce_ms > 0;
+  bool pin = env.cfg->params.count("pin_cpus") && env.cfg->i("pin_cpus") != 0;
+  uint64_t jitter_ns = env.cfg->params.count("jitter_us") ? uint64_t(env.cfg->d("jitter_us") * 1000) : 0;
+  unsigned ncpus = std::max(1u, std::thread::hardware_concurrency());
 
   RaceStats stats;
   std::mutex mu;
@@ -219,8 +292,19 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
     for (int i = 0; i < role.count; ++i, ++tid) {
       threads.emplace_back([&, tid, step = role.step] {
         OpCtx ctx(env, files, h, tid, max_blocks);
+        if (pin) {  // racing threads on different CPUs: the window is real parallelism, not preemption
+          cpu_set_t set;
+          CPU_ZERO(&set);
+          CPU_SET((tid - 1) % ncpus, &set);
+          pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        }
         while (!go.load()) std::this_thread::yield();
         for (uint64_t done = 0; running(done); ++done) {
+          if (jitter_ns) {  // spin, not sleep: a sleep's wakeup latency dwarfs the windows we aim at
+            uint64_t until = now_ns() + ctx.rng.below(jitter_ns);
+            while (now_ns() < until) {
+            }
+          }
           if (pause.load(std::memory_order_acquire)) {
             sync.arrive_and_wait();  // stopped: the coordinator checks
             sync.arrive_and_wait();  // resumed
@@ -230,10 +314,8 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
         sync.arrive_and_drop();
         live.fetch_sub(1);
         std::lock_guard<std::mutex> g(mu);
-        for (auto& [k, v] : ctx.stats.ops_by_kind) stats.ops_by_kind[k] += v;
-        for (auto& [k, v] : ctx.stats.errors_by_kind) stats.errors_by_kind[k] += v;
-        for (auto& e : ctx.stats.fatal_errors)
-          if (stats.fatal_errors.size() < 20) stats.fatal_errors.push_back(e);
+        merge_stats(stats, ctx.stats);
+        if (ctx.handler()) merge_stats(stats, ctx.handler()->stats);
       });
     }
   }
@@ -256,6 +338,15 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   for (auto& t : threads) t.join();
   stats.seconds = double(now_ns() - t0) / 1e9;
   stats.quiescent_rounds = round - 100;
+  if (pin) stats.widening["pin_cpus"] = fmt::format("threads pinned round-robin to {} CPUs", ncpus);
+  if (jitter_ns) stats.widening["jitter"] = fmt::format("0..{} us spin before each op", jitter_ns / 1000);
+  if (uint64_t n = stats.widening_counts["uffd-paused"]) {
+    uint64_t inside = stats.widening_counts["uffd-race-inside-pause"];
+    stats.widening["userfaultfd"] =
+        fmt::format("{} ops parked at their buffer fault; the racing op completed inside the pause {} times, "
+                    "was blocked by the parked I/O's locks {} times",
+                    n, inside, n - inside);
+  }
   h.close_all(files);
   return stats;
 }

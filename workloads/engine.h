@@ -4,11 +4,13 @@
 // thread waits at a barrier while the runner checks cache coherence and space in the middle of the race.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "harness/util.h"
 #include "workloads/scenario.h"
+#include "workloads/uffd.h"
 
 namespace fsrace {
 
@@ -57,9 +59,19 @@ class OpCtx {
   void dio_read(const Range& r);
   void mmap_read(const Range& r);
 
+  // userfaultfd widening: the I/O's user buffer is parked at its first page fault inside the kernel
+  // (copy_to_user of the read / get_user_pages of the O_DIRECT write); `during` runs on the handler
+  // thread with its own context (its ops carry kFlagDuringPause); then the I/O resumes. Without
+  // userfaultfd the op runs plainly and the reason is kept in stats.widening.
+  void paused_read(const Range& r, const std::function<void(OpCtx&)>& during);
+  void paused_dio_write(const Range& r, const std::function<void(OpCtx&)>& during);
+
   bool has_direct() const;
+  OpCtx* handler() const { return handler_.get(); }
 
  private:
+  bool uffd_ready();
+  OpCtx& handler_ctx();
   void fail(const std::string& what, int64_t res);
   template <class F>
   void simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok = true);
@@ -68,7 +80,16 @@ class OpCtx {
   FileHandles& h_;
   ThreadLog& tl_;
   AlignedBuf buf_;
+  uint32_t tid_;
+  uint64_t max_blocks_;
+  uint32_t flags_ = 0;
+  std::unique_ptr<UffdBuffer> uffd_;
+  std::unique_ptr<OpCtx> handler_;
+  bool uffd_failed_ = false;
 };
+
+inline constexpr uint32_t kFlagPaused = 1u << 31;       // op whose user buffer was parked by userfaultfd
+inline constexpr uint32_t kFlagDuringPause = 1u << 30;  // op run by the handler while another was parked
 
 struct Role {
   std::string name;

@@ -48,6 +48,8 @@ struct RaceStats {
   std::vector<Failure> fatal_errors;  // syscall failures the scenario does not allow (first 20)
   double seconds = 0;
   uint64_t quiescent_rounds = 0;
+  std::map<std::string, std::string> widening;  // technique -> what ran, or why it is unavailable
+  std::map<std::string, uint64_t> widening_counts;
   uint64_t total_ops() const {
     uint64_t t = 0;
     for (const auto& [k, v] : ops_by_kind) t += v;

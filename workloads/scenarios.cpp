@@ -24,6 +24,8 @@ class TableScenario : public Scenario {
         {"file_blocks", T::kInt, 64, 1, 1 << 20, "4 KiB blocks per file"},
         {"max_range_blocks", T::kInt, 8, 1, 4096, "largest range of one op, in blocks"},
         {"iterations", T::kInt, 0, 0, 1e12, "ops per thread (0: until the duration ends)"},
+        {"pin_cpus", T::kInt, 0, 0, 1, "1: pin racing threads round-robin to CPUs (widening)"},
+        {"jitter_us", T::kDouble, 0, 0, 100000, "random spin of 0..N us before each op (widening)"},
     };
     spec_.params.insert(spec_.params.end(), params.begin(), params.end());
   }
@@ -89,9 +91,11 @@ std::unique_ptr<Scenario> punch_vs_fault() {
        {"read_readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
        {"punch_ratio", T::kDouble, 0.5, 0, 1, "share of punches among the punch threads' ops (rest: rewrites)"},
        {"mmap_write_ratio", T::kDouble, 0.0, 0, 1, "share of rewrites done as stores through the mapping"},
-       {"evict_ratio", T::kDouble, 0.05, 0, 1, "share of reader ops preceded by fadvise(DONTNEED) of the range"}},
+       {"evict_ratio", T::kDouble, 0.05, 0, 1, "share of reader ops preceded by fadvise(DONTNEED) of the range"},
+       {"uffd_ratio", T::kDouble, 0.0, 0, 1,
+        "share of read(2)s parked in copy_to_user by userfaultfd while the range is punched (widening)"}},
       InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
-        double pr = c.d("punch_ratio"), mw = c.d("mmap_write_ratio"), ev = c.d("evict_ratio");
+        double pr = c.d("punch_ratio"), mw = c.d("mmap_write_ratio"), ev = c.d("evict_ratio"), uf = c.d("uffd_ratio");
         return std::vector<Role>{
             {"punch", int(c.i("punch_threads")),
              [=](OpCtx& x) {
@@ -109,7 +113,8 @@ std::unique_ptr<Scenario> punch_vs_fault() {
             {"reader", int(c.i("read_readers")), [=](OpCtx& x) {
                Range r = x.pick(maxr);
                if (x.rng.unit() < ev) x.evict(r);
-               x.read(r);
+               if (x.rng.unit() < uf) x.paused_read(r, [r](OpCtx& h) { h.punch(r); });
+               else x.read(r);
              }}};
       });
 }
@@ -129,9 +134,12 @@ std::unique_ptr<Scenario> punch_vs_read() {
        {"readers", T::kInt, 2, 1, 64, "threads filling the cache (path chosen per op) and reading"},
        {"zero_ratio", T::kDouble, 0.3, 0, 1, "share of zero-range among the hole threads' zeroing ops"},
        {"rewrite_ratio", T::kDouble, 0.4, 0, 1, "share of rewrites among the hole threads' ops"},
-       {"evict_ratio", T::kDouble, 0.3, 0, 1, "share of reader ops that first drop the range from the cache"}},
+       {"evict_ratio", T::kDouble, 0.3, 0, 1, "share of reader ops that first drop the range from the cache"},
+       {"uffd_ratio", T::kDouble, 0.1, 0, 1,
+        "share of read(2)s parked in copy_to_user by userfaultfd while the range is punched or zeroed, then "
+        "read again (widening)"}},
       InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
-        double zr = c.d("zero_ratio"), rw = c.d("rewrite_ratio"), ev = c.d("evict_ratio");
+        double zr = c.d("zero_ratio"), rw = c.d("rewrite_ratio"), ev = c.d("evict_ratio"), uf = c.d("uffd_ratio");
         return std::vector<Role>{
             {"hole", int(c.i("hole_threads")),
              [=](OpCtx& x) {
@@ -143,6 +151,14 @@ std::unique_ptr<Scenario> punch_vs_read() {
             {"filler", int(c.i("readers")), [=](OpCtx& x) {
                Range r = x.pick(maxr);
                if (x.rng.unit() < ev) x.evict(r);
+               if (x.rng.unit() < uf) {
+                 // Park the read between folio lookup and copy, punch or zero the range meanwhile, resume;
+                 // then read again: the hole must be visible now.
+                 bool zero = x.rng.unit() < zr;
+                 x.paused_read(r, [r, zero](OpCtx& h) { zero ? h.zero_range(r) : h.punch(r); });
+                 x.read(r);
+                 return;
+               }
                switch (x.rng.below(5)) {
                  case 0: x.read(r); break;
                  case 1: x.readahead(r); x.read(r); break;
@@ -212,9 +228,12 @@ std::unique_ptr<Scenario> dio_vs_mmap() {
        {"mmap_readers", T::kInt, 1, 0, 64, "threads reading through the shared mapping"},
        {"read_readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
        {"hole_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch a hole first"},
-       {"unwritten_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch + fallocate first (unwritten)"}},
+       {"unwritten_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch + fallocate first (unwritten)"},
+       {"uffd_ratio", T::kDouble, 0.1, 0, 1,
+        "share of DIO writes parked at get_user_pages by userfaultfd while the range is faulted through the "
+        "mapping and read buffered (widening: the cache is filled with pre-write data mid-write)"}},
       InitMode::kHalf, true, [](const ScenarioConfig& c, uint64_t maxr) {
-        double hr = c.d("hole_ratio"), ur = c.d("unwritten_ratio");
+        double hr = c.d("hole_ratio"), ur = c.d("unwritten_ratio"), uf = c.d("uffd_ratio");
         return std::vector<Role>{
             {"dio-writer", int(c.i("dio_writers")),
              [=](OpCtx& x) {
@@ -225,7 +244,15 @@ std::unique_ptr<Scenario> dio_vs_mmap() {
                  x.punch(r);
                  x.falloc(r);
                }
-               x.dio_write(r);
+               if (x.rng.unit() < uf) {
+                 x.paused_dio_write(r, [r](OpCtx& h) {
+                   h.mmap_read(r);
+                   h.read(r);
+                 });
+                 x.mmap_read(r);  // the write has returned: the mapping must show it
+               } else {
+                 x.dio_write(r);
+               }
              }},
             {"mmap-reader", int(c.i("mmap_readers")), [=](OpCtx& x) { x.mmap_read(x.pick(maxr)); }},
             {"reader", int(c.i("read_readers")), [=](OpCtx& x) { x.read(x.pick(maxr)); }}};
