@@ -114,10 +114,10 @@ bool fs_registered(const std::string& type) {
 }
 }  // namespace
 
-void preflight_host(const std::vector<FsConfig>& filesystems) {
+void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
   if (geteuid() != 0)
     throw UsageError("host mode needs root (loop devices, mkfs, mount, /dev/kmsg): run it as root or with sudo");
-  if (access("/dev/loop-control", R_OK | W_OK) != 0)
+  if (need_loop && access("/dev/loop-control", R_OK | W_OK) != 0)
     throw UsageError(fmt::format("no loop device support: /dev/loop-control: {}; load it with 'modprobe loop'", strerror(errno)));
   for (const auto& fs : filesystems) {
     std::string mkfs = "mkfs." + fs.type;
