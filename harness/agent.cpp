@@ -99,6 +99,13 @@ class Agent {
     if (slurp("/proc/cmdline").find("fsrace.guest=1") == std::string::npos)
       throw UsageError("'fsrace agent' runs only inside an fsrace VM guest (no fsrace.guest=1 on the kernel command line): "
                        "use './fsrace run --kernel K'");
+    // The oracle orders ops by CLOCK_MONOTONIC: a jiffies clocksource (4 ms steps, what a guest without
+    // a usable TSC/HPET falls back to) makes it flag legal reads as foreign/stale.
+    std::string cs = slurp("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+    if (cs.find("jiffies") != std::string::npos)
+      throw UsageError(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
+                                   "boot with ACPI/HPET or a TSC the guest trusts", cs));
+    ropt_.run_extra["guest_clocksource"] = cs;
     for (const auto& [fs, dev] : ropt_.devices) {
       struct stat st;
       if (stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
@@ -172,7 +179,7 @@ class Agent {
     if (heartbeat_.joinable()) heartbeat_.join();
   }
 
-  const RunOptions& ropt_;
+  RunOptions ropt_;
   const AgentOptions& a_;
   double started_uptime_ = 0;
   std::mutex mu_;

@@ -119,7 +119,7 @@ VmReportResult vm_report(const std::string& run_dir) {
   for (const auto& v : vm.value("vms", json::array())) {
     std::string vdir = run_dir + "/" + v.value("dir", "vm0");
     std::string outcome = v.value("outcome", "");
-    json hb = v.value("last_heartbeat", json());
+    json hb = v.contains("last_heartbeat") && v["last_heartbeat"].is_object() ? v["last_heartbeat"] : json();
     if (v.contains("boot_s") && v["boot_s"].is_number()) vminfo["boot_to_agent_s"].push_back(v["boot_s"]);
     // The guest's own results (complete, or as far as it got: it persists after every case).
     json g = load_json(vdir + "/findings.json");
@@ -159,7 +159,7 @@ VmReportResult vm_report(const std::string& run_dir) {
     ko.scenario = scenario_of_case(running_case);
     ko.case_name = running_case;
     ko.max_context = 120;
-    size_t sysrq_off = v.contains("hang") ? v["hang"].value("sysrq_console_offset", size_t(0)) : std::string::npos;
+    size_t sysrq_off = v.contains("hang") && v["hang"].is_object() ? v["hang"].value("sysrq_console_offset", size_t(0)) : std::string::npos;
     KmsgScanResult ks = scan_kmsg(parse_log_text(sysrq_off < console.size() ? console.substr(0, sysrq_off) : console), ko);
     bool have_crash = false;
     std::string state = workload_state(hb, 0);
@@ -186,7 +186,7 @@ VmReportResult vm_report(const std::string& run_dir) {
       add_finding(f);
     }
     if (outcome == "hang") {
-      const json& h = v["hang"];
+      json h = v["hang"].is_object() ? v["hang"] : json::object();
       Finding f;
       f.cls = "hang";
       f.fs = ko.fs;

@@ -45,12 +45,24 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 read up idle < /proc/uptime
 echo "fsrace-init: start (uptime $up s)"
-while read name kind; do
-  [ -n "$name" ] || continue
-  if ! insmod /lib/modules/$name.ko 2>/insmod.err; then
-    if [ "$kind" = required ]; then fail "insmod $name.ko failed: $(cat /insmod.err)"; fi
-  fi
-done < /modules
+if grep -q 'fsrace.probe=1' /proc/cmdline; then   # accelerator probe boot: reaching init is enough
+  echo "fsrace-init: probe ok"
+  reboot -f
+  sleep 30
+fi
+# load_modules STAGE: insmod the modules of one stage (root: 9p root + virtio; fs: filesystems under test)
+load_modules() {
+  while read name kind stage; do
+    [ -n "$name" ] && [ "$stage" = "$1" ] || continue
+    if ! insmod /lib/modules/$name.ko 2>/insmod.$name.err; then
+      if [ "$kind" = required ]; then
+        if [ "$1" = root ]; then fail "insmod $name.ko failed: $(cat /insmod.$name.err)"; fi
+        echo "fsrace-init: insmod $name.ko failed: $(cat /insmod.$name.err)"
+      fi
+    fi
+  done < /modules
+}
+load_modules root
 grep -q '[[:space:]]9p$' /proc/filesystems || fail "the kernel has no 9p filesystem (needs CONFIG_9P_FS, CONFIG_NET_9P, CONFIG_NET_9P_VIRTIO): rebuild it with them"
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=@MSIZE@,cache=loose @ROOT_TAG@ /root 2>/mount.err || \
   fail "cannot mount the host root over virtio-9p ($(cat /mount.err)); the kernel needs CONFIG_VIRTIO_PCI and CONFIG_NET_9P_VIRTIO"
@@ -66,6 +78,9 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=@MSIZE@,cache=none @OUT_TAG@ 
 [ -f /root@GUEST_OUT@/agent.sh ] || fail "no agent.sh in the result share"
 echo 1 > /proc/sys/kernel/sysrq
 echo 7 > /proc/sys/kernel/printk
+# Filesystem modules (xfs.ko alone takes ~1 s under TCG) load while the agent starts; the agent waits
+# for its filesystems to appear in /proc/filesystems before mkfs.
+load_modules fs &
 read up idle < /proc/uptime
 echo "fsrace-init: exec agent (uptime $up s)"
 chroot /root /bin/sh @GUEST_OUT@/agent.sh
@@ -143,23 +158,27 @@ def read_module(path: str) -> bytes:
     return data
 
 
-def modules_for(k: Kernel, fs_types: list[str]) -> tuple[list[str], list[str]]:
-    """(load order, optional subset) for the 9p root, virtio-blk and the campaign's filesystems."""
+def modules_for(k: Kernel, fs_types: list[str]) -> list[tuple[str, str, str]]:
+    """(module, required|optional, root|fs) in load order: first what the 9p root and the virtio disks
+    need, then what the campaign's filesystems need (each module once, dependencies first)."""
     if not k.modules_dir:
-        return [], []
+        return []
     idx = ModuleIndex(k.modules_dir)
-    wanted = ROOT_MODULES + [FS_FEATURES[t][1] for t in fs_types]
-    return idx.load_order(wanted)
+    root, root_opt = idx.load_order(ROOT_MODULES)
+    allm, all_opt = idx.load_order(ROOT_MODULES + [FS_FEATURES[t][1] for t in fs_types])
+    out = [(m, "optional" if m in root_opt else "required", "root") for m in root]
+    out += [(m, "optional" if m in all_opt else "required", "fs") for m in allm if m not in root]
+    return out
 
 
 def build(k: Kernel, fs_types: list[str], cache_dir: str) -> str:
     """Path of the cached initramfs for kernel k and these filesystems (built when missing)."""
-    order, optional = modules_for(k, fs_types)
+    mods = modules_for(k, fs_types)
     busybox = find_busybox()
     idx = ModuleIndex(k.modules_dir) if k.modules_dir else None
-    key_src = "\n".join([k.image.release, os.path.realpath(k.modules_dir or "-"), ",".join(order), init_script(),
+    key_src = "\n".join([k.image.release, os.path.realpath(k.modules_dir or "-"), repr(mods), init_script(),
                          str(os.stat(busybox).st_mtime_ns)] +
-                        [str(os.stat(os.path.join(k.modules_dir, idx.path[m])).st_mtime_ns) for m in order])
+                        [str(os.stat(os.path.join(k.modules_dir, idx.path[m])).st_mtime_ns) for m, _, _ in mods])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     out = os.path.join(cache_dir, f"initramfs-{k.image.release}-{key}.cpio")
     if os.path.exists(out):
@@ -175,9 +194,9 @@ def build(k: Kernel, fs_types: list[str], cache_dir: str) -> str:
         c.symlink(f"bin/{a}", "busybox")
     c.file("init", init_script().encode(), 0o755)
     lines = []
-    for m in order:
+    for m, kind, stage in mods:
         c.file(f"lib/modules/{m}.ko", read_module(os.path.join(k.modules_dir, idx.path[m])))
-        lines.append(f"{m} {'optional' if m in optional else 'required'}")
+        lines.append(f"{m} {kind} {stage}")
     c.file("modules", ("\n".join(lines) + "\n").encode())
     os.makedirs(cache_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".initramfs.")
