@@ -43,7 +43,7 @@ class KernelImage:
     path: str            # what the user named (bzImage / vmlinuz / vmlinux)
     fmt: str             # "bzimage" | "elf"
     release: str         # "6.1.0-56-amd64"
-    version_line: str    # the full version string
+    version_line: str = ""  # the full version string
     compression: str = ""  # bzImage payload: xz, gzip, zstd, ...
     pvh: bool = False    # ELF with a PVH entry note (QEMU boots it directly)
 
