@@ -71,8 +71,8 @@ class Agent {
   Agent(const RunOptions& ropt, const AgentOptions& a) : ropt_(ropt), a_(a) {}
 
   int run() {
-    std::cerr << "fsrace-agent: started\n" << std::flush;
     started_uptime_ = uptime_s();
+    std::cerr << fmt::format("fsrace-agent: started (uptime {:.2f} s)\n", started_uptime_) << std::flush;
     int code = 2;
     try {
       check_guest();

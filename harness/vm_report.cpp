@@ -283,7 +283,7 @@ void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
   if (n <= 0) throw UsageError("cannot resolve /proc/self/exe (needed to run the same fsrace in the guest)");
   self[n] = 0;
   std::vector<std::string> args = {"python3", "-m", "vm", "run", "--run-dir", dir, "--run-id", ropt.run_dir.empty() ? id : "",
-                                   "--kernel", l.kernel, "--fsrace", self, "--source", c.source};
+                                   "--kernel", l.kernel, "--fsrace", self, "--source", c.source, "--workdir", ropt.workdir};
   if (!l.modules.empty()) args.insert(args.end(), {"--modules", l.modules});
   if (l.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(l.jobs)});
   if (!ropt.verbose) args.push_back("--quiet");

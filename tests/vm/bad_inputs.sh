@@ -6,8 +6,8 @@ expect2() {  # expect2 'message regex' ARGS...
   local re=$1
   shift
   run_vm 2 "$C" "$@"
-  [ "$(echo "$ERR" | grep -c '^fsrace: ')" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line for $*"; }
-  echo "$ERR" | grep -q "$re" || { echo "$ERR"; fail "message for $* does not match '$re'"; }
+  [ "$(grep -c '^fsrace: ' <<<"$ERR")" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line for $*"; }
+  grep -q "$re" <<<"$ERR" || { echo "$ERR"; fail "message for $* does not match '$re'"; }
   echo "ok: $* -> $(echo "$ERR" | grep '^fsrace: ')"
 }
 D="$RESULTS/fixtures"

@@ -6,9 +6,9 @@ run_vm 1 "$TOP/tests/vm/hang.toml" --kernel debian
 F="$RUN/findings.json"
 [ "$(json "$F" 'd["findings_by_class"].get("hang", 0)')" = 1 ] || fail "no hang finding"
 log="$(json "$F" '"\n".join(l for f in d["findings"] if f["class"]=="hang" for l in f.get("kernel_log", []))')"
-echo "$log" | grep -q "sysrq: Show Blocked State" || fail "hang finding lacks the sysrq-w output"
-echo "$log" | grep -q "state:D" || fail "hang finding shows no blocked (D) task"
-json "$F" '[f["detail"] for f in d["findings"] if f["class"]=="hang"][0]' | grep -q "\[D\]" \
-  || fail "hang detail lacks the blocked thread from the heartbeat"
+grep -q "sysrq: Show Blocked State" <<<"$log" || fail "hang finding lacks the sysrq-w output"
+grep -q "state:D" <<<"$log" || fail "hang finding shows no blocked (D) task"
+detail="$(json "$F" '[f["detail"] for f in d["findings"] if f["class"]=="hang"][0]')"
+grep -q "\[D\]" <<<"$detail" || fail "hang detail lacks the blocked thread from the heartbeat"
 no_qemu_left
 echo "PASS: hang reported with task states, exit 1"
