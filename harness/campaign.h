@@ -57,6 +57,7 @@ struct Campaign {
   uint64_t seed = 1;
   double duration_s = 5;
   uint64_t repetitions = 1;
+  double quiesce_ms = 250;  // quiescent coherence/space checks during the race (0: off)
   std::vector<FsConfig> filesystems;
   std::vector<ScenarioConfig> scenarios;
   VmConfig vm;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/core.h>
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -90,7 +91,6 @@ CommandResult run_command(const std::vector<std::string>& argv) {
 bool find_in_path(const std::string& prog) {
   const char* p = getenv("PATH");
   std::string path = p ? p : "/usr/sbin:/usr/bin:/sbin:/bin";
-  path += ":/usr/sbin:/sbin";
   size_t pos = 0;
   while (pos <= path.size()) {
     size_t c = path.find(':', pos);
@@ -117,8 +117,11 @@ bool fs_registered(const std::string& type) {
 void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
   if (geteuid() != 0)
     throw UsageError("host mode needs root (loop devices, mkfs, mount, /dev/kmsg): run it as root or with sudo");
-  if (need_loop && access("/dev/loop-control", R_OK | W_OK) != 0)
+  struct stat st;
+  if (need_loop && stat("/dev/loop-control", &st) != 0)
     throw UsageError(fmt::format("no loop device support: /dev/loop-control: {}; load it with 'modprobe loop'", strerror(errno)));
+  if (need_loop && !S_ISCHR(st.st_mode))
+    throw UsageError("no loop device support: /dev/loop-control is not a character device; load the loop module with 'modprobe loop'");
   for (const auto& fs : filesystems) {
     std::string mkfs = "mkfs." + fs.type;
     if (!find_in_path(mkfs))
@@ -219,10 +222,22 @@ void make_filesystem(const FsConfig& fs, const std::string& dev) {
   argv.push_back(dev);
   CommandResult r = run_command(argv);
   if (r.status != 0) {
-    std::string out = r.output;
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    auto nl = out.rfind('\n');
-    std::string last = nl == std::string::npos ? out : out.substr(nl + 1);
+    // mkfs tools print usage text and prompts around the reason: keep the lines that carry it.
+    std::string last, fallback;
+    size_t pos = 0;
+    while (pos < r.output.size()) {
+      size_t nl = r.output.find('\n', pos);
+      std::string line = r.output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? r.output.size() : nl + 1;
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.pop_back();
+      if (line.empty()) continue;
+      fallback = line;
+      static const char* kKeys[] = {"nvalid", "rror", "too big", "too small", "not usable", "annot", "nknown", "illegal"};
+      bool key = false;
+      for (const char* k : kKeys) key |= line.find(k) != std::string::npos;
+      if (key && std::count(last.begin(), last.end(), ';') < 2) last += (last.empty() ? "" : "; ") + line;
+    }
+    if (last.empty()) last = fallback;
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
     throw UsageError(fmt::format("'{}' failed (exit {}): {}; check mkfs_options in [fs.{}]", cmd, r.status, last, fs.type));

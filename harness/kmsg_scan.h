@@ -33,12 +33,35 @@ struct KmsgScanOptions {
   size_t max_context = 80;
 };
 
+// Known kernel messages that are not bugs by themselves. Each is counted and shown; it becomes a
+// finding (of class `escalates_to`) only when the same case also has data the oracle rejected.
+// The table lives in kmsg_scan.cpp (kNoticeRules) and is documented in results/README.md.
+struct KmsgNotice {
+  std::string rule;          // e.g. "dio-invalidate-failure"
+  std::string escalates_to;  // finding class when corroborated by bad data
+  std::vector<std::string> lines;  // the message and its continuation lines
+  uint64_t ts_us = 0;
+};
+
 struct KmsgScanResult {
   std::vector<Finding> findings;
-  // Known messages that are not bugs by themselves (counted and shown, not findings).
+  std::vector<KmsgNotice> notices;
   uint64_t dio_invalidate_failures = 0;  // "Page cache invalidation failure on direct I/O"
   uint64_t lines = 0;
 };
+
+// dio_warn_stale_pagecache() sets the mapping's writeback error to -EIO whenever a direct write cannot
+// invalidate the cached range (its message is rate-limited to 10 a day, the EIO is not), so later fsync /
+// sync_file_range / O_DIRECT calls on that file report EIO: expected, not a finding, when the log shows
+// the collision or the case mixed O_DIRECT writes with cached writes or mappings (`dio_mixed`).
+bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
+                                      bool dio_mixed);
+
+// Data-finding classes that corroborate a notice.
+bool is_data_finding_class(const std::string& cls);
+// Turns the notices of a case into findings when the case has corroborating data findings.
+std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, bool data_findings,
+                                      const KmsgScanOptions& opt);
 
 // The class a line starts, or "" for none (exposed for tests).
 std::string classify_kmsg_line(const std::string& text);

@@ -25,6 +25,17 @@ const char* op_kind_name(OpKind k) {
     case OpKind::kMmapRead: return "mmap-read";
     case OpKind::kFsync: return "fsync";
     case OpKind::kEvict: return "evict";
+    case OpKind::kZeroRange: return "zero-range";
+    case OpKind::kFalloc: return "falloc";
+    case OpKind::kDioWrite: return "dio-write";
+    case OpKind::kMmapWrite: return "mmap-write";
+    case OpKind::kDioRead: return "dio-read";
+    case OpKind::kReadahead: return "readahead";
+    case OpKind::kFadvWillneed: return "fadvise-willneed";
+    case OpKind::kMadvWillneed: return "madvise-willneed";
+    case OpKind::kSyncRange: return "sync-file-range";
+    case OpKind::kPageout: return "pageout";
+    case OpKind::kStatBlocks: return "stat-blocks";
     case OpKind::kVerifyCached: return "verify-cached";
     case OpKind::kVerifyMmap: return "verify-mmap";
     case OpKind::kVerifyDirect: return "verify-direct";
@@ -38,6 +49,7 @@ bool op_kind_is_read(OpKind k) {
   switch (k) {
     case OpKind::kRead:
     case OpKind::kMmapRead:
+    case OpKind::kDioRead:
     case OpKind::kVerifyCached:
     case OpKind::kVerifyMmap:
     case OpKind::kVerifyDirect:
@@ -47,7 +59,15 @@ bool op_kind_is_read(OpKind k) {
 }
 
 bool op_kind_modifies(OpKind k) {
-  return k == OpKind::kInit || k == OpKind::kWrite || k == OpKind::kPunch;
+  return k == OpKind::kInit || k == OpKind::kWrite || k == OpKind::kPunch || k == OpKind::kZeroRange ||
+         k == OpKind::kDioWrite || k == OpKind::kMmapWrite;
+}
+
+bool op_kind_zeroes(OpKind k) { return k == OpKind::kPunch || k == OpKind::kZeroRange; }
+
+bool op_kind_quiescent(OpKind k) {
+  return k == OpKind::kVerifyCached || k == OpKind::kVerifyMmap || k == OpKind::kVerifyDirect ||
+         k == OpKind::kVerifyDisk;
 }
 
 BlockValue obs_value(const ObsRecord& o, uint32_t i) {

@@ -27,16 +27,29 @@ enum class OpKind : uint16_t {
   kMmapRead = 5,      // loads from a shared mapping during the race (page faults, read-around)
   kFsync = 6,
   kEvict = 7,         // posix_fadvise(DONTNEED) on a range: drops clean cache, data unchanged
+  kZeroRange = 8,     // fallocate(ZERO_RANGE | KEEP_SIZE): zeroes, like a punch
+  kFalloc = 9,        // fallocate(KEEP_SIZE) preallocation: unwritten extents, data unchanged
+  kDioWrite = 10,     // O_DIRECT pwrite of stamped blocks
+  kMmapWrite = 11,    // stores of stamped blocks into a shared writable mapping (page_mkwrite)
+  kDioRead = 12,      // O_DIRECT pread during the race
+  kReadahead = 13,    // readahead(2): fills the page cache, data unchanged
+  kFadvWillneed = 14, // posix_fadvise(WILLNEED)
+  kMadvWillneed = 15, // madvise(WILLNEED) on the mapping
   kVerifyCached = 16, // after the race, page cache warm: pread
   kVerifyMmap = 17,   // after the race, page cache warm: mmap loads
   kVerifyDirect = 18, // after the race: O_DIRECT read (what the disk holds)
   kVerifyDisk = 19,   // after fsync + unmount + mount: cold read
+  kSyncRange = 20,    // sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)
+  kPageout = 21,      // madvise(PAGEOUT) on the mapping: reclaim
+  kStatBlocks = 22,   // quiescent point: fsync + fstat; result = allocated fs blocks (space check)
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 
 const char* op_kind_name(OpKind k);
 bool op_kind_is_read(OpKind k);
-bool op_kind_modifies(OpKind k);  // init, write, punch
+bool op_kind_modifies(OpKind k);  // init, write, punch, zero-range, dio-write, mmap-write
+bool op_kind_zeroes(OpKind k);    // punch, zero-range
+bool op_kind_quiescent(OpKind k); // verification reads (no race in flight)
 
 // Op ids: (thread + 1) << 40 | sequence; thread 0 is the setup/verify thread. Id 0 is never used.
 inline constexpr int kOpIdThreadShift = 40;

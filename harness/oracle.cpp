@@ -20,7 +20,7 @@ const char* phase_of(OpKind k) {
   }
 }
 
-bool quiescent(OpKind k) { return uint16_t(k) >= uint16_t(OpKind::kVerifyCached); }
+bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 }  // namespace
 
@@ -32,31 +32,50 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
       file_names_.push_back(f.value("name", std::string()));
       uint64_t blocks = f.value("blocks", uint64_t(0));
       uint16_t fi = uint16_t(file_ids_.size() - 1);
-      for (uint64_t b = 0; b < blocks; ++b) hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true});
+      for (uint64_t b = 0; b < blocks; ++b) {
+        hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
+        alloc_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
+      }
     }
   }
   for (const auto& r : d.ops) {
     OpKind k = OpKind(r.kind);
+    if (op_kind_modifies(k) || k == OpKind::kFalloc) {
+      bool frees = k == OpKind::kPunch;
+      bool ok = (frees || k == OpKind::kZeroRange || k == OpKind::kFalloc) ? r.result == 0 : r.result == int64_t(r.length);
+      uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
+      for (uint64_t b = b0; b < b1; ++b) alloc_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, frees, ok, false});
+    }
     if (!op_kind_modifies(k)) continue;
-    bool punch = k == OpKind::kPunch;
+    bool punch = op_kind_zeroes(k);
     bool ok = punch ? r.result == 0 : r.result == int64_t(r.length);
+    bool mmap = k == OpKind::kMmapWrite;
     uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
-    for (uint64_t b = b0; b < b1; ++b) hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok});
+    for (uint64_t b = b0; b < b1; ++b) hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap});
   }
-  for (auto& [k, h] : hist_) {
+  for (auto* table : {&hist_, &alloc_})
+  for (auto& [k, h] : *table) {
     std::stable_sort(h.mods.begin(), h.mods.end(), [](const Mod& a, const Mod& b) { return a.start < b.start; });
     size_t n = h.mods.size();
     h.suffix_min_end.assign(n + 1, UINT64_MAX);
     for (size_t i = n; i-- > 0;)
       h.suffix_min_end[i] = std::min(h.suffix_min_end[i + 1], h.mods[i].ok ? h.mods[i].end : UINT64_MAX);
-    uint64_t mx = 0;
+    size_t best = SIZE_MAX;
     for (size_t i = 0; i < n; ++i)
       if (h.mods[i].punch) {
         h.punch_idx.push_back(i);
-        mx = std::max(mx, h.mods[i].end);
-        h.punch_prefix_max_end.push_back(mx);
+        if (best == SIZE_MAX || h.mods[i].end > h.mods[best].end) best = i;
+        h.punch_prefix_best.push_back(best);
       }
   }
+}
+
+bool BlockModel::may_be_allocated(uint16_t file, uint64_t block, uint64_t t) const {
+  auto it = alloc_.find(key(file, block));
+  if (it == alloc_.end()) return false;
+  for (const auto& m : it->second.mods)
+    if (!m.punch && allowed(it->second, m, t, t)) return true;
+  return false;
 }
 
 const BlockModel::Hist* BlockModel::hist(uint16_t file, uint64_t block) const {
@@ -99,6 +118,18 @@ const BlockModel::Mod* BlockModel::superseder(const Hist& h, uint64_t after_end,
   return best;
 }
 
+bool BlockModel::mmap_tear_possible(const Hist& h, uint64_t rs, uint64_t re) const {
+  // A block an mmap store (a plain memcpy) was writing while another write or punch ran on it may keep
+  // any mixture of the two, as long as that mmap store is still a possible current value.
+  for (size_t i = 0; i < h.mods.size(); ++i) {
+    const Mod& x = h.mods[i];
+    if (!x.mmap || !allowed(h, x, rs, re)) continue;
+    for (const auto& y : h.mods)
+      if (&y != &x && y.id != 0 && y.start < x.end && x.start < y.end) return true;
+  }
+  return false;
+}
+
 bool BlockModel::overlapped(const Hist& h, uint64_t rs, uint64_t re) const {
   for (const auto& m : h.mods)
     if (m.id != 0 && m.start < re && m.end > rs) return true;
@@ -136,12 +167,7 @@ bool BlockModel::allowed_zero(uint16_t file, uint64_t block, uint64_t rs, uint64
                              [&](size_t i, uint64_t t) { return h->mods[i].start < t; });
   size_t n = size_t(it - h->punch_idx.begin());
   if (n == 0) return false;
-  uint64_t best_end = h->punch_prefix_max_end[n - 1];
-  for (size_t i = 0; i < n; ++i) {
-    const Mod& p = h->mods[h->punch_idx[i]];
-    if (p.end == best_end) return allowed(*h, p, rs, re);
-  }
-  return false;
+  return allowed(*h, h->mods[h->punch_prefix_best[n - 1]], rs, re);
 }
 
 FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats) {
@@ -254,6 +280,10 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
         case BlockClass::kMixed:
         case BlockClass::kGarbage: {
           if (!quiescent(kind) && model.overlapped(*h, rs, re)) {
+            ++st.torn_legal;
+            break;
+          }
+          if (model.mmap_tear_possible(*h, rs, re)) {  // stores through a mapping are not atomic per block
             ++st.torn_legal;
             break;
           }

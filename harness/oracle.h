@@ -36,6 +36,7 @@ class BlockModel {
     uint64_t start, end, id;
     bool punch;
     bool ok;  // completed successfully: only such ops can supersede another
+    bool mmap = false;  // a store through a mapping (not atomic per block)
   };
   explicit BlockModel(const OpLogData& d);
 
@@ -47,9 +48,12 @@ class BlockModel {
     std::vector<Mod> mods;             // sorted by start; mods[0] is the initial hole (id 0)
     std::vector<uint64_t> suffix_min_end;  // over ok mods, UINT64_MAX otherwise
     std::vector<size_t> punch_idx;     // indexes of punches (and the initial hole), by start
-    std::vector<uint64_t> punch_prefix_max_end;
+    std::vector<size_t> punch_prefix_best;  // per punch prefix: index of the punch with the latest end
   };
   const Hist* hist(uint16_t file, uint64_t block) const;
+  // Allocation: can block b hold allocated space at instant t (every op before t finished)? Allocating ops
+  // are writes of any kind, zero-range and fallocate (unwritten extents); only a punch frees.
+  bool may_be_allocated(uint16_t file, uint64_t block, uint64_t t) const;
   const OpRecord* op(uint64_t id) const;
   uint64_t file_id(uint16_t file) const { return file < file_ids_.size() ? file_ids_[file] : 0; }
   const std::string& file_name(uint16_t file) const;
@@ -61,10 +65,13 @@ class BlockModel {
   // Every value allowed for a read over [rs, re], described.
   std::vector<std::string> allowed_values(const Hist& h, uint64_t rs, uint64_t re) const;
   bool overlapped(const Hist& h, uint64_t rs, uint64_t re) const;
+  // A torn block is a legal outcome of an mmap store that overlapped another modifying op.
+  bool mmap_tear_possible(const Hist& h, uint64_t rs, uint64_t re) const;
 
  private:
   const OpLogData& d_;
-  std::unordered_map<uint64_t, Hist> hist_;  // key: file << 40 | block
+  std::unordered_map<uint64_t, Hist> hist_;   // key: file << 40 | block
+  std::unordered_map<uint64_t, Hist> alloc_;  // allocation history (punch = frees)
   std::unordered_map<uint64_t, size_t> op_index_;
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 #include <iostream>
+#include <map>
 
 #include "harness/util.h"
 
@@ -30,10 +31,16 @@ std::string case_block(const nlohmann::json& c) {
     const auto& k = c["kernel_log"];
     s += fmt::format("  kernel log: {} lines captured{}", k.value("lines", 0),
                      k.value("captured", true) ? "" : fmt::format(" (not captured: {})", k.value("error", "")));
-    if (k.value("dio_invalidate_failures", 0))
-      s += fmt::format(", {} 'Page cache invalidation failure on direct I/O' (not a finding by itself)",
-                       k.value("dio_invalidate_failures", 0));
     s += "\n";
+    std::map<std::string, std::pair<int, bool>> by_rule;
+    for (const auto& n : k.value("notices", nlohmann::json::array())) {
+      auto& e = by_rule[n.value("rule", "")];
+      ++e.first;
+      e.second = n.value("escalated", false);
+    }
+    for (const auto& [rule, e] : by_rule)
+      s += fmt::format("  kernel notice: {} x{} ({})\n", rule, e.first,
+                       e.second ? "escalated: the oracle rejected data in this case" : "not a finding by itself: all data verified");
   }
   if (c.contains("space")) {
     const auto& sp = c["space"];

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +89,18 @@ void fsync_files(ThreadLog& tl, const std::vector<TestFile>& files) {
   }
 }
 
+void record_stat_blocks(ThreadLog& tl, const std::vector<TestFile>& files, const std::string& dir, uint64_t fs_block) {
+  struct statfs sf;
+  uint64_t free = statfs(dir.c_str(), &sf) == 0 ? uint64_t(sf.f_bfree) : 0;
+  for (size_t fi = 0; fi < files.size(); ++fi) {
+    struct stat st;
+    uint64_t id = tl.new_id(), t0 = now_ns();
+    int r = stat(files[fi].path.c_str(), &st);
+    int64_t res = r == 0 ? int64_t(uint64_t(st.st_blocks) * 512 / fs_block) : -errno;
+    tl.op(id, OpKind::kStatBlocks, uint16_t(fi), 0, free, t0, now_ns(), res);
+  }
+}
+
 std::vector<std::pair<uint64_t, std::string>> inject_corruption(ThreadLog& tl, const std::vector<TestFile>& files) {
   if (files.empty() || files[0].blocks < 8)
     throw UsageError("--inject-corruption needs a first test file of at least 8 blocks (file_blocks >= 8)");
@@ -158,29 +172,53 @@ std::vector<Finding> check_space(const OpLogData& d, const SpaceMeasure& m, cons
   const auto& files = d.meta.contains("files") ? d.meta["files"] : nlohmann::json::array();
   for (size_t fi = 0; fi < files.size() && fi < m.allocated.size(); ++fi) {
     uint64_t blocks = files[fi].value("blocks", uint64_t(0));
-    uint64_t max_data = 0, min_data = 0;
-    for (uint64_t b = 0; b < blocks; ++b) {
-      const BlockModel::Hist* h = model.hist(uint16_t(fi), b);
-      if (!h) continue;
-      bool data = false, zero = false;
-      for (const auto& x : h->mods)
-        if (model.allowed(*h, x, UINT64_MAX, UINT64_MAX)) (x.punch ? zero : data) = true;
-      max_data += data;
-      min_data += data && !zero;
-    }
+    uint64_t max_data = 0;
+    for (uint64_t b = 0; b < blocks; ++b) max_data += model.may_be_allocated(uint16_t(fi), b, UINT64_MAX);
     uint64_t alloc = m.allocated[fi];
     total_alloc += alloc;
     uint64_t meta = (xfs ? 4 : 2) + blocks / (xfs ? 128 : 256);
     uint64_t allowed = max_data + meta + corrupted[uint16_t(fi)];
     if (alloc > allowed)
       out.push_back(mk(files[fi].value("name", ""),
-                       fmt::format("{} blocks allocated (st_blocks) but the final state has at most {} data blocks "
-                                   "(+{} for metadata): punched blocks were not freed",
+                       fmt::format("{} blocks allocated (st_blocks) but at most {} blocks can still be allocated "
+                                   "after the last ops (+{} for metadata): punched blocks were not freed",
                                    alloc, max_data, meta)));
   }
   // Measured here: ext4 and XFS account exactly (0 blocks of difference over many runs); a block or
   // two of slack absorbs allocator metadata (XFS free-space btree splits).
   uint64_t slack = xfs ? 8 : 1;
+  // Quiescent points during the race: same per-file bound at that instant, and free space.
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> round_alloc;  // stat time (first) -> {sum alloc, free}
+  uint64_t last_round = 0;
+  for (const auto& r : d.ops) {
+    if (OpKind(r.kind) != OpKind::kStatBlocks || r.result < 0) continue;
+    uint64_t t = r.start_ns;
+    if (t - last_round > 1000000000ull / 2 || round_alloc.empty()) last_round = t;  // files of one round are adjacent
+    auto& ra = round_alloc[last_round];
+    ra.first += uint64_t(r.result);
+    ra.second = r.length;
+    uint64_t blocks = r.file < files.size() ? files[r.file].value("blocks", uint64_t(0)) : 0;
+    uint64_t max_data = 0;
+    for (uint64_t b = 0; b < blocks; ++b) max_data += model.may_be_allocated(r.file, b, t);
+    uint64_t meta = (xfs ? 4 : 2) + blocks / (xfs ? 128 : 256);
+    if (uint64_t(r.result) > max_data + meta) {
+      Finding f = mk(r.file < files.size() ? files[r.file].value("name", "") : "",
+                     fmt::format("at a quiescent point during the race (fsync'ed): {} blocks allocated but at most {} "
+                                 "can be allocated at that instant (+{} for metadata)",
+                                 r.result, max_data, meta));
+      f.ops.push_back(r);
+      f.time_ns = t;
+      out.push_back(std::move(f));
+    }
+  }
+  for (const auto& [t, ra] : round_alloc)
+    if (m.baseline_free >= ra.second && m.baseline_free - ra.second > ra.first + slack) {
+      Finding f = mk("", fmt::format("at a quiescent point during the race (fsync'ed): free space dropped by {} blocks "
+                                     "but the test files hold only {} (slack {}): blocks or reservations leaked",
+                                     m.baseline_free - ra.second, ra.first, slack));
+      f.time_ns = t;
+      out.push_back(std::move(f));
+    }
   if (m.baseline_free >= m.free_with_files) {
     uint64_t used = m.baseline_free - m.free_with_files;
     if (used > total_alloc + slack)

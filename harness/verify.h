@@ -16,6 +16,9 @@ std::vector<std::string> verify_cached_round(ThreadLog& tl, const std::vector<Te
 // Cold cache (after remount): every block through read(2).
 void verify_disk_round(ThreadLog& tl, const std::vector<TestFile>& files, uint32_t round);
 void fsync_files(ThreadLog& tl, const std::vector<TestFile>& files);
+// Quiescent point: records per file a stat-blocks op (result = allocated fs blocks, length = the
+// filesystem's free blocks at that moment), compared with the model by check_space.
+void record_stat_blocks(ThreadLog& tl, const std::vector<TestFile>& files, const std::string& dir, uint64_t fs_block);
 
 // Test-only: makes blocks 1, 3, 5 and 7 of the first file wrong on disk in four known ways, after
 // sealing their expected state with logged ops: block 1 holds an overwritten generation (stale),

@@ -31,13 +31,23 @@ struct ScenarioEnv {
   const std::atomic<bool>* stop = nullptr;  // set on SIGINT / SIGTERM
   // Called for every test file once it exists (probes filter on these inodes).
   std::function<void(const TestFile&, int fd)> on_file;
+  // Quiescent points: every quiesce_ms of racing, all workers stop and quiesce(round) runs alone
+  // (the runner compares page cache with O_DIRECT and checks space). 0 or no callback: off.
+  double quiesce_ms = 0;
+  std::function<void(uint32_t round)> quiesce;
 };
 
 struct RaceStats {
   std::map<std::string, uint64_t> ops_by_kind;
   std::map<std::string, uint64_t> errors_by_kind;  // failed syscalls (not findings by themselves)
-  std::vector<std::string> fatal_errors;           // syscall failures the scenario does not allow
+  struct Failure {
+    std::string kind;  // op kind name
+    int64_t result;    // -errno, or the short byte count
+    std::string message;
+  };
+  std::vector<Failure> fatal_errors;  // syscall failures the scenario does not allow (first 20)
   double seconds = 0;
+  uint64_t quiescent_rounds = 0;
   uint64_t total_ops() const {
     uint64_t t = 0;
     for (const auto& [k, v] : ops_by_kind) t += v;
@@ -66,6 +76,10 @@ Scenario* find_scenario(const std::string& name);
 std::vector<ScenarioSpec> scenario_catalog();
 
 // Shared helpers for scenarios.
+enum class InitMode { kStamped, kSparse, kHalf };
+// Creates the files: kStamped writes every block (one init op per file), kSparse leaves holes
+// (ftruncate only), kHalf stamps even blocks and leaves odd ones as holes.
+void init_files(ScenarioEnv& env, const std::vector<TestFile>& files, InitMode mode);
 // Writes stamped blocks [b0, b0+n) of `f` with generation `gen` via pwrite; returns the syscall result.
 int64_t write_stamped(int fd, const TestFile& f, uint64_t b0, uint64_t n, uint64_t gen, void* buf);
 // Decodes `n` blocks of `buf` and records one observation per block on the last op of `tl`.

@@ -41,6 +41,7 @@ name = "soak-1"
 seed = 42
 duration_s = 2.5
 repetitions = 3
+quiesce_ms = 100
 filesystems = ["xfs"]
 scenarios = ["punch-vs-fault"]
 [fs.xfs]
@@ -55,6 +56,7 @@ ratio = 0.25
   EXPECT_EQ(c.seed, 42u);
   EXPECT_DOUBLE_EQ(c.duration_s, 2.5);
   EXPECT_EQ(c.repetitions, 3u);
+  EXPECT_DOUBLE_EQ(c.quiesce_ms, 100);
   ASSERT_EQ(c.filesystems.size(), 1u);
   EXPECT_EQ(c.filesystems[0].mkfs_options, (std::vector<std::string>{"-f", "-m", "reflink=1"}));
   EXPECT_EQ(c.filesystems[0].mount_options, "noatime");
@@ -65,7 +67,7 @@ ratio = 0.25
 
 TEST(Campaign, UnknownKeyNamesLineKeyAndAllowed) {
   EXPECT_EQ(err("[campaign]\nseed = 1\nduraton_s = 3\n"),
-            "c.toml:3:1: unknown key 'duraton_s' in [campaign]; allowed: name, seed, duration_s, repetitions, filesystems, scenarios");
+            "c.toml:3:1: unknown key 'duraton_s' in [campaign]; allowed: name, seed, duration_s, repetitions, quiesce_ms, filesystems, scenarios");
 }
 
 TEST(Campaign, UnknownScenarioParam) {

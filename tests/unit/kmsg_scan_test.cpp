@@ -76,6 +76,35 @@ TEST(KmsgScan, DioInvalidationFailureIsCountedNotAFinding) {
   KmsgScanResult r;
   EXPECT_EQ(scan_file("dio_invalidate.log", {}, &r), V{});
   EXPECT_EQ(r.dio_invalidate_failures, 2u);
+  ASSERT_EQ(r.notices.size(), 2u);
+  EXPECT_EQ(r.notices[0].rule, "dio-invalidate-failure");
+  EXPECT_EQ(r.notices[0].lines.size(), 2u);  // the message and its File: line
+  KmsgScanOptions o;
+  EXPECT_TRUE(escalate_notices(r.notices, /*data_findings=*/false, o).empty());
+  auto esc = escalate_notices(r.notices, /*data_findings=*/true, o);
+  ASSERT_EQ(esc.size(), 2u);
+  EXPECT_EQ(esc[0].cls, "kernel-warning");
+  EXPECT_EQ(esc[0].kernel_log.size(), 2u);
+}
+
+TEST(KmsgScan, Ext4EvictDirtyTagNeedsCorroboration) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("ext4_evict_dirty.log", {"loop0"}, &r), V{});
+  ASSERT_EQ(r.notices.size(), 1u);
+  EXPECT_EQ(r.notices[0].rule, "ext4-evict-dirty-tag");
+  KmsgScanOptions o;
+  auto esc = escalate_notices(r.notices, true, o);
+  ASSERT_EQ(esc.size(), 1u);
+  EXPECT_EQ(esc[0].cls, "ext4-error");
+  // On another device it is neither a notice nor a finding.
+  EXPECT_EQ(scan_file("ext4_evict_dirty.log", {"loop7"}, &r), V{});
+  EXPECT_TRUE(r.notices.empty());
+}
+
+TEST(KmsgScan, DataFindingClasses) {
+  for (const char* c : {"stale", "stale-after-punch", "lost-write", "foreign", "torn", "cache-incoherent"})
+    EXPECT_TRUE(is_data_finding_class(c)) << c;
+  for (const char* c : {"space-leak", "kernel-warning", "ext4-error"}) EXPECT_FALSE(is_data_finding_class(c)) << c;
 }
 
 TEST(KmsgScan, OtherDevicesAreIgnoredWhenDevicesAreKnown) {

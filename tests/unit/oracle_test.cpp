@@ -303,3 +303,65 @@ TEST(Oracle, FindingsAreCappedPerClassButCounted) {
   EXPECT_EQ(h.last.total_by_class["stale"], 120u);
   EXPECT_EQ(h.last.suppressed_by_class["stale"], 70u);
 }
+
+TEST(Oracle, ZeroRangeProducesZeroesLikeAPunch) {
+  History h;
+  uint64_t i = h.init(16, 0, 5);
+  h.d.ops.push_back(OpRecord{(1ull << kOpIdThreadShift) | 999, 10, 20, 3 * kBlockSize, kBlockSize, 0, 1,
+                             uint16_t(OpKind::kZeroRange), 0, 0, 0});
+  h.d.obs_begin.push_back(h.d.obs.size());
+  h.read(3, 30, 40, History::zero());
+  h.read(3, 30, 40, History::data(3, i));
+  EXPECT_EQ(h.classes(), V{"stale-after-punch"});
+}
+
+TEST(Oracle, TornBlockAfterAnMmapStoreRacedAPunchIsLegal) {
+  History h;
+  h.init(16, 0, 5);
+  uint64_t id = (1ull << kOpIdThreadShift) | 777;
+  h.d.ops.push_back(OpRecord{id, 100, 200, 3 * kBlockSize, kBlockSize, int64_t(kBlockSize), 1,
+                             uint16_t(OpKind::kMmapWrite), 0, 0, 0});
+  h.d.obs_begin.push_back(h.d.obs.size());
+  h.punch(3, 1, 150, 160);  // zapped the page in the middle of the stores
+  BlockValue v = History::data(3, id);
+  v.cls = BlockClass::kMixed;
+  v.gen2 = ~0ull;  // data + zero sectors
+  h.read(3, 300, 310, v, OpKind::kVerifyDisk, 2);
+  EXPECT_EQ(h.classes(), V{});
+}
+
+TEST(Oracle, TornBlockAfterAPwriteRacedAPunchIsTorn) {
+  History h;
+  h.init(16, 0, 5);
+  uint64_t w = h.write(3, 1, 100, 200);
+  h.punch(3, 1, 150, 160);
+  BlockValue v = History::data(3, w);
+  v.cls = BlockClass::kMixed;
+  v.gen2 = ~0ull;
+  h.read(3, 300, 310, v, OpKind::kVerifyDisk, 2);
+  EXPECT_EQ(h.classes(), V{"torn"});  // a buffered write copies a block under the folio lock
+}
+
+TEST(Oracle, DirectReadIsJudgedLikeAnyRead) {
+  History h;
+  uint64_t i = h.init(16, 0, 5);
+  h.write(3, 1, 10, 20);
+  h.read(3, 30, 40, History::data(3, i), OpKind::kDioRead);
+  EXPECT_EQ(h.classes(), V{"stale"});
+}
+
+TEST(Oracle, AllocationModel) {
+  History h(4);
+  h.init(4, 0, 5);
+  h.punch(0, 2, 10, 20);
+  h.d.ops.push_back(OpRecord{(1ull << kOpIdThreadShift) | 555, 30, 40, 1 * kBlockSize, kBlockSize, 0, 1,
+                             uint16_t(OpKind::kFalloc), 0, 0, 0});
+  h.d.obs_begin.push_back(h.d.obs.size());
+  BlockModel m(h.d);
+  EXPECT_FALSE(m.may_be_allocated(0, 0, 25));  // punched
+  EXPECT_FALSE(m.may_be_allocated(0, 1, 25));
+  EXPECT_TRUE(m.may_be_allocated(0, 1, 45));   // fallocated again
+  EXPECT_TRUE(m.may_be_allocated(0, 1, 35));   // fallocate in flight
+  EXPECT_TRUE(m.may_be_allocated(0, 2, 45));   // never punched
+  EXPECT_TRUE(m.may_be_allocated(0, 0, 15));   // punch in flight
+}

@@ -1,0 +1,263 @@
+#include "workloads/engine.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fmt/core.h>
+#include <mutex>
+#include <thread>
+
+namespace fsrace {
+
+void FileHandles::open_all(const std::vector<TestFile>& files) {
+  for (const auto& f : files) {
+    int fd = open(f.path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw UsageError(fmt::format("cannot open test file {}: {}", f.path, strerror(errno)));
+    void* m = mmap(nullptr, f.blocks * kBlockSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) throw UsageError(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
+    this->fd.push_back(fd);
+    dfd.push_back(open(f.path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
+    map.push_back(static_cast<char*>(m));
+  }
+}
+
+void FileHandles::close_all(const std::vector<TestFile>& files) {
+  for (size_t i = 0; i < fd.size(); ++i) {
+    munmap(map[i], files[i].blocks * kBlockSize);
+    if (dfd[i] >= 0) close(dfd[i]);
+    close(fd[i]);
+  }
+  fd.clear();
+  dfd.clear();
+  map.clear();
+}
+
+OpCtx::OpCtx(ScenarioEnv& env, const std::vector<TestFile>& files, FileHandles& h, uint32_t tid, uint64_t max_blocks)
+    : rng(env.seed * 0x9e3779b97f4a7c15ull + tid), env_(env), files_(files), h_(h), tl_(env.log->thread(tid)),
+      buf_(max_blocks * kBlockSize) {}
+
+Range OpCtx::pick(uint64_t max_blocks) {
+  Range r;
+  r.file = uint16_t(rng.below(files_.size()));
+  uint64_t nb = files_[r.file].blocks;
+  r.n = 1 + rng.below(std::min(max_blocks, nb));
+  r.b0 = rng.below(nb - r.n + 1);
+  return r;
+}
+
+bool OpCtx::has_direct() const {
+  for (int d : h_.dfd)
+    if (d < 0) return false;
+  return true;
+}
+
+void OpCtx::fail(const std::string& what, int64_t res) {
+  ++stats.errors_by_kind[what];
+  if (stats.fatal_errors.size() < 20)
+    stats.fatal_errors.push_back({what, res, fmt::format("{}: {}", what, res < 0 ? strerror(int(-res)) : "short transfer")});
+}
+
+template <class F>
+void OpCtx::simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok) {
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  int64_t res = call();
+  tl_.op(id, k, r.file, r.off(), r.len(), t0, now_ns(), res);
+  ++stats.ops_by_kind[name];
+  if (res < 0 || (!zero_ok && res == 0)) fail(name, res);
+}
+
+namespace {
+int64_t neg_errno(long r) { return r < 0 ? -int64_t(errno) : int64_t(r); }
+}  // namespace
+
+void OpCtx::write(const Range& r) {
+  uint64_t id = tl_.new_id();
+  for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
+  uint64_t t0 = now_ns();
+  int64_t res = neg_errno(pwrite(h_.fd[r.file], buf_.p, r.len(), off_t(r.off())));
+  tl_.op(id, OpKind::kWrite, r.file, r.off(), r.len(), t0, now_ns(), res);
+  ++stats.ops_by_kind["write"];
+  if (res != int64_t(r.len())) fail("write", res);
+}
+
+void OpCtx::dio_write(const Range& r) {
+  uint64_t id = tl_.new_id();
+  for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
+  uint64_t t0 = now_ns();
+  int64_t res = neg_errno(pwrite(h_.dfd[r.file], buf_.p, r.len(), off_t(r.off())));
+  tl_.op(id, OpKind::kDioWrite, r.file, r.off(), r.len(), t0, now_ns(), res);
+  ++stats.ops_by_kind["dio-write"];
+  if (res != int64_t(r.len())) fail("dio-write", res);
+}
+
+void OpCtx::mmap_write(const Range& r) {
+  uint64_t id = tl_.new_id();
+  for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
+  uint64_t t0 = now_ns();
+  std::memcpy(h_.map[r.file] + r.off(), buf_.p, r.len());
+  tl_.op(id, OpKind::kMmapWrite, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()));
+  ++stats.ops_by_kind["mmap-write"];
+}
+
+void OpCtx::punch(const Range& r) {
+  simple(OpKind::kPunch, r, "punch", [&] {
+    return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
+  });
+}
+
+void OpCtx::zero_range(const Range& r) {
+  simple(OpKind::kZeroRange, r, "zero-range", [&] {
+    return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
+  });
+}
+
+void OpCtx::falloc(const Range& r) {
+  simple(OpKind::kFalloc, r, "falloc", [&] {
+    return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
+  });
+}
+
+void OpCtx::evict(const Range& r) {
+  simple(OpKind::kEvict, r, "evict", [&] {
+    return -int64_t(posix_fadvise(h_.fd[r.file], off_t(r.off()), off_t(r.len()), POSIX_FADV_DONTNEED));
+  });
+}
+
+void OpCtx::readahead(const Range& r) {
+  simple(OpKind::kReadahead, r, "readahead", [&] { return neg_errno(::readahead(h_.fd[r.file], off_t(r.off()), r.len())); });
+}
+
+void OpCtx::fadvise_willneed(const Range& r) {
+  simple(OpKind::kFadvWillneed, r, "fadvise-willneed", [&] {
+    return -int64_t(posix_fadvise(h_.fd[r.file], off_t(r.off()), off_t(r.len()), POSIX_FADV_WILLNEED));
+  });
+}
+
+void OpCtx::madvise_willneed(const Range& r) {
+  simple(OpKind::kMadvWillneed, r, "madvise-willneed",
+         [&] { return neg_errno(madvise(h_.map[r.file] + r.off(), r.len(), MADV_WILLNEED)); });
+}
+
+void OpCtx::pageout(const Range& r) {
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+  simple(OpKind::kPageout, r, "pageout", [&] {
+    int64_t res = neg_errno(madvise(h_.map[r.file] + r.off(), r.len(), MADV_PAGEOUT));
+    return res == -EINVAL ? 0 : res;  // kernels before 5.4 lack MADV_PAGEOUT: a no-op there
+  });
+}
+
+void OpCtx::sync_range(const Range& r) {
+  simple(OpKind::kSyncRange, r, "sync-file-range", [&] {
+    return neg_errno(sync_file_range(h_.fd[r.file], off_t(r.off()), off_t(r.len()),
+                                     SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER));
+  });
+}
+
+void OpCtx::fsync(uint16_t file) {
+  Range r{file, 0, files_[file].blocks};
+  simple(OpKind::kFsync, r, "fsync", [&] { return neg_errno(::fsync(h_.fd[file])); });
+}
+
+void OpCtx::read(const Range& r) {
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  int64_t res = neg_errno(pread(h_.fd[r.file], buf_.p, r.len(), off_t(r.off())));
+  tl_.op(id, OpKind::kRead, r.file, r.off(), r.len(), t0, now_ns(), res);
+  if (res > 0) record_blocks(tl_, buf_.p, r.b0, uint64_t(res) / kBlockSize);
+  ++stats.ops_by_kind["read"];
+  if (res != int64_t(r.len())) fail("read", res);
+}
+
+void OpCtx::dio_read(const Range& r) {
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  int64_t res = neg_errno(pread(h_.dfd[r.file], buf_.p, r.len(), off_t(r.off())));
+  tl_.op(id, OpKind::kDioRead, r.file, r.off(), r.len(), t0, now_ns(), res);
+  if (res > 0) record_blocks(tl_, buf_.p, r.b0, uint64_t(res) / kBlockSize);
+  ++stats.ops_by_kind["dio-read"];
+  if (res != int64_t(r.len())) fail("dio-read", res);
+}
+
+void OpCtx::mmap_read(const Range& r) {
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  std::memcpy(buf_.p, h_.map[r.file] + r.off(), r.len());
+  tl_.op(id, OpKind::kMmapRead, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()));
+  record_blocks(tl_, buf_.p, r.b0, r.n);
+  ++stats.ops_by_kind["mmap-read"];
+}
+
+RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const std::vector<Role>& roles,
+                    uint64_t iterations, uint64_t max_blocks) {
+  FileHandles h;
+  h.open_all(files);
+  int nthreads = 0;
+  for (const auto& r : roles) nthreads += r.count;
+  uint64_t deadline = now_ns() + uint64_t(env.duration_s * 1e9);
+  bool quiesce = env.quiesce && env.quiesce_ms > 0;
+
+  RaceStats stats;
+  std::mutex mu;
+  std::atomic<bool> go{false}, pause{false};
+  std::atomic<int> live{nthreads};
+  // Quiescent points: workers and the coordinator meet twice (stop, then resume).
+  std::barrier sync(nthreads + 1);
+  auto running = [&](uint64_t done) {
+    if (env.stop && env.stop->load(std::memory_order_relaxed)) return false;
+    if (iterations) return done < iterations;
+    return now_ns() < deadline;
+  };
+
+  std::vector<std::thread> threads;
+  uint32_t tid = 1;
+  for (const auto& role : roles) {
+    for (int i = 0; i < role.count; ++i, ++tid) {
+      threads.emplace_back([&, tid, step = role.step] {
+        OpCtx ctx(env, files, h, tid, max_blocks);
+        while (!go.load()) std::this_thread::yield();
+        for (uint64_t done = 0; running(done); ++done) {
+          if (pause.load(std::memory_order_acquire)) {
+            sync.arrive_and_wait();  // stopped: the coordinator checks
+            sync.arrive_and_wait();  // resumed
+          }
+          step(ctx);
+        }
+        sync.arrive_and_drop();
+        live.fetch_sub(1);
+        std::lock_guard<std::mutex> g(mu);
+        for (auto& [k, v] : ctx.stats.ops_by_kind) stats.ops_by_kind[k] += v;
+        for (auto& [k, v] : ctx.stats.errors_by_kind) stats.errors_by_kind[k] += v;
+        for (auto& e : ctx.stats.fatal_errors)
+          if (stats.fatal_errors.size() < 20) stats.fatal_errors.push_back(e);
+      });
+    }
+  }
+  uint64_t t0 = now_ns();
+  go = true;
+  uint32_t round = 100;  // verification rounds 1 and 2 belong to the post-race checks
+  if (quiesce) {
+    while (live.load() == nthreads) {
+      uint64_t next = now_ns() + uint64_t(env.quiesce_ms * 1e6);
+      while (now_ns() < next && live.load() == nthreads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (live.load() != nthreads) break;
+      pause.store(true, std::memory_order_release);
+      sync.arrive_and_wait();  // every live worker has stopped (exiting ones dropped out)
+      pause.store(false, std::memory_order_release);
+      env.quiesce(round++);
+      sync.arrive_and_wait();
+    }
+  }
+  sync.arrive_and_drop();
+  for (auto& t : threads) t.join();
+  stats.seconds = double(now_ns() - t0) / 1e9;
+  stats.quiescent_rounds = round - 100;
+  h.close_all(files);
+  return stats;
+}
+
+}  // namespace fsrace

@@ -1,0 +1,84 @@
+// The race engine shared by every scenario: per-thread roles that each perform one op per step, the
+// op primitives (each one recorded in the op log with its interval and result, reads with what every
+// block held), the run loop (deadline, iteration count, SIGINT), and quiescent points where every
+// thread waits at a barrier while the runner checks cache coherence and space in the middle of the race.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/util.h"
+#include "workloads/scenario.h"
+
+namespace fsrace {
+
+struct FileHandles {
+  std::vector<int> fd;      // O_RDWR
+  std::vector<int> dfd;     // O_RDWR | O_DIRECT (-1 if the filesystem refuses O_DIRECT)
+  std::vector<char*> map;   // PROT_READ | PROT_WRITE, MAP_SHARED over the whole file
+  void open_all(const std::vector<TestFile>& files);
+  void close_all(const std::vector<TestFile>& files);
+};
+
+struct Range {
+  uint16_t file = 0;
+  uint64_t b0 = 0, n = 1;
+  uint64_t off() const { return b0 * kBlockSize; }
+  uint64_t len() const { return n * kBlockSize; }
+};
+
+// One worker thread's view: its log, RNG, buffer and the op primitives.
+class OpCtx {
+ public:
+  OpCtx(ScenarioEnv& env, const std::vector<TestFile>& files, FileHandles& h, uint32_t tid, uint64_t max_blocks);
+  Rng rng;
+  RaceStats stats;
+
+  // A random range of 1..max blocks inside a random file.
+  Range pick(uint64_t max_blocks);
+
+  // Modifying ops.
+  void write(const Range& r);       // pwrite of stamped blocks (buffered)
+  void dio_write(const Range& r);   // O_DIRECT pwrite of stamped blocks
+  void mmap_write(const Range& r);  // memcpy of stamped blocks into the shared mapping (page_mkwrite)
+  void punch(const Range& r);       // fallocate(PUNCH_HOLE | KEEP_SIZE)
+  void zero_range(const Range& r);  // fallocate(ZERO_RANGE | KEEP_SIZE)
+  // Data-neutral ops.
+  void falloc(const Range& r);      // fallocate(KEEP_SIZE): unwritten extents over holes
+  void evict(const Range& r);       // fadvise(DONTNEED)
+  void readahead(const Range& r);
+  void fadvise_willneed(const Range& r);
+  void madvise_willneed(const Range& r);
+  void pageout(const Range& r);     // madvise(PAGEOUT)
+  void sync_range(const Range& r);
+  void fsync(uint16_t file);
+  // Reads (every block observed).
+  void read(const Range& r);
+  void dio_read(const Range& r);
+  void mmap_read(const Range& r);
+
+  bool has_direct() const;
+
+ private:
+  void fail(const std::string& what, int64_t res);
+  template <class F>
+  void simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok = true);
+  ScenarioEnv& env_;
+  const std::vector<TestFile>& files_;
+  FileHandles& h_;
+  ThreadLog& tl_;
+  AlignedBuf buf_;
+};
+
+struct Role {
+  std::string name;
+  int count = 1;
+  std::function<void(OpCtx&)> step;  // one op (or a small fixed sequence) per call
+};
+
+// Runs the roles until the deadline, the iteration count (per thread) or env.stop; every
+// env.quiesce_ms the threads pause at a barrier and env.quiesce(round) runs alone.
+RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const std::vector<Role>& roles,
+                    uint64_t iterations, uint64_t max_blocks);
+
+}  // namespace fsrace

@@ -1,0 +1,350 @@
+// The scenarios: each is a set of thread roles over shared files, with the interleaving it targets,
+// the kernel paths involved (see ../shared/seeds/) and the finding classes it can produce.
+#include <fmt/core.h>
+
+#include "workloads/engine.h"
+#include "workloads/scenario.h"
+
+namespace fsrace {
+namespace {
+
+using T = ParamSpec::Type;
+
+class TableScenario : public Scenario {
+ public:
+  using Builder = std::function<std::vector<Role>(const ScenarioConfig&, uint64_t max_blocks)>;
+  TableScenario(std::string name, std::string summary, std::string description, std::vector<std::string> classes,
+                std::vector<ParamSpec> params, InitMode init, bool needs_direct, Builder build)
+      : description_(std::move(description)), classes_(std::move(classes)), init_(init), needs_direct_(needs_direct),
+        build_(std::move(build)) {
+    spec_.name = std::move(name);
+    spec_.summary = std::move(summary);
+    spec_.params = {
+        {"files", T::kInt, 1, 1, 64, "test files (each op picks one)"},
+        {"file_blocks", T::kInt, 64, 1, 1 << 20, "4 KiB blocks per file"},
+        {"max_range_blocks", T::kInt, 8, 1, 4096, "largest range of one op, in blocks"},
+        {"iterations", T::kInt, 0, 0, 1e12, "ops per thread (0: until the duration ends)"},
+    };
+    spec_.params.insert(spec_.params.end(), params.begin(), params.end());
+  }
+  const ScenarioSpec& spec() const override { return spec_; }
+  std::string description() const override { return description_; }
+  std::vector<std::string> finding_classes() const override { return classes_; }
+
+  std::vector<TestFile> plan_files(const ScenarioEnv& env) const override {
+    std::vector<TestFile> files;
+    uint64_t nb = uint64_t(env.cfg->i("file_blocks"));
+    for (int64_t i = 0; i < env.cfg->i("files"); ++i)
+      files.push_back({fmt::format("f{}", i), fmt::format("{}/f{}", env.dir, i), (env.run_nonce << 32) | uint64_t(i), nb});
+    return files;
+  }
+  void setup(ScenarioEnv& env, const std::vector<TestFile>& files) override { init_files(env, files, init_); }
+  RaceStats race(ScenarioEnv& env, const std::vector<TestFile>& files) override {
+    uint64_t maxr = uint64_t(env.cfg->i("max_range_blocks"));
+    if (needs_direct_) {
+      FileHandles h;
+      h.open_all(files);
+      bool direct = true;
+      for (int d : h.dfd) direct &= d >= 0;
+      h.close_all(files);
+      if (!direct)
+        throw UsageError(fmt::format("scenario {} needs O_DIRECT, which this filesystem refuses: pick another --fs or scenario",
+                                     spec_.name));
+    }
+    return run_roles(env, files, build_(*env.cfg, maxr), uint64_t(env.cfg->i("iterations")), maxr);
+  }
+
+ private:
+  ScenarioSpec spec_;
+  std::string description_;
+  std::vector<std::string> classes_;
+  InitMode init_;
+  bool needs_direct_;
+  Builder build_;
+};
+
+std::unique_ptr<Scenario> make(std::string name, std::string summary, std::string description,
+                               std::vector<std::string> classes, std::vector<ParamSpec> params, InitMode init,
+                               bool needs_direct, TableScenario::Builder build) {
+  return std::make_unique<TableScenario>(std::move(name), std::move(summary), std::move(description), std::move(classes),
+                                         std::move(params), init, needs_direct, std::move(build));
+}
+
+const std::vector<std::string> kDataClasses = {"stale", "stale-after-punch", "lost-write", "foreign", "torn",
+                                               "cache-incoherent", "space-leak"};
+
+std::unique_ptr<Scenario> punch_vs_fault() {
+  return make(
+      "punch-vs-fault", "hole punch + rewrite vs mmap read faults, write faults and read(2) on the same blocks",
+      "Punch threads punch holes (fallocate PUNCH_HOLE|KEEP_SIZE) and rewrite ranges (pwrite, or stores\n"
+      "through a shared mapping: write faults / page_mkwrite into punched ranges) while readers fill the\n"
+      "page cache from the same blocks through mmap read faults (with read-around) and pread(2), sometimes\n"
+      "after fadvise(DONTNEED) so the fault must read from disk. Targets the hole-punch vs page-cache-fill\n"
+      "race that mapping->invalidate_lock closes (seed 001): a folio instantiated after\n"
+      "truncate_pagecache_range but before the blocks are freed keeps stale data in a hole.\n"
+      "Kernel paths: fallocate -> truncate_pagecache_range, filemap_fault, filemap_read, page_mkwrite.",
+      kDataClasses,
+      {{"punch_threads", T::kInt, 1, 1, 64, "threads that punch holes and rewrite ranges"},
+       {"mmap_readers", T::kInt, 1, 0, 64, "threads reading through the shared mapping (page faults)"},
+       {"read_readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
+       {"punch_ratio", T::kDouble, 0.5, 0, 1, "share of punches among the punch threads' ops (rest: rewrites)"},
+       {"mmap_write_ratio", T::kDouble, 0.0, 0, 1, "share of rewrites done as stores through the mapping"},
+       {"evict_ratio", T::kDouble, 0.05, 0, 1, "share of reader ops preceded by fadvise(DONTNEED) of the range"}},
+      InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double pr = c.d("punch_ratio"), mw = c.d("mmap_write_ratio"), ev = c.d("evict_ratio");
+        return std::vector<Role>{
+            {"punch", int(c.i("punch_threads")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < pr) x.punch(r);
+               else if (x.rng.unit() < mw) x.mmap_write(r);
+               else x.write(r);
+             }},
+            {"mmap-reader", int(c.i("mmap_readers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < ev) x.evict(r);
+               x.mmap_read(r);
+             }},
+            {"reader", int(c.i("read_readers")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < ev) x.evict(r);
+               x.read(r);
+             }}};
+      });
+}
+
+std::unique_ptr<Scenario> punch_vs_read() {
+  return make(
+      "punch-vs-read", "hole punch / zero range vs every path that fills the page cache",
+      "Hole threads punch holes and zero ranges (fallocate PUNCH_HOLE / ZERO_RANGE, KEEP_SIZE) and rewrite\n"
+      "ranges, against every path that puts pages into the page cache for the same blocks: read(2),\n"
+      "readahead(2), posix_fadvise(WILLNEED), madvise(WILLNEED) and mmap read faults with read-around, each\n"
+      "followed by a read of the range, often after fadvise(DONTNEED) so the fill must go to disk.\n"
+      "Targets seed 001 (invalidate_lock: page_cache_ra_unbounded / filemap_create_folio vs\n"
+      "truncate_pagecache_range + block freeing) for every fill path. Collapse and insert range (which shift\n"
+      "blocks) are not in this scenario yet: the oracle does not model shifted ranges.",
+      kDataClasses,
+      {{"hole_threads", T::kInt, 1, 1, 64, "threads punching / zeroing / rewriting"},
+       {"readers", T::kInt, 2, 1, 64, "threads filling the cache (path chosen per op) and reading"},
+       {"zero_ratio", T::kDouble, 0.3, 0, 1, "share of zero-range among the hole threads' zeroing ops"},
+       {"rewrite_ratio", T::kDouble, 0.4, 0, 1, "share of rewrites among the hole threads' ops"},
+       {"evict_ratio", T::kDouble, 0.3, 0, 1, "share of reader ops that first drop the range from the cache"}},
+      InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double zr = c.d("zero_ratio"), rw = c.d("rewrite_ratio"), ev = c.d("evict_ratio");
+        return std::vector<Role>{
+            {"hole", int(c.i("hole_threads")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < rw) x.write(r);
+               else if (x.rng.unit() < zr) x.zero_range(r);
+               else x.punch(r);
+             }},
+            {"filler", int(c.i("readers")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < ev) x.evict(r);
+               switch (x.rng.below(5)) {
+                 case 0: x.read(r); break;
+                 case 1: x.readahead(r); x.read(r); break;
+                 case 2: x.fadvise_willneed(r); x.read(r); break;
+                 case 3: x.madvise_willneed(r); x.mmap_read(r); break;
+                 default: x.mmap_read(r); break;
+               }
+             }}};
+      });
+}
+
+std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
+  std::vector<std::string> cls = kDataClasses;
+  cls.push_back("ext4-reservation");
+  return make(
+      "mkwrite-vs-fallocate", "mmap write faults into holes vs fallocate / punch / zero on the same blocks",
+      "Writers store stamped blocks through a shared mapping into holes (write faults: page_mkwrite ->\n"
+      "ext4_da_map_blocks -> delalloc reservation) while allocators fallocate (KEEP_SIZE: unwritten\n"
+      "extents) and punch / zero the same blocks, and readers read them back. Targets seed 002: the\n"
+      "ext4 extent-status lookup in ext4_da_map_blocks() done without i_data_sem races\n"
+      "ext4_alloc_file_blocks(); without the re-check an extra block is reserved and never released\n"
+      "(\"i_reserved_data_blocks(1) not cleared!\" at eviction). The files start as holes; the runner\n"
+      "evicts the inodes at the end (fsync, unmount) and compares st_blocks and free space with the model.",
+      cls,
+      {{"mmap_writers", T::kInt, 1, 1, 64, "threads storing through the mapping"},
+       {"allocators", T::kInt, 1, 1, 64, "threads running fallocate / punch / zero"},
+       {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2) and mmap"},
+       {"falloc_ratio", T::kDouble, 0.6, 0, 1, "share of fallocate(KEEP_SIZE) among the allocators' ops"},
+       {"zero_ratio", T::kDouble, 0.2, 0, 1, "share of zero-range among the allocators' other ops (rest: punch)"},
+       {"fsync_ratio", T::kDouble, 0.05, 0, 1, "share of writer ops followed by fsync (writeback resolves delalloc)"}},
+      InitMode::kSparse, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double fr = c.d("falloc_ratio"), zr = c.d("zero_ratio"), fs = c.d("fsync_ratio");
+        return std::vector<Role>{
+            {"mmap-writer", int(c.i("mmap_writers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               x.mmap_write(r);
+               if (x.rng.unit() < fs) x.fsync(r.file);
+             }},
+            {"allocator", int(c.i("allocators")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < fr) x.falloc(r);
+               else if (x.rng.unit() < zr) x.zero_range(r);
+               else x.punch(r);
+             }},
+            {"reader", int(c.i("readers")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.below(2)) x.read(r);
+               else x.mmap_read(r);
+             }}};
+      });
+}
+
+std::unique_ptr<Scenario> dio_vs_mmap() {
+  return make(
+      "dio-vs-mmap", "O_DIRECT writes vs mmap and buffered readers of the same ranges (generic/647's class)",
+      "DIO writers write stamped blocks with O_DIRECT into written blocks, holes (made by punch) and\n"
+      "unwritten extents (made by fallocate KEEP_SIZE) while mmap readers fault the same ranges and\n"
+      "buffered readers read them. Once a DIO write has returned, any read or fault that starts later\n"
+      "must see its data: the DIO path must invalidate the page cache after the write (seed 000: ceph\n"
+      "ceph_direct_read_write / invalidate_inode_pages2_range -EBUSY; iomap_dio_rw ->\n"
+      "kiocb_invalidate_post_direct_write). \"Page cache invalidation failure on direct I/O\" is counted and\n"
+      "becomes a finding only together with data the oracle rejects.",
+      kDataClasses,
+      {{"dio_writers", T::kInt, 1, 1, 64, "threads writing with O_DIRECT"},
+       {"mmap_readers", T::kInt, 1, 0, 64, "threads reading through the shared mapping"},
+       {"read_readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
+       {"hole_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch a hole first"},
+       {"unwritten_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch + fallocate first (unwritten)"}},
+      InitMode::kHalf, true, [](const ScenarioConfig& c, uint64_t maxr) {
+        double hr = c.d("hole_ratio"), ur = c.d("unwritten_ratio");
+        return std::vector<Role>{
+            {"dio-writer", int(c.i("dio_writers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               double u = x.rng.unit();
+               if (u < hr) x.punch(r);
+               else if (u < hr + ur) {
+                 x.punch(r);
+                 x.falloc(r);
+               }
+               x.dio_write(r);
+             }},
+            {"mmap-reader", int(c.i("mmap_readers")), [=](OpCtx& x) { x.mmap_read(x.pick(maxr)); }},
+            {"reader", int(c.i("read_readers")), [=](OpCtx& x) { x.read(x.pick(maxr)); }}};
+      });
+}
+
+std::unique_ptr<Scenario> dio_vs_buffered() {
+  return make(
+      "dio-vs-buffered", "O_DIRECT read/write vs buffered read/write and readahead on the same ranges",
+      "DIO threads write and read with O_DIRECT while buffered threads write with pwrite, read with pread\n"
+      "and trigger readahead on the same ranges. A DIO read must see every write that completed before it\n"
+      "started (the DIO path writes back and waits for dirty cache first), and a buffered read after a\n"
+      "completed DIO write must not see the pre-write cache contents. Kernel paths: iomap_dio_rw /\n"
+      "__blockdev_direct_IO, filemap_write_and_wait_range, invalidate_inode_pages2_range, readahead.",
+      kDataClasses,
+      {{"dio_threads", T::kInt, 1, 1, 64, "threads doing O_DIRECT writes and reads"},
+       {"buffered_threads", T::kInt, 2, 1, 64, "threads doing buffered writes, reads and readahead"},
+       {"write_ratio", T::kDouble, 0.4, 0, 1, "share of writes among every thread's ops"}},
+      InitMode::kStamped, true, [](const ScenarioConfig& c, uint64_t maxr) {
+        double wr = c.d("write_ratio");
+        return std::vector<Role>{
+            {"dio", int(c.i("dio_threads")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.unit() < wr) x.dio_write(r);
+               else x.dio_read(r);
+             }},
+            {"buffered", int(c.i("buffered_threads")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               double u = x.rng.unit();
+               if (u < wr) x.write(r);
+               else if (u < wr + (1 - wr) / 3) {
+                 x.readahead(r);
+                 x.read(r);
+               } else x.read(r);
+             }}};
+      });
+}
+
+std::unique_ptr<Scenario> writeback_vs_write() {
+  return make(
+      "writeback-vs-write", "large buffered writes vs writeback, reclaim and unwritten conversion (stale iomaps)",
+      "Writers issue large buffered writes over ranges that are partly written, unwritten (fallocate) or\n"
+      "delalloc while other threads force writeback (sync_file_range, fsync), reclaim the cache\n"
+      "(fadvise DONTNEED, madvise PAGEOUT) and recreate holes and unwritten extents. Targets the stale\n"
+      "cached iomap class (seed 002, Dave Chinner on xfs/559): a write or writeback holding an iomap\n"
+      "while the extent map changes underneath must notice (IOMAP_F_STALE / xfs_iomap_valid) or it\n"
+      "zeroes or skips the wrong range.",
+      kDataClasses,
+      {{"writers", T::kInt, 1, 1, 64, "threads writing large ranges"},
+       {"flushers", T::kInt, 1, 0, 64, "threads forcing writeback and reclaim"},
+       {"converters", T::kInt, 1, 0, 64, "threads punching and preallocating (holes, unwritten extents)"},
+       {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"}},
+      InitMode::kHalf, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        return std::vector<Role>{
+            {"writer", int(c.i("writers")), [=](OpCtx& x) { x.write(x.pick(maxr)); }},
+            {"flusher", int(c.i("flushers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               switch (x.rng.below(4)) {
+                 case 0: x.sync_range(r); break;
+                 case 1: x.fsync(r.file); break;
+                 case 2: x.evict(r); break;
+                 default: x.pageout(r); break;
+               }
+             }},
+            {"converter", int(c.i("converters")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               x.punch(r);
+               if (x.rng.below(2)) x.falloc(r);
+             }},
+            {"reader", int(c.i("readers")), [=](OpCtx& x) { x.read(x.pick(maxr)); }}};
+      });
+}
+
+std::unique_ptr<Scenario> mixed() {
+  return make(
+      "mixed", "seeded fsx-like random mix of every op over several threads and files (the soak)",
+      "Every thread draws each op from the whole set — buffered / O_DIRECT / mmap writes, punch, zero\n"
+      "range, fallocate, buffered / O_DIRECT / mmap reads, readahead and WILLNEED hints, writeback and\n"
+      "reclaim — over several files, with weights from the seed. The long-soak default: no single\n"
+      "interleaving, every path against every other.",
+      kDataClasses,
+      {{"threads", T::kInt, 4, 1, 64, "worker threads"}}, InitMode::kHalf, true,
+      [](const ScenarioConfig& c, uint64_t maxr) {
+        return std::vector<Role>{{"mixed", int(c.i("threads")), [=](OpCtx& x) {
+                                    Range r = x.pick(maxr);
+                                    switch (x.rng.below(16)) {
+                                      case 0: case 1: x.write(r); break;
+                                      case 2: x.dio_write(r); break;
+                                      case 3: x.mmap_write(r); break;
+                                      case 4: x.punch(r); break;
+                                      case 5: x.zero_range(r); break;
+                                      case 6: x.falloc(r); break;
+                                      case 7: case 8: x.read(r); break;
+                                      case 9: x.dio_read(r); break;
+                                      case 10: case 11: x.mmap_read(r); break;
+                                      case 12: x.readahead(r); break;
+                                      case 13: x.evict(r); break;
+                                      case 14: x.sync_range(r); break;
+                                      default: x.pageout(r); break;
+                                    }
+                                  }}};
+      });
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Scenario>> make_scenarios() {
+  std::vector<std::unique_ptr<Scenario>> v;
+  v.push_back(punch_vs_fault());
+  v.push_back(punch_vs_read());
+  v.push_back(mkwrite_vs_fallocate());
+  v.push_back(dio_vs_mmap());
+  v.push_back(dio_vs_buffered());
+  v.push_back(writeback_vs_write());
+  v.push_back(mixed());
+  return v;
+}
+
+}  // namespace fsrace
