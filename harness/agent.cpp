@@ -194,6 +194,11 @@ class Agent {
 }  // namespace
 
 int run_agent(RunOptions ropt, const AgentOptions& a) {
+  // A VM gets disks only for the filesystems of its share of the matrix: the others are not its cases.
+  if (!ropt.devices.empty()) {
+    auto& fss = ropt.campaign.filesystems;
+    std::erase_if(fss, [&](const FsConfig& f) { return !ropt.devices.count(f.type); });
+  }
   ropt.mode = "vm-guest";
   ropt.run_dir = a.out_dir;
   return Agent(ropt, a).run();
