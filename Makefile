@@ -25,10 +25,10 @@ test: deps
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L unit
 
-# The main job: the built-in default campaign.
+# The main job: the built-in default campaign, in a QEMU guest running Debian 12's kernel (VM mode).
 demo: deps
 	$(MAKE) build
-	./fsrace run --local campaigns/default.toml
+	./fsrace run campaigns/default.toml --kernel debian
 
 bench: build
 	$(BUILD_DIR)/bench/fsrace_bench

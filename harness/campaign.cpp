@@ -92,7 +92,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   Ctx cx{path};
   Campaign c;
   c.source = path;
-  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario"});
+  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm"});
   std::vector<std::string> fs_list = {"ext4", "xfs"};
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
@@ -147,6 +147,21 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
     }
   }
   for (const auto& f : fs_list) c.filesystems.push_back(fs_cfg.count(f) ? fs_cfg[f] : default_fs_config(f));
+
+  if (auto* n = root.get("vm")) {  // VM mode settings (harness/campaign.h VmConfig)
+    const auto& t = cx.table(*n, "[vm]");
+    cx.only_keys(t, "[vm]", {"cpus", "memory_mib", "hang_timeout_s", "boot_timeout_s", "test_hook"});
+    if (auto* v = t.get("cpus")) c.vm.cpus = int64_t(cx.num(*v, "cpus", 1, 64, true));
+    if (auto* v = t.get("memory_mib")) c.vm.memory_mib = int64_t(cx.num(*v, "memory_mib", 256, 1 << 20, true));
+    if (auto* v = t.get("hang_timeout_s")) c.vm.hang_timeout_s = cx.num(*v, "hang_timeout_s", 2, 86400, false);
+    if (auto* v = t.get("boot_timeout_s")) c.vm.boot_timeout_s = cx.num(*v, "boot_timeout_s", 5, 3600, false);
+    if (auto* v = t.get("test_hook")) {
+      c.vm.test_hook = cx.str(*v, "test_hook");
+      bool ok = false;
+      for (const auto& h : vm_test_hooks()) ok |= h == c.vm.test_hook;
+      if (!ok) cx.fail(*v, fmt::format("unknown test_hook '{}'; allowed: {}", c.vm.test_hook, join(vm_test_hooks())));
+    }
+  }
 
   std::map<std::string, ScenarioConfig> sc_cfg;
   if (auto* n = root.get("scenario")) {
@@ -259,6 +274,10 @@ std::string campaign_to_toml(const Campaign& c) {
     sc.insert(s.name, p);
   }
   root.insert("scenario", sc);
+  toml::table vm{{"cpus", c.vm.cpus}, {"memory_mib", c.vm.memory_mib}, {"hang_timeout_s", c.vm.hang_timeout_s},
+                 {"boot_timeout_s", c.vm.boot_timeout_s}};
+  if (!c.vm.test_hook.empty()) vm.insert("test_hook", c.vm.test_hook);
+  root.insert("vm", vm);
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

@@ -38,6 +38,19 @@ struct ScenarioConfig {
   double d(const std::string& k) const { return params.at(k); }
 };
 
+// [vm]: how VM mode (./fsrace run --kernel K) boots the guest and watches it. Host mode ignores it.
+struct VmConfig {
+  int64_t cpus = 2;
+  int64_t memory_mib = 1024;
+  double hang_timeout_s = 120;  // no workload progress for this long -> `hang` finding
+  double boot_timeout_s = 300;  // QEMU start -> agent start, else `boot-failed` (TCG is slow)
+  std::string test_hook;        // TEST ONLY, guest only: "panic" (sysrq-c mid-race), "freeze" (FIFREEZE mid-race)
+};
+inline const std::vector<std::string>& vm_test_hooks() {
+  static const std::vector<std::string> v = {"panic", "freeze"};
+  return v;
+}
+
 struct Campaign {
   std::string name = "default";
   std::string source;  // file it came from
@@ -47,6 +60,7 @@ struct Campaign {
   double quiesce_ms = 250;  // quiescent coherence/space checks during the race (0: off)
   std::vector<FsConfig> filesystems;
   std::vector<ScenarioConfig> scenarios;
+  VmConfig vm;
 };
 
 // Known filesystem types and their default mkfs / mount options.

@@ -26,6 +26,11 @@ const std::vector<FindingClassInfo>& finding_classes() {
       {"ext4-reservation", "kernel-log", "ext4 delalloc reservation messages, e.g. i_reserved_data_blocks(N) not cleared!"},
       {"xfs-error", "kernel-log", "XFS assertion, corruption, Internal error or shutdown"},
       {"workload-error", "run", "a workload syscall failed in a way the scenario does not allow (e.g. EIO)"},
+      // VM mode (vm/, ./fsrace run --kernel K)
+      {"kernel-crash", "console", "the guest kernel panicked (panic, or an oops/BUG with oops=panic): console excerpt + ops in flight"},
+      {"hang", "vm", "the guest agent made no progress for [vm] hang_timeout_s: task states (sysrq-w, sysrq-t) kept"},
+      {"boot-failed", "vm-error", "not a finding, an error (exit 2): the guest never started the agent; console tail shown"},
+      {"vm-error", "vm-error", "not a finding, an error (exit 2): QEMU failed or died, or the guest agent could not run"},
   };
   return v;
 }

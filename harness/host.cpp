@@ -114,13 +114,13 @@ bool fs_registered(const std::string& type) {
 }
 }  // namespace
 
-void preflight_host(const std::vector<FsConfig>& filesystems) {
+void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
   if (geteuid() != 0)
     throw UsageError("host mode needs root (loop devices, mkfs, mount, /dev/kmsg): run it as root or with sudo");
   struct stat st;
-  if (stat("/dev/loop-control", &st) != 0)
+  if (need_loop && stat("/dev/loop-control", &st) != 0)
     throw UsageError(fmt::format("no loop device support: /dev/loop-control: {}; load it with 'modprobe loop'", strerror(errno)));
-  if (!S_ISCHR(st.st_mode))
+  if (need_loop && !S_ISCHR(st.st_mode))
     throw UsageError("no loop device support: /dev/loop-control is not a character device; load the loop module with 'modprobe loop'");
   for (const auto& fs : filesystems) {
     std::string mkfs = "mkfs." + fs.type;

@@ -22,7 +22,8 @@ CommandResult run_command(const std::vector<std::string>& argv);
 bool find_in_path(const std::string& prog);
 
 // Host-mode preconditions for these filesystems; throws UsageError with the fix.
-void preflight_host(const std::vector<FsConfig>& filesystems);
+// need_loop = false when the block devices are given (VM guest: virtio disks).
+void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop = true);
 
 class TempDir {
  public:

@@ -16,6 +16,7 @@ struct Pattern {
 
 // Order matters: specific reports before the generic WARNING:/BUG: prefixes they also carry.
 const Pattern kPatterns[] = {
+    {"kernel-crash", "Kernel panic - not syncing"},
     {"ext4-reservation", "i_reserved_data_blocks"},
     {"ext4-reservation", "i_reserved_meta_blocks"},
     {"ext4-reservation", "reserved data blocks"},  // ext4_da_release_space / update_reserve_space

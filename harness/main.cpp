@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "harness/agent.h"
 #include "harness/campaign.h"
 #include "harness/findings.h"
 #include "harness/replay.h"
 #include "harness/report.h"
 #include "harness/runner.h"
 #include "harness/util.h"
+#include "harness/vm_report.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -86,7 +88,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   // run
-  auto* run = app.add_subcommand("run", "run a campaign (host mode: on the running kernel, needs root)");
+  auto* run = app.add_subcommand("run", "run a campaign: in a QEMU guest with --kernel K, else on the running kernel (host mode, needs root)");
   run->footer(kExitCodes);
   std::string campaign_path;
   bool local = false;
@@ -107,9 +109,33 @@ int main(int argc, char** argv) {
   run->add_option("--workdir", ropt.workdir, "where disk images and mount points live during the run (default /var/tmp)");
   run->add_flag("--no-op-log", no_op_log, "do not record ops.bin (benchmark baseline; disables the oracle)");
   run->add_flag("--quiet", quiet, "no progress lines on stderr");
+  // VM mode (vm/, docs: README "VM mode")
+  VmLaunch vml;
+  run->add_option("--kernel", vml.kernel,
+                  "VM mode: boot this kernel in QEMU and run the campaign inside it: a bzImage/vmlinuz/vmlinux, or 'debian' "
+                  "(Debian 12's packaged kernel, fetched into .cache/kernels)");
+  run->add_option("--modules", vml.modules, "VM mode: the kernel's modules tree (lib/modules/<release>; default: next to the image)");
+  run->add_option("--jobs", vml.jobs, "VM mode: VMs at once; the fs x scenario x repetition matrix is spread over them "
+                                      "(default: cores / 2, at least 1)")->check(CLI::Range(1, 64));
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");
   inj->group("");  // hidden
+
+  // agent / vm-report: internal halves of VM mode (hidden)
+  auto* agent = app.add_subcommand("agent", "VM guest agent (started by the guest's init; internal)");
+  agent->group("");
+  std::string agent_campaign;
+  AgentOptions aopt;
+  std::vector<std::string> agent_devices, agent_cases;
+  agent->add_option("campaign", agent_campaign, "resolved campaign TOML")->required();
+  agent->add_option("--out", aopt.out_dir, "result share (this VM's run directory)")->required();
+  agent->add_option("--device", agent_devices, "fs=block device, e.g. ext4=/dev/vda");
+  agent->add_option("--cases", agent_cases, "case names to run (comma-separated)");
+  agent->add_flag("--quiet", quiet, "no progress lines");
+  auto* vmrep = app.add_subcommand("vm-report", "VM mode: final results of a run from vm.json + guest results + console (internal)");
+  vmrep->group("");
+  std::string vmrep_dir;
+  vmrep->add_option("dir", vmrep_dir, "run directory")->required();
 
   // report
   auto* rep = app.add_subcommand("report", "print the summary of a run directory again");
@@ -172,6 +198,25 @@ int main(int argc, char** argv) {
       rpo.run.verbose = false;
       return replay(rpo);
     }
+    if (*vmrep) {
+      VmReportResult r = vm_report(vmrep_dir);
+      std::cout << r.summary << fmt::format("\nresults: {}\n", vmrep_dir);
+      if (!r.error.empty()) std::cerr << "fsrace: " << r.error << "\n";
+      return r.exit_code;
+    }
+    if (*agent) {
+      auto catalog = scenario_catalog();
+      ropt.campaign = load_campaign(agent_campaign, catalog);
+      ropt.verbose = !quiet;
+      ropt.workdir = "/tmp";
+      for (const auto& d : split_list(agent_devices)) {
+        auto eq = d.find('=');
+        if (eq == std::string::npos) throw UsageError(fmt::format("--device {}: expected fs=/dev/X", d));
+        ropt.devices[d.substr(0, eq)] = d.substr(eq + 1);
+      }
+      ropt.only_cases = split_list(agent_cases);
+      return run_agent(ropt, aopt);
+    }
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";
@@ -185,6 +230,11 @@ int main(int argc, char** argv) {
       apply_overrides(ropt.campaign, ov, catalog);
       ropt.log_ops = !no_op_log;
       ropt.verbose = !quiet;
+      if (!vml.kernel.empty()) {
+        if (local) throw UsageError("--local (host mode) and --kernel (VM mode) exclude each other: pick one");
+        exec_vm_runner(ropt, vml);
+      }
+      if (!vml.modules.empty() || vml.jobs) throw UsageError("--modules and --jobs need --kernel K (VM mode)");
       RunOutcome o = run_host(ropt);
       std::cout << read_file(o.dir + "/summary.txt");
       std::cout << fmt::format("\nresults: {}\n", o.dir);

@@ -68,6 +68,15 @@ std::string render_summary(const nlohmann::json& doc) {
                    run.value("kernel", "?"), run.value("mode", "?"));
   s += fmt::format("seed {}  duration {} s per case  started {}\n", run.value("seed", 0), run.value("duration_s", 0.0),
                    run.value("started", ""));
+  if (run.contains("vm")) {  // VM mode: how the guest ran
+    const auto& v = run["vm"];
+    std::string boots;
+    for (const auto& b : v.value("boot_to_agent_s", nlohmann::json::array())) boots += fmt::format("{}{:.2f} s", boots.empty() ? "" : ", ", b.get<double>());
+    const auto& k = v.value("kernel", nlohmann::json::object());
+    s += fmt::format("vm: accel {}  {} vCPU(s), {} MiB, {} VM(s)  kernel {} ({})  QEMU start -> agent start: {}\n",
+                     v.value("accel", "?"), v.value("cpus", 0), v.value("memory_mib", 0), v.value("jobs", 1),
+                     k.value("image", "?"), k.value("boot", "?"), boots.empty() ? "agent never started" : boots);
+  }
   const auto& by = doc.value("findings_by_class", nlohmann::json::object());
   uint64_t total = 0;
   std::string classes;

@@ -79,12 +79,23 @@ class CaseRunner {
     info["seed"] = seed;
 
     uint64_t t_setup = now_ns();
+    phase("setup", "");
     TempDir work(opt_.workdir, "fsrace.");
-    LoopDevice loop(work.path() + "/disk.img", cs_.fs.device_size_mib);
-    make_filesystem(cs_.fs, loop.dev());
+    // The block device: a loop device on a sparse image (host), or one given by the VM agent.
+    std::optional<LoopDevice> loop_dev;
+    std::string dev, dev_name;
+    if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) {
+      dev = it->second;
+      dev_name = dev.substr(dev.rfind('/') + 1);
+    } else {
+      loop_dev.emplace(work.path() + "/disk.img", cs_.fs.device_size_mib);
+      dev = loop_dev->dev();
+      dev_name = loop_dev->name();
+    }
+    make_filesystem(cs_.fs, dev);
     std::string mnt_dir = work.path() + "/mnt";
     std::optional<Mount> mnt;
-    mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+    mnt.emplace(dev, mnt_dir, cs_.fs);
     std::string test_dir = mnt_dir + "/fsrace";
     if (mkdir(test_dir.c_str(), 0755) != 0) throw UsageError(fmt::format("cannot create {}: {}", test_dir, strerror(errno)));
     sync();
@@ -125,12 +136,14 @@ class CaseRunner {
     scenario->setup(env, files);
     double setup_s = secs_since(t_setup);
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
+    phase("race", test_dir);
     uint64_t t_race = now_ns();
     RaceStats rs = scenario->race(env, files);
     double race_s = secs_since(t_race);
     bool interrupted = stop_requested().load();
 
     uint64_t t_verify = now_ns();
+    phase("verify", test_dir);
     std::vector<std::pair<uint64_t, std::string>> injected;
     if (!interrupted) {
       for (auto& n : verify_cached_round(tl, files, 1)) info["notes"].push_back(n);
@@ -144,7 +157,7 @@ class CaseRunner {
       space.free_with_files = fs_space(test_dir).free;
       mnt->unmount();
       mnt.reset();
-      mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+      mnt.emplace(dev, mnt_dir, cs_.fs);
       verify_disk_round(tl, files, 2);
       for (const auto& f : files) unlink(f.path.c_str());
       int dfd = open(test_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -155,7 +168,7 @@ class CaseRunner {
       space.free_after_delete = fs_space(test_dir).free;
       mnt->unmount();
       mnt.reset();
-      mnt.emplace(loop.dev(), mnt_dir, cs_.fs);
+      mnt.emplace(dev, mnt_dir, cs_.fs);
       space.free_after_remount = fs_space(test_dir).free;
       space.have_after_delete = true;
     }
@@ -167,6 +180,7 @@ class CaseRunner {
 
     // Analysis: everything below works from the files just written (ops.bin) and the captured log.
     uint64_t t_an = now_ns();
+    phase("analysis", "");
     OracleStats ost;
     if (opt_.log_ops) {
       OpLogData data = load_oplog(dir_ + "/ops.bin");
@@ -176,7 +190,7 @@ class CaseRunner {
         for (auto& f : check_space(data, space, cs_.sc.name, cs_.name)) out.findings.add(std::move(f));
     }
     KmsgScanOptions kopt;
-    kopt.devices = {loop.name()};
+    kopt.devices = {dev_name};
     kopt.fs = cs_.fs.type;
     kopt.scenario = cs_.sc.name;
     kopt.case_name = cs_.name;
@@ -220,7 +234,7 @@ class CaseRunner {
     for (const auto& l : klines) out.kmsg_text += format_kmsg_line(l) + "\n";
 
     info["status"] = interrupted ? "interrupted" : "complete";
-    info["device"] = loop.dev();
+    info["device"] = dev;
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
                    {"seconds", rs.seconds}, {"quiescent_rounds", rs.quiescent_rounds}};
     info["widening"] = rs.widening;
@@ -240,10 +254,15 @@ class CaseRunner {
     info["oplog_bytes"] = log.bytes_written();
     info["timing"] = {{"setup_s", setup_s}, {"race_s", race_s}, {"verify_s", verify_s}, {"analysis_s", secs_since(t_an)}};
     info["findings"] = out.findings.total();
+    phase("done", "");
     return out;
   }
 
  private:
+  void phase(const char* name, const std::string& dir) {
+    progress_counter().fetch_add(1, std::memory_order_relaxed);
+    if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
+  }
   const RunOptions& opt_;
   const CaseSpec& cs_;
   std::string dir_;
@@ -256,7 +275,9 @@ RunOutcome run_host(const RunOptions& opt) {
   const Campaign& c = opt.campaign;
   for (const auto& s : c.scenarios)
     if (!find_scenario(s.name)) throw UsageError(fmt::format("unknown scenario '{}'", s.name));
-  preflight_host(c.filesystems);
+  bool need_loop = false;
+  for (const auto& f : c.filesystems) need_loop |= !opt.devices.count(f.type);
+  preflight_host(c.filesystems, need_loop);
   if (!path_exists(opt.workdir))
     throw UsageError(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", opt.workdir));
 
@@ -269,13 +290,27 @@ RunOutcome run_host(const RunOptions& opt) {
   write_file_atomic(dir + "/campaign.toml", campaign_to_toml(c));
 
   nlohmann::json run = {{"id", id},          {"campaign", c.name},     {"kernel", kernel_release()},
-                        {"mode", "host"},    {"seed", c.seed},         {"duration_s", c.duration_s},
+                        {"mode", opt.mode},    {"seed", c.seed},         {"duration_s", c.duration_s},
                         {"started", timestamp_id()}, {"source", c.source}, {"op_logging", opt.log_ops}};
+  run.update(opt.run_extra);
   std::vector<CaseSpec> cases;
   for (uint64_t r = 0; r < c.repetitions; ++r)
     for (const auto& fs : c.filesystems)
       for (const auto& sc : c.scenarios)
         cases.push_back({fs, sc, r, c.repetitions > 1 ? fmt::format("{}-{}-r{}", fs.type, sc.name, r) : fmt::format("{}-{}", fs.type, sc.name)});
+  if (!opt.only_cases.empty()) {  // a VM job runs its share of the matrix
+    std::vector<CaseSpec> mine;
+    for (const auto& want : opt.only_cases) {
+      bool found = false;
+      for (const auto& cs : cases)
+        if (cs.name == want) {
+          mine.push_back(cs);
+          found = true;
+        }
+      if (!found) throw UsageError(fmt::format("case '{}' is not in campaign {}", want, c.name));
+    }
+    cases = mine;
+  }
 
   install_stop_handlers();
   std::vector<nlohmann::json> infos;

@@ -4,6 +4,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,13 @@ struct RunOptions {
   bool log_ops = true;
   bool inject_corruption = false;  // test-only
   bool verbose = true;
+  // ---- VM guest agent (harness/agent.cpp); host mode leaves these at their defaults ----
+  std::string mode = "host";                    // recorded in findings.json run.mode
+  std::map<std::string, std::string> devices;   // fs type -> block device to mkfs instead of a loop device
+  std::vector<std::string> only_cases;          // run just these case names (VM jobs split the matrix)
+  nlohmann::json run_extra = nlohmann::json::object();  // merged into findings.json "run"
+  // Called when a case enters a phase (setup, race, verify, analysis, done); dir = the test directory.
+  std::function<void(const std::string& case_name, const std::string& phase, const std::string& dir)> on_phase;
 };
 
 struct RunOutcome {

@@ -1,5 +1,6 @@
 // Small shared helpers: clocks, atomic file writes, the one-line environment error.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,13 @@ inline uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+// Work done by this process: bumped by every recorded op (ThreadLog::op) and every runner phase change.
+// The VM guest agent reports it in its heartbeat; the host declares a `hang` when it stops moving.
+inline std::atomic<uint64_t>& progress_counter() {
+  static std::atomic<uint64_t> c{0};
+  return c;
 }
 
 // Writes `data` to `path` through a temp file in the same directory + fsync + rename, so a reader

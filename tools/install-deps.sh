@@ -7,6 +7,9 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   e2fsprogs xfsprogs util-linux kmod
+  # VM mode (vm/, ./fsrace run --kernel K): QEMU, the guest's init (busybox), depmod for unpacked
+  # kernels (kmod above), apt-get download + dpkg -x for --kernel debian (apt, dpkg: always present).
+  qemu-system-x86 busybox-static
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -101,7 +101,7 @@ TEST(Campaign, UnknownFilesystemAndScenario) {
 TEST(Campaign, BadNameAndTopLevelKey) {
   EXPECT_EQ(err("[campaign]\nname = \"../x\"\n"),
             "c.toml:2:8: 'name' must be 1-64 characters of [A-Za-z0-9._-] (it names the results directory)");
-  EXPECT_EQ(err("seed = 3\n"), "c.toml:1:1: unknown key 'seed' in the top level; allowed: campaign, fs, scenario");
+  EXPECT_EQ(err("seed = 3\n"), "c.toml:1:1: unknown key 'seed' in the top level; allowed: campaign, fs, scenario, vm");
 }
 
 TEST(Campaign, SyntaxError) {
@@ -149,4 +149,47 @@ TEST(Campaign, ResolvedTomlRoundTrips) {
   EXPECT_DOUBLE_EQ(d.scenarios[0].params.at("ratio"), 0.75);
   EXPECT_EQ(d.filesystems.size(), 2u);
   EXPECT_EQ(d.filesystems[0].mkfs_options, c.filesystems[0].mkfs_options);
+}
+
+// [vm] (VM mode): defaults, full section, each bad input with its exact error, round trip.
+TEST(CampaignVm, Defaults) {
+  Campaign c = parse_campaign("", "c.toml", catalog());
+  EXPECT_EQ(c.vm.cpus, 2);
+  EXPECT_EQ(c.vm.memory_mib, 1024);
+  EXPECT_DOUBLE_EQ(c.vm.hang_timeout_s, 120);
+  EXPECT_DOUBLE_EQ(c.vm.boot_timeout_s, 300);
+  EXPECT_EQ(c.vm.test_hook, "");
+}
+
+TEST(CampaignVm, FullSection) {
+  Campaign c = parse_campaign("[vm]\ncpus = 4\nmemory_mib = 2048\nhang_timeout_s = 7.5\nboot_timeout_s = 60\ntest_hook = \"freeze\"\n",
+                              "c.toml", catalog());
+  EXPECT_EQ(c.vm.cpus, 4);
+  EXPECT_EQ(c.vm.memory_mib, 2048);
+  EXPECT_DOUBLE_EQ(c.vm.hang_timeout_s, 7.5);
+  EXPECT_DOUBLE_EQ(c.vm.boot_timeout_s, 60);
+  EXPECT_EQ(c.vm.test_hook, "freeze");
+}
+
+TEST(CampaignVm, BadInputs) {
+  EXPECT_EQ(err("[vm]\nhang_timeout = 3\n"),
+            "c.toml:2:1: unknown key 'hang_timeout' in [vm]; allowed: cpus, memory_mib, hang_timeout_s, boot_timeout_s, test_hook");
+  EXPECT_EQ(err("[vm]\nhang_timeout_s = 1\n"), "c.toml:2:18: 'hang_timeout_s' = 1 is out of range; allowed: 2 to 86400");
+  EXPECT_EQ(err("[vm]\nhang_timeout_s = \"10\"\n"), "c.toml:2:18: 'hang_timeout_s' must be a number");
+  EXPECT_EQ(err("[vm]\ncpus = 0\n"), "c.toml:2:8: 'cpus' = 0 is out of range; allowed: 1 to 64");
+  EXPECT_EQ(err("[vm]\ncpus = 1.5\n"), "c.toml:2:8: 'cpus' must be an integer");
+  EXPECT_EQ(err("[vm]\nmemory_mib = 64\n"), "c.toml:2:14: 'memory_mib' = 64 is out of range; allowed: 256 to 1048576");
+  EXPECT_EQ(err("[vm]\nboot_timeout_s = 1\n"), "c.toml:2:18: 'boot_timeout_s' = 1 is out of range; allowed: 5 to 3600");
+  EXPECT_EQ(err("[vm]\ntest_hook = \"oops\"\n"), "c.toml:2:13: unknown test_hook 'oops'; allowed: panic, freeze");
+  EXPECT_EQ(err("vm = 3\n"), "c.toml:1:6: [vm] must be a table");
+}
+
+TEST(CampaignVm, ResolvedTomlRoundTrips) {
+  Campaign c = parse_campaign("[vm]\ncpus = 1\nhang_timeout_s = 9\ntest_hook = \"panic\"\n", "c.toml", catalog());
+  Campaign d = parse_campaign(campaign_to_toml(c), "resolved.toml", catalog());
+  EXPECT_EQ(d.vm.cpus, 1);
+  EXPECT_DOUBLE_EQ(d.vm.hang_timeout_s, 9);
+  EXPECT_EQ(d.vm.test_hook, "panic");
+  Campaign e = parse_campaign(campaign_to_toml(parse_campaign("", "c.toml", catalog())), "r.toml", catalog());
+  EXPECT_EQ(e.vm.test_hook, "");
 }

@@ -133,3 +133,17 @@ TEST(KmsgScan, ParsesConsoleTextWithAndWithoutTimestamps) {
   EXPECT_EQ(v[1].text, "plain line");
   EXPECT_EQ(v[2].ts_us, 12345000001u);
 }
+
+// VM mode: a real serial console of a Debian 6.1 guest that panicked (sysrq-c) in the middle of a
+// race, agent progress lines interleaved. The panic is a kernel-crash with its stack; nothing else is.
+TEST(KmsgScan, GuestConsolePanicIsKernelCrash) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("panic_console.log", {}, &r), V{"kernel-crash"});
+  const auto& f = r.findings[0];
+  EXPECT_EQ(f.got, "Kernel panic - not syncing: sysrq triggered crash");
+  ASSERT_GE(f.kernel_log.size(), 10u);
+  bool has_frame = false;
+  for (const auto& l : f.kernel_log) has_frame |= l.find("sysrq_handle_crash") != std::string::npos;
+  EXPECT_TRUE(has_frame);
+  EXPECT_EQ(classify_kmsg_line("Kernel panic - not syncing: Fatal exception"), "kernel-crash");
+}

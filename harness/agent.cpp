@@ -1,0 +1,207 @@
+#include "harness/agent.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fmt/core.h>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "harness/util.h"
+
+namespace fsrace {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+double uptime_s() {
+  double up = 0;
+  std::ifstream in("/proc/uptime");
+  in >> up;
+  return up;
+}
+
+bool fs_listed(const std::string& type) {
+  std::ifstream in("/proc/filesystems");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto tab = line.rfind('\t');
+    if ((tab == std::string::npos ? line : line.substr(tab + 1)) == type) return true;
+  }
+  return false;
+}
+
+// Every thread of this process: name, scheduler state, wait channel and current syscall (number and
+// arguments, from /proc/self/task/<tid>/syscall): what was in flight when the guest stopped.
+nlohmann::json thread_states() {
+  nlohmann::json out = nlohmann::json::array();
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string base = fmt::format("/proc/self/task/{}", e->d_name);
+    std::string stat = slurp(base + "/stat");
+    auto rp = stat.rfind(')');
+    std::string state = rp != std::string::npos && rp + 2 < stat.size() ? stat.substr(rp + 2, 1) : "?";
+    out.push_back({{"tid", std::atoi(e->d_name)}, {"comm", slurp(base + "/comm")}, {"state", state},
+                   {"wchan", slurp(base + "/wchan")}, {"syscall", slurp(base + "/syscall")}});
+  }
+  closedir(d);
+  return out;
+}
+
+class Agent {
+ public:
+  Agent(const RunOptions& ropt, const AgentOptions& a) : ropt_(ropt), a_(a) {}
+
+  int run() {
+    started_uptime_ = uptime_s();
+    std::cerr << fmt::format("fsrace-agent: started (uptime {:.2f} s)\n", started_uptime_) << std::flush;
+    int code = 2;
+    try {
+      check_guest();
+      heartbeat_ = std::thread([this] { heartbeat_loop(); });
+      RunOptions o = ropt_;
+      o.on_phase = [this](const std::string& c, const std::string& p, const std::string& dir) { on_phase(c, p, dir); };
+      RunOutcome out = run_host(o);
+      code = out.interrupted ? 130 : out.findings ? 1 : 0;
+    } catch (const UsageError& e) {
+      std::cerr << "fsrace: " << e.what() << "\n";
+      write_file_atomic(a_.out_dir + "/agent-error", std::string(e.what()) + "\n");
+    } catch (const std::exception& e) {
+      std::cerr << "fsrace: internal error: " << e.what() << "\n";
+      write_file_atomic(a_.out_dir + "/agent-error", fmt::format("internal error: {}\n", e.what()));
+    }
+    stop();
+    write_file_atomic(a_.out_dir + "/agent-exit", fmt::format("{}\n", code));
+    return code;
+  }
+
+ private:
+  void check_guest() {
+    // Test hooks crash or freeze the kernel: make sure this is an fsrace guest, not the host.
+    if (slurp("/proc/cmdline").find("fsrace.guest=1") == std::string::npos)
+      throw UsageError("'fsrace agent' runs only inside an fsrace VM guest (no fsrace.guest=1 on the kernel command line): "
+                       "use './fsrace run --kernel K'");
+    // The oracle orders ops by CLOCK_MONOTONIC: a jiffies clocksource (4 ms steps, what a guest without
+    // a usable TSC/HPET falls back to) makes it flag legal reads as foreign/stale.
+    std::string cs = slurp("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+    if (cs.find("jiffies") != std::string::npos)
+      throw UsageError(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
+                                   "boot with ACPI/HPET or a TSC the guest trusts", cs));
+    ropt_.run_extra["guest_clocksource"] = cs;
+    for (const auto& [fs, dev] : ropt_.devices) {
+      struct stat st;
+      if (stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
+        throw UsageError(fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
+                                     "or the disk was not attached", dev, fs));
+    }
+    auto deadline = now_ns() + uint64_t(a_.fs_wait_s * 1e9);
+    for (const auto& f : ropt_.campaign.filesystems) {
+      while (!fs_listed(f.type) && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!fs_listed(f.type))
+        throw UsageError(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
+                                     "for the module load): build it with CONFIG_{}_FS", f.type, a_.fs_wait_s,
+                                     f.type == "xfs" ? "XFS" : "EXT4"));
+    }
+  }
+
+  void on_phase(const std::string& case_name, const std::string& phase, const std::string& dir) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      case_ = case_name;
+      phase_ = phase;
+      phase_since_ = uptime_s();
+    }
+    const std::string& hook = ropt_.campaign.vm.test_hook;
+    if (phase == "race" && !hook.empty() && !hook_started_) {
+      hook_started_ = true;
+      double delay = std::min(1.0, ropt_.campaign.duration_s / 2);
+      std::thread([hook, dir, delay] {
+        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+        std::cerr << fmt::format("fsrace-agent: TEST HOOK {} (campaign [vm] test_hook)\n", hook) << std::flush;
+        if (hook == "panic") {
+          int fd = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+          if (fd >= 0) {
+            sync();
+            [[maybe_unused]] auto n = write(fd, "c", 1);
+            close(fd);
+          }
+        } else if (hook == "freeze") {
+          int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (fd >= 0) ioctl(fd, FIFREEZE, 0);  // writers now block in sb_start_write: no progress
+        }
+      }).detach();
+    }
+  }
+
+  void heartbeat_loop() {
+    uint64_t seq = 0;
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stop_) {
+      nlohmann::json hb = {{"seq", ++seq}, {"uptime_s", uptime_s()}, {"agent_started_uptime_s", started_uptime_},
+                           {"progress", progress_counter().load()}, {"case", case_}, {"phase", phase_},
+                           {"phase_since_uptime_s", phase_since_}};
+      lk.unlock();
+      hb["threads"] = thread_states();
+      try {
+        write_file_atomic(a_.out_dir + "/heartbeat.json", hb.dump() + "\n");
+      } catch (const std::exception&) {
+      }
+      lk.lock();
+      cv_.wait_for(lk, std::chrono::duration<double>(a_.heartbeat_s), [this] { return stop_; });
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+      phase_ = "exit";
+    }
+    cv_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+  }
+
+  RunOptions ropt_;
+  const AgentOptions& a_;
+  double started_uptime_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::string case_, phase_ = "start";
+  double phase_since_ = 0;
+  bool hook_started_ = false;
+  std::thread heartbeat_;
+};
+
+}  // namespace
+
+int run_agent(RunOptions ropt, const AgentOptions& a) {
+  // A VM gets disks only for the filesystems of its share of the matrix: the others are not its cases.
+  if (!ropt.devices.empty()) {
+    auto& fss = ropt.campaign.filesystems;
+    std::erase_if(fss, [&](const FsConfig& f) { return !ropt.devices.count(f.type); });
+  }
+  ropt.mode = "vm-guest";
+  ropt.run_dir = a.out_dir;
+  return Agent(ropt, a).run();
+}
+
+}  // namespace fsrace

@@ -1,0 +1,300 @@
+#include "harness/vm_report.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <fmt/core.h>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "harness/findings.h"
+#include "harness/kmsg_scan.h"
+#include "harness/report.h"
+#include "harness/util.h"
+
+namespace fsrace {
+namespace {
+
+using json = nlohmann::json;
+
+json load_json(const std::string& path) {
+  if (!path_exists(path)) return json();
+  auto j = json::parse(read_file(path), nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+
+std::string syscall_name(long nr) {
+  static const std::map<long, const char*> names = {
+      {0, "read"}, {1, "write"}, {3, "close"}, {9, "mmap"}, {11, "munmap"}, {17, "pread64"}, {18, "pwrite64"},
+      {26, "msync"}, {35, "nanosleep"}, {74, "fsync"}, {75, "fdatasync"}, {162, "sync"}, {165, "mount"},
+      {166, "umount2"}, {202, "futex"}, {221, "fadvise64"}, {230, "clock_nanosleep"}, {257, "openat"},
+      {285, "fallocate"}, {306, "syncfs"}, {16, "ioctl"}, {61, "wait4"}, {7, "poll"}, {232, "epoll_wait"}};
+  auto it = names.find(nr);
+  return it == names.end() ? fmt::format("syscall {}", nr) : it->second;
+}
+
+// "tid 231 fsrace [D] fallocate(0x3, 0x3, 0x5000, 0x3000) wchan percpu_rwsem_wait"
+std::string describe_thread(const json& t) {
+  std::string sc = t.value("syscall", "");
+  std::string what;
+  if (sc == "running") what = "running in user space";
+  else if (sc.rfind("-1", 0) == 0) what = "in the kernel outside a syscall (page fault or exception)";
+  else if (!sc.empty()) {
+    std::vector<std::string> p;
+    size_t pos = 0;
+    while (pos < sc.size()) {
+      size_t sp = sc.find(' ', pos);
+      p.push_back(sc.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+      pos = sp == std::string::npos ? sc.size() : sp + 1;
+    }
+    long nr = std::strtol(p[0].c_str(), nullptr, 10);
+    std::string args;
+    for (size_t i = 1; i < p.size() && i <= 4; ++i) args += (i > 1 ? ", " : "") + p[i];
+    what = fmt::format("{}({})", syscall_name(nr), args);
+  }
+  std::string w = t.value("wchan", "");
+  return fmt::format("tid {} {} [{}] {}{}", t.value("tid", 0), t.value("comm", ""), t.value("state", "?"), what,
+                     w.empty() || w == "0" ? "" : " wchan " + w);
+}
+
+std::string workload_state(const json& hb, double end_uptime_hint) {
+  if (!hb.is_object()) return "no heartbeat from the guest agent (it never reported)";
+  std::string s = fmt::format("case {}, phase {}, {} ops/phases completed", hb.value("case", "?").empty() ? "-" : hb.value("case", "?"),
+                              hb.value("phase", "?"), hb.value("progress", uint64_t(0)));
+  (void)end_uptime_hint;
+  s += fmt::format(" (last heartbeat at guest uptime {:.1f} s)", hb.value("uptime_s", 0.0));
+  std::string th;
+  for (const auto& t : hb.value("threads", json::array())) th += "; " + describe_thread(t);
+  if (!th.empty()) s += "; threads:" + th.substr(1);
+  return s;
+}
+
+std::string fs_of_case(const std::string& c) { return c.substr(0, c.find('-')); }
+std::string scenario_of_case(const std::string& c) {
+  auto a = c.find('-');
+  if (a == std::string::npos) return "";
+  std::string rest = c.substr(a + 1);
+  auto r = rest.rfind("-r");
+  if (r != std::string::npos && r + 2 < rest.size() && std::isdigit((unsigned char)rest[r + 2])) rest = rest.substr(0, r);
+  return rest;
+}
+
+std::vector<std::string> tail_lines(const std::string& text, size_t n) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    lines.push_back(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  if (lines.size() > n) lines.erase(lines.begin(), lines.end() - long(n));
+  return lines;
+}
+
+}  // namespace
+
+VmReportResult vm_report(const std::string& run_dir) {
+  json vm = load_json(run_dir + "/vm.json");
+  if (!vm.is_object()) throw UsageError(fmt::format("{} has no readable vm.json: not a VM-mode run directory", run_dir));
+  VmReportResult res;
+  json run = vm.value("run", json::object());
+  run["mode"] = "vm";
+  json vminfo = {{"accel", vm.value("accel", "")}, {"accel_note", vm.value("accel_note", "")},
+                 {"kernel", vm.value("kernel", json::object())}, {"cpus", vm.value("cpus", 0)},
+                 {"memory_mib", vm.value("memory_mib", 0)}, {"jobs", vm.value("jobs", 1)},
+                 {"boot_to_agent_s", json::array()}};
+  run["kernel"] = vm["kernel"].value("release", "?");
+
+  json cases = json::array(), findings = json::array();
+  std::map<std::string, uint64_t> by_class;
+  uint64_t suppressed = 0;
+  std::string kmsg_all, status = vm.value("status", "complete");
+  std::vector<std::string> errors;
+  auto add_finding = [&](const Finding& f) {
+    ++by_class[f.cls];
+    findings.push_back(finding_to_json(f));
+  };
+
+  for (const auto& v : vm.value("vms", json::array())) {
+    std::string vdir = run_dir + "/" + v.value("dir", "vm0");
+    std::string outcome = v.value("outcome", "");
+    json hb = v.contains("last_heartbeat") && v["last_heartbeat"].is_object() ? v["last_heartbeat"] : json();
+    if (v.contains("boot_s") && v["boot_s"].is_number()) vminfo["boot_to_agent_s"].push_back(v["boot_s"]);
+    // The guest's own results (complete, or as far as it got: it persists after every case).
+    json g = load_json(vdir + "/findings.json");
+    std::set<std::string> seen_cases, guest_keys;
+    if (g.is_object()) {
+      for (auto c : g.value("cases", json::array())) {
+        c["vm"] = v.value("index", 0);
+        seen_cases.insert(c.value("case", ""));
+        cases.push_back(c);
+      }
+      for (const auto& f : g.value("findings", json::array())) {
+        guest_keys.insert(f.value("class", "") + "\x1f" + f.value("got", ""));
+        findings.push_back(f);
+      }
+      for (auto it = g["findings_by_class"].begin(); it != g["findings_by_class"].end(); ++it)
+        by_class[it.key()] += it.value().get<uint64_t>();
+      suppressed += g.value("suppressed", uint64_t(0));
+    }
+    if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== vm {} ====\n", v.value("index", 0)) + read_file(vdir + "/kmsg.log");
+    std::string running_case = hb.is_object() ? hb.value("case", "") : "";
+    for (const auto& cn : v.value("cases", json::array())) {
+      std::string name = cn.get<std::string>();
+      if (seen_cases.count(name)) continue;
+      std::string st = outcome == "crashed" ? "not finished: the guest kernel crashed"
+                       : outcome == "hang"  ? "not finished: the guest hung"
+                       : outcome == "interrupted" ? "interrupted"
+                                                  : "not run: " + outcome;
+      cases.push_back({{"case", name}, {"fs", fs_of_case(name)}, {"scenario", scenario_of_case(name)}, {"status", st},
+                       {"vm", v.value("index", 0)}});
+    }
+
+    // The serial console through the kernel-log analyzer: what the guest printed while dying is kept.
+    std::string console_path = run_dir + "/" + v.value("console", "console.log");
+    std::string console = path_exists(console_path) ? read_file(console_path) : "";
+    KmsgScanOptions ko;
+    ko.fs = fs_of_case(running_case);
+    ko.scenario = scenario_of_case(running_case);
+    ko.case_name = running_case;
+    ko.max_context = 120;
+    size_t sysrq_off = v.contains("hang") && v["hang"].is_object() ? v["hang"].value("sysrq_console_offset", size_t(0)) : std::string::npos;
+    KmsgScanResult ks = scan_kmsg(parse_log_text(sysrq_off < console.size() ? console.substr(0, sysrq_off) : console), ko);
+    bool have_crash = false;
+    std::string state = workload_state(hb, 0);
+    for (auto& f : ks.findings) {
+      if (guest_keys.count(f.cls + "\x1f" + f.got)) continue;  // the agent's /dev/kmsg capture has it already
+      f.phase = "console";
+      if (f.cls == "kernel-crash") {
+        have_crash = true;
+        f.detail = fmt::format("guest kernel panic ({}); workload state: {}", f.got, state);
+      }
+      add_finding(f);
+    }
+
+    if (outcome == "crashed" && !have_crash) {
+      Finding f;
+      f.cls = "kernel-crash";
+      f.fs = ko.fs;
+      f.scenario = ko.scenario;
+      f.case_name = running_case;
+      f.phase = "console";
+      f.detail = fmt::format("the guest reset or stopped without a panic message ({}); workload state: {}",
+                             v.value("detail", ""), state);
+      f.kernel_log = tail_lines(console, 40);
+      add_finding(f);
+    }
+    if (outcome == "hang") {
+      json h = v["hang"].is_object() ? v["hang"] : json::object();
+      Finding f;
+      f.cls = "hang";
+      f.fs = ko.fs;
+      f.scenario = ko.scenario;
+      f.case_name = running_case;
+      f.phase = hb.is_object() ? hb.value("phase", "") : "";
+      f.detail = fmt::format("no progress for {:.1f} s (limit [vm] hang_timeout_s = {}); task states (sysrq-w, sysrq-t) "
+                             "below and in {}; workload state: {}",
+                             h.value("no_progress_s", 0.0), h.value("timeout_s", 0.0), v.value("console", "console.log"), state);
+      if (sysrq_off < console.size()) {
+        auto lines = parse_log_text(console.substr(sysrq_off));
+        for (size_t i = 0; i < lines.size() && f.kernel_log.size() < 400; ++i) f.kernel_log.push_back(format_kmsg_line(lines[i]));
+      }
+      if (f.kernel_log.empty()) f.kernel_log.push_back("(the guest printed no task states: sysrq did not reach it)");
+      add_finding(f);
+    }
+
+    std::string detail = v.value("detail", "");
+    if (outcome == "boot-failed") {
+      std::string tail;
+      for (const auto& l : tail_lines(console, 12)) tail += "\n    " + l;
+      errors.push_back(fmt::format("boot-failed: {}; console tail ({}):{}", detail, console_path, tail));
+    } else if (outcome == "init-error") {
+      errors.push_back(fmt::format("guest init: {}", detail));
+    } else if (outcome == "qemu-failed" || outcome == "died") {
+      errors.push_back(fmt::format("{}: {}", outcome == "died" ? "vm-error: the guest stopped" : "vm-error: QEMU failed", detail));
+    } else if (outcome == "exited" && v.value("guest_exit", 0) == 2) {
+      std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : "see " + console_path;
+      while (!e.empty() && e.back() == '\n') e.pop_back();
+      errors.push_back(fmt::format("in the guest: {}", e));
+    }
+    if (outcome == "interrupted") status = "interrupted";
+  }
+
+  if (!errors.empty()) status = "error: " + errors.front().substr(0, errors.front().find('\n'));
+  json doc;
+  doc["schema"] = kFindingsSchema;
+  run["vm"] = vminfo;
+  doc["run"] = run;
+  doc["status"] = status;
+  doc["cases"] = cases;
+  doc["findings_by_class"] = json::object();
+  uint64_t total = 0;
+  for (const auto& [c, n] : by_class) {
+    doc["findings_by_class"][c] = n;
+    total += n;
+  }
+  doc["suppressed"] = suppressed;
+  doc["findings"] = findings;
+  write_file_atomic(run_dir + "/findings.json", doc.dump(2) + "\n");
+  res.summary = render_summary(doc);
+  write_file_atomic(run_dir + "/summary.txt", res.summary);
+  write_file_atomic(run_dir + "/kmsg.log", kmsg_all);
+  if (!errors.empty()) {
+    res.exit_code = 2;
+    res.error = errors.front();
+  } else if (status == "interrupted") {
+    res.exit_code = 130;
+  } else {
+    res.exit_code = total ? 1 : 0;
+  }
+  return res;
+}
+
+}  // namespace fsrace
+
+// ---- fsrace run --kernel K: hand over to the VM runner --------------------------------------------
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "harness/campaign.h"
+#include "harness/runner.h"
+
+extern char** environ;
+
+namespace fsrace {
+
+void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
+  const Campaign& c = ropt.campaign;
+  const char* top_env = std::getenv("FSRACE_TOP");
+  std::string top = top_env ? top_env : ".";
+  if (!path_exists(top + "/vm/__main__.py"))
+    throw UsageError(fmt::format("the VM runner is missing ({}/vm/__main__.py): run ./fsrace from the repository", top));
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce) nonce = now_ns();
+  std::string id = fmt::format("{}-{:04x}", timestamp_id(), nonce & 0xffff);
+  std::string dir = ropt.run_dir.empty() ? fmt::format("{}/{}/{}", ropt.results_root, c.name, id) : ropt.run_dir;
+  if (path_exists(dir + "/findings.json") || path_exists(dir + "/vm.json"))
+    throw UsageError(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", dir));
+  make_dirs(dir);
+  write_file_atomic(dir + "/campaign.toml", campaign_to_toml(c));
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw UsageError("cannot resolve /proc/self/exe (needed to run the same fsrace in the guest)");
+  self[n] = 0;
+  std::vector<std::string> args = {"python3", "-m", "vm", "run", "--run-dir", dir, "--run-id", ropt.run_dir.empty() ? id : "",
+                                   "--kernel", l.kernel, "--fsrace", self, "--source", c.source, "--workdir", ropt.workdir};
+  if (!l.modules.empty()) args.insert(args.end(), {"--modules", l.modules});
+  if (l.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(l.jobs)});
+  if (!ropt.verbose) args.push_back("--quiet");
+  std::string pp = top;
+  if (const char* old = std::getenv("PYTHONPATH")) pp += std::string(":") + old;
+  setenv("PYTHONPATH", pp.c_str(), 1);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execvp("python3", argv.data());
+  throw UsageError(fmt::format("cannot run python3 for the VM runner: {}; run 'make deps'", strerror(errno)));
+}
+
+}  // namespace fsrace

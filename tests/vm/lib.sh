@@ -1,0 +1,45 @@
+# Shared helpers of the VM integration tests (sourced). They boot Debian 12's kernel under QEMU (TCG
+# here) through the real CLI; skip (exit 77) only when the machine cannot run QEMU at all.
+set -euo pipefail
+TOP="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export FSRACE_TOP="$TOP"
+BIN="${FSRACE_BIN:-$TOP/build/harness/fsrace}"
+RESULTS="$(mktemp -d /var/tmp/fsrace-vmtest.XXXXXX)"
+trap "rm -rf \"$RESULTS\"" EXIT
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || skip "needs root (the guest agent runs as root over the host root share)"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing: run 'make deps'"
+[ -x /bin/busybox ] || skip "busybox-static missing: run 'make deps'"
+
+# run_vm EXPECTED_RC ARGS...: runs `fsrace run ARGS --results $RESULTS`, checks the exit code, sets RUN
+# (the run directory) and OUT/ERR (stdout/stderr).
+run_vm() {
+  local want=$1
+  shift
+  set +e
+  "$BIN" run "$@" --results "$RESULTS" >"$RESULTS/out" 2>"$RESULTS/err"
+  local rc=$?
+  set -e
+  OUT="$(cat "$RESULTS/out")"
+  ERR="$(cat "$RESULTS/err")"
+  if [ "$rc" -ne "$want" ]; then
+    echo "--- stdout"; echo "$OUT"; echo "--- stderr"; echo "$ERR"
+    fail "fsrace run $* exited $rc, expected $want"
+  fi
+  RUN="$(sed -n 's/^results: //p' "$RESULTS/out" | tail -1)"
+}
+
+# No QEMU of this test may survive it (the runner kills QEMU on every path).
+no_qemu_left() {
+  sleep 0.5
+  if pgrep -f "qemu-system.*$RESULTS" >/dev/null; then
+    pgrep -af "qemu-system.*$RESULTS"
+    fail "a qemu process of this test is still running"
+  fi
+}
+
+json() {  # json FILE PYTHON-EXPR (d = the document)
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}

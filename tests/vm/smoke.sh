@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Boot Debian's kernel, run a short punch-vs-fault campaign on ext4 and XFS in the guest: no finding,
+# results complete (same layout as host mode), QEMU-start -> agent-start time recorded.
+source "$(dirname "$0")/lib.sh"
+run_vm 0 "$TOP/tests/vm/smoke.toml" --kernel debian
+[ -d "$RUN" ] || fail "no run directory in the output"
+for f in findings.json summary.txt kmsg.log campaign.toml console.log vm.json \
+         ext4-punch-vs-fault/ops.bin ext4-punch-vs-fault/findings.json ext4-punch-vs-fault/summary.txt \
+         xfs-punch-vs-fault/ops.bin xfs-punch-vs-fault/findings.json xfs-punch-vs-fault/kmsg.log; do
+  [ -s "$RUN/$f" ] || fail "$f missing or empty in $RUN"
+done
+[ "$(json "$RUN/findings.json" 'd["status"]')" = complete ] || fail "status is not complete"
+[ "$(json "$RUN/findings.json" 'd["run"]["mode"]')" = vm ] || fail "run.mode is not vm"
+[ "$(json "$RUN/findings.json" 'sum(d["findings_by_class"].values())')" = 0 ] || fail "findings on a clean run"
+[ "$(json "$RUN/findings.json" '",".join(c["status"] for c in d["cases"])')" = "complete,complete" ] || fail "cases not complete"
+[ "$(json "$RUN/findings.json" 'min(c["ops"]["total"] for c in d["cases"]) > 100')" = True ] || fail "too few ops"
+boot="$(json "$RUN/findings.json" 'd["run"]["vm"]["boot_to_agent_s"][0]')"
+python3 -c "import sys; b=float(sys.argv[1]); sys.exit(0 if 0 < b < 300 else 1)" "$boot" || fail "boot time $boot not recorded"
+grep -q "QEMU start -> agent start: " "$RUN/summary.txt" || fail "summary lacks the boot time"
+grep -q "accel tcg\|accel kvm" "$RUN/summary.txt" || fail "summary lacks the accelerator"
+"$BIN" report "$RUN" >/dev/null || fail "fsrace report on the VM run failed"
+no_qemu_left
+echo "PASS: ext4 + xfs in the guest, no finding, QEMU start -> agent start ${boot} s"

@@ -1,0 +1,254 @@
+"""The VM backend: QEMU under KVM or TCG behind one small interface (STYLE.md, syzkaller's vm/ seam).
+
+    backend = QemuBackend(accel, cpus, memory_mib)
+    inst = backend.create(InstanceSpec(...)); inst.start()
+    inst.poll() / inst.console_size() / inst.read_console(off) / inst.request_task_states() / inst.kill()
+
+The campaign runner (runner.py) only uses that interface; it never learns which accelerator runs the
+guest. Acceleration: KVM only when a probe boot under KVM reaches the guest's init within a few
+seconds (a /dev/kvm node proves nothing: on nested or restricted hosts guests hang or QEMU aborts);
+otherwise TCG (multi-threaded, -cpu max). The probe result is cached per host boot.
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from .errors import VmError
+from .initramfs import MSIZE, OUT_TAG, ROOT_TAG
+
+QEMU = "qemu-system-x86_64"
+PROBE_TIMEOUT_S = 8.0
+# Boot parameters: serial console, panic -> immediate reset (QEMU exits with -no-reboot), an oops is a
+# panic (the guest state after an oops is not trustworthy), no speculation mitigations (TCG pays for
+# them). tsc=reliable: under TCG the fast PIT calibration fails and the TSC is calibrated against the
+# HPET; without ACPI there is no HPET and the guest falls back to a jiffies clock (4 ms steps), which
+# breaks the oracle's op ordering. So ACPI stays on (it costs ~0.5-1 s of boot) and the TSC is the
+# clocksource (vDSO clock_gettime; consistent across vCPUs under TCG).
+BASE_APPEND = "console=ttyS0 quiet panic=-1 oops=panic tsc=reliable mitigations=off i8042.noaux fsrace.guest=1"
+
+
+def qemu_binary() -> str:
+    q = shutil.which(QEMU)
+    if not q:
+        raise VmError(f"{QEMU} is missing: run 'make deps' (installs qemu-system-x86)")
+    return q
+
+
+def _pdeathsig():
+    """Runs in the QEMU child before exec: die with the runner, never outlive it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclasses.dataclass
+class InstanceSpec:
+    kernel: str                 # -kernel (PVH vmlinux or bzImage)
+    initrd: str
+    append: str                 # extra kernel parameters
+    share: str                  # host directory exported read-write as the result share
+    disks: list[str]            # raw image files -> virtio-blk vda, vdb, ... (in this order)
+    console: str                # serial console log file (always written)
+    workdir: str                # monitor socket and QEMU's stderr live here
+    root_share: bool = True     # export the host's / read-only as the guest root
+
+
+class QemuInstance:
+    def __init__(self, backend: "QemuBackend", spec: InstanceSpec):
+        self.b = backend
+        self.spec = spec
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.monitor_path = os.path.join(spec.workdir, "monitor.sock")
+        self.stderr_path = os.path.join(spec.workdir, "qemu-stderr.log")
+
+    def argv(self) -> list[str]:
+        s = self.spec
+        a = [self.b.qemu, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc",
+             *self.b.accel_args(), "-smp", str(self.b.cpus), "-m", str(self.b.memory_mib),
+             "-kernel", s.kernel, "-initrd", s.initrd, "-append", f"{BASE_APPEND} {s.append}".strip(),
+             "-chardev", f"file,id=con,path={s.console}", "-serial", "chardev:con",
+             "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
+             "-nic", "none", "-no-reboot"]
+        if s.root_share:
+            a += ["-virtfs", f"local,path=/,mount_tag={ROOT_TAG},security_model=none,readonly=on,multidevs=remap"]
+        if s.share:
+            a += ["-virtfs", f"local,path={s.share},mount_tag={OUT_TAG},security_model=none,multidevs=remap"]
+        for i, d in enumerate(s.disks):
+            a += ["-drive", f"file={d},if=none,id=disk{i},format=raw,cache=none,aio=threads",
+                  "-device", f"virtio-blk-pci,drive=disk{i},serial=fsrace{i}"]
+        return a
+
+    def start(self) -> None:
+        open(self.spec.console, "ab").close()
+        self.started_at = time.monotonic()
+        with open(self.stderr_path, "wb") as err:
+            try:
+                self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                             start_new_session=True, preexec_fn=_pdeathsig)
+            except OSError as e:
+                raise VmError(f"cannot start {self.b.qemu}: {e.strerror}; run 'make deps'") from None
+
+    def poll(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def stderr_text(self) -> str:
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def console_size(self) -> int:
+        try:
+            return os.path.getsize(self.spec.console)
+        except OSError:
+            return 0
+
+    def read_console(self, offset: int) -> bytes:
+        try:
+            with open(self.spec.console, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
+
+    def monitor(self, command: str, timeout=3.0) -> str:
+        """One HMP command over the monitor socket (works while the guest kernel is wedged)."""
+        out = b""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(self.monitor_path)
+                s.sendall(command.encode() + b"\n")
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    try:
+                        chunk = s.recv(4096)
+                    except socket.timeout:
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+        except OSError as e:
+            return f"monitor error: {e}"
+        return out.decode(errors="replace")
+
+    def sysrq(self, key: str) -> None:
+        """Magic SysRq through the emulated keyboard: handled in the guest kernel's interrupt path, so
+        it answers even when every user task is stuck."""
+        self.monitor(f"sendkey alt-sysrq-{key}")
+
+    def request_task_states(self, settle_s: float = 3.0, max_wait_s: float = 30.0) -> None:
+        """sysrq-w (blocked tasks) then sysrq-t (all tasks) into the console; waits until it is quiet."""
+        for key in ("w", "t"):
+            self.sysrq(key)
+            last, quiet_since, end = self.console_size(), time.monotonic(), time.monotonic() + max_wait_s
+            while time.monotonic() < end and self.poll() is None:
+                time.sleep(0.2)
+                size = self.console_size()
+                if size != last:
+                    last, quiet_since = size, time.monotonic()
+                elif time.monotonic() - quiet_since >= settle_s:
+                    break
+
+    def kill(self) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            self.proc.terminate()
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def cleanup(self) -> None:
+        self.kill()
+        for p in (self.monitor_path,):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+class QemuBackend:
+    def __init__(self, accel: str, cpus: int, memory_mib: int):
+        self.qemu = qemu_binary()
+        self.accel = accel
+        self.cpus = cpus
+        self.memory_mib = memory_mib
+
+    def accel_args(self) -> list[str]:
+        if self.accel == "kvm":
+            return ["-accel", "kvm", "-cpu", "host"]
+        return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+
+    def create(self, spec: InstanceSpec) -> QemuInstance:
+        return QemuInstance(self, spec)
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def detect_accel(kernel: str, initrd: str, cache_dir: str, force: str | None = None) -> tuple[str, str]:
+    """('kvm'|'tcg', why). KVM only if a probe boot under KVM reaches init within PROBE_TIMEOUT_S."""
+    if force in ("tcg", "kvm"):
+        return force, f"forced by FSRACE_ACCEL={force}"
+    if not os.path.exists("/dev/kvm"):
+        return "tcg", "no /dev/kvm"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg", "/dev/kvm is not accessible"
+    qemu = qemu_binary()
+    key = f"{_boot_id()}:{os.stat(qemu).st_mtime_ns}"
+    cache = os.path.join(cache_dir, "accel.json")
+    try:
+        with open(cache) as f:
+            c = json.load(f)
+        if c.get("key") == key:
+            return c["accel"], c["why"] + " (cached for this host boot)"
+    except (OSError, ValueError, KeyError):
+        pass
+    accel, why = _probe_kvm(kernel, initrd)
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(cache + ".tmp", "w") as f:
+        json.dump({"key": key, "accel": accel, "why": why}, f)
+    os.replace(cache + ".tmp", cache)
+    return accel, why
+
+
+def _probe_kvm(kernel: str, initrd: str) -> tuple[str, str]:
+    with tempfile.TemporaryDirectory(prefix="fsrace-kvm-probe.") as tmp:
+        b = QemuBackend("kvm", 1, 256)
+        inst = b.create(InstanceSpec(kernel, initrd, "fsrace.probe=1", "", [], os.path.join(tmp, "console.log"),
+                                     tmp, root_share=False))
+        inst.start()
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < PROBE_TIMEOUT_S:
+                if b"fsrace-init: probe ok" in inst.read_console(0):
+                    return "kvm", f"KVM probe boot reached init in {time.monotonic() - t0:.1f} s"
+                if inst.poll() is not None:
+                    err = inst.stderr_text().strip().splitlines()
+                    return "tcg", f"KVM probe: QEMU exited ({err[0] if err else 'no message'})"
+                time.sleep(0.05)
+            return "tcg", f"KVM probe boot did not reach init within {PROBE_TIMEOUT_S:.0f} s (/dev/kvm present but unusable)"
+        finally:
+            inst.cleanup()

@@ -1,0 +1,345 @@
+"""VM mode orchestration: campaign -> jobs (fs x scenario x repetition spread over N VMs) -> one guest
+per job running `fsrace agent` -> watch boot, heartbeat, exit -> vm.json -> `fsrace vm-report`, which
+writes the run's findings.json / summary.txt with the same layout as host mode.
+
+Decisions that are policy, not plumbing, are pure functions here (plan_cases, split_jobs, HangWatch,
+classify_end) and unit-tested in vm/tests. Log *interpretation* is not done here: the console goes
+through the C++ kernel-log analyzer in vm-report; this module only looks for its own markers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+from . import initramfs, kernel as kernel_mod
+from .errors import VmError
+from .initramfs import GUEST_OUT
+from .qemu import QemuBackend, InstanceSpec, detect_accel
+
+AGENT_START = b"fsrace-agent: started"
+INIT_ERROR = b"fsrace-init: error: "
+PANIC = b"Kernel panic - not syncing"
+POLL_S = 0.02
+# Paths the guest does not see from the host (tmpfs or its own proc/sys/dev mounted over them).
+GUEST_HIDDEN = ("/tmp", "/var/tmp", "/run", "/proc", "/sys", "/dev")
+
+
+def repo_top() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- pure policy ---------------------------------------------------------------------------------
+
+def plan_cases(camp: dict) -> list[dict]:
+    """The case matrix in the C++ runner's order and names (harness/runner.cpp)."""
+    c = camp["campaign"]
+    reps = int(c.get("repetitions", 1))
+    out = []
+    for r in range(reps):
+        for fs in c["filesystems"]:
+            for sc in c["scenarios"]:
+                name = f"{fs}-{sc}-r{r}" if reps > 1 else f"{fs}-{sc}"
+                out.append({"name": name, "fs": fs, "scenario": sc, "rep": r})
+    return out
+
+
+def default_jobs(cores: int | None = None) -> int:
+    """One VM per two host cores (a TCG guest with 2 vCPUs keeps two busy); 1 on a 2-core box."""
+    return max(1, (cores or os.cpu_count() or 1) // 2)
+
+
+def split_jobs(cases: list[dict], jobs: int) -> list[list[dict]]:
+    """Round-robin, so each VM gets a mix of filesystems and repetitions; never an empty job."""
+    jobs = max(1, min(jobs, len(cases)))
+    out = [[] for _ in range(jobs)]
+    for i, c in enumerate(cases):
+        out[i % jobs].append(c)
+    return out
+
+
+class HangWatch:
+    """No progress (the agent's counter unchanged) for timeout_s of host time -> hung."""
+
+    def __init__(self, timeout_s: float, now: float):
+        self.timeout_s = timeout_s
+        self.last_progress = None
+        self.last_change = now
+
+    def feed(self, now: float, progress: int | None) -> None:
+        if progress is not None and progress != self.last_progress:
+            self.last_progress = progress
+            self.last_change = now
+
+    def stalled_for(self, now: float) -> float:
+        return now - self.last_change
+
+    def hung(self, now: float) -> bool:
+        return self.stalled_for(now) >= self.timeout_s
+
+
+def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qemu_rc: int | None,
+                 qemu_stderr: str) -> tuple[str, str]:
+    """How a guest ended, from what the host can see: (outcome, detail)."""
+    if agent_exit is not None:
+        return "exited", f"agent exit status {agent_exit}"
+    i = console.find(INIT_ERROR)
+    if i >= 0:
+        return "init-error", console[i + len(INIT_ERROR):].split(b"\n")[0].decode(errors="replace").strip()
+    if PANIC in console:
+        line = console[console.find(PANIC):].split(b"\n")[0].decode(errors="replace").strip()
+        return "crashed", line
+    err = [l for l in qemu_stderr.strip().splitlines() if l.strip()]
+    if not agent_started:
+        if qemu_rc not in (0, None) and err:
+            return "qemu-failed", f"exit status {qemu_rc}: {err[-1]}"
+        return "boot-failed", f"QEMU exited (status {qemu_rc}) before the guest agent started"
+    if qemu_rc not in (0, None) and err:
+        return "died", f"QEMU exited with status {qemu_rc}: {err[-1]}"
+    return "crashed", f"the guest reset without a panic message (QEMU status {qemu_rc})"
+
+
+# ---- one guest -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Job:
+    index: int
+    cases: list[dict]
+    dir: str              # <run>/vm<i>: the guest's result share
+    console: str          # <run>/console.log (vm0) or console-vm<i>.log
+    work: str             # host temp dir: disks, monitor socket
+    inst: object = None
+    started: float = 0.0
+    boot_s: float | None = None
+    outcome: str = ""
+    detail: str = ""
+    guest_exit: int | None = None
+    hang: dict | None = None
+    last_hb: dict | None = None
+    watch: HangWatch | None = None
+    scan_off: int = 0
+    console_head: bytes = b""
+
+    def done(self) -> bool:
+        return bool(self.outcome)
+
+
+def read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class VmRun:
+    def __init__(self, args):
+        self.args = args
+        self.run_dir = os.path.abspath(args.run_dir)
+        self.top = repo_top()
+        self.cache = os.path.join(self.top, ".cache")
+        self.stop = False
+        self.jobs: list[Job] = []
+        self.say = (lambda m: None) if args.quiet else (lambda m: print(f"fsrace: {m}", file=sys.stderr, flush=True))
+
+    # -- setup --
+    def prepare(self):
+        with open(os.path.join(self.run_dir, "campaign.toml"), "rb") as f:
+            self.camp = tomllib.load(f)
+        c = self.camp["campaign"]
+        self.fs_types = list(c["filesystems"])
+        self.vmcfg = self.camp.get("vm", {})
+        fsrace = os.path.realpath(self.args.fsrace)
+        if fsrace.startswith(tuple(p + "/" for p in GUEST_HIDDEN)):
+            raise VmError(f"the fsrace binary {fsrace} lives under a path the guest does not see from the host "
+                          f"({', '.join(GUEST_HIDDEN)}): build it elsewhere")
+        self.fsrace = fsrace
+        self.kernel = kernel_mod.resolve(self.args.kernel, self.args.modules, self.fs_types, self.cache,
+                                         verbose=not self.args.quiet)
+        self.initrd = initramfs.build(self.kernel, self.fs_types, os.path.join(self.cache, "initramfs"))
+        accel, why = detect_accel(self.kernel.boot_path, self.initrd, os.path.join(self.cache, "vm"),
+                                  os.environ.get("FSRACE_ACCEL"))
+        self.accel, self.accel_note = accel, why
+        self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), int(self.vmcfg.get("memory_mib", 1024)))
+        self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
+
+    def make_jobs(self):
+        cases = plan_cases(self.camp)
+        n = self.args.jobs or default_jobs()
+        groups = split_jobs(cases, n)
+        sizes = {f: int(self.camp["fs"][f]["device_size_mib"]) for f in self.fs_types}
+        for i, g in enumerate(groups):
+            d = os.path.join(self.run_dir, f"vm{i}")
+            os.makedirs(d, exist_ok=True)
+            work = tempfile.mkdtemp(prefix=f"fsrace-vm{i}.", dir=self.args.workdir)
+            console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
+            j = Job(i, g, d, console, work)
+            fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
+            disks, devices = [], []
+            for k, f in enumerate(fs_needed):
+                img = os.path.join(work, f"{f}.img")
+                with open(img, "wb") as fh:
+                    fh.truncate(sizes[f] << 20)  # sparse
+                disks.append(img)
+                devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
+            shutil.copyfile(os.path.join(self.run_dir, "campaign.toml"), os.path.join(d, "campaign.in.toml"))
+            argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
+                    "--cases", ",".join(c["name"] for c in g)]
+            for dv in devices:
+                argv += ["--device", dv]
+            if self.args.quiet:
+                argv.append("--quiet")
+            with open(os.path.join(d, "agent.sh"), "w") as fh:
+                fh.write("# written by vm/runner.py: the guest's init runs this inside the chroot\n"
+                         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
+                         "cd /tmp\n"
+                         f"exec {shlex.join(argv)}\n")
+            j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, "", d, disks, console, work))
+            self.jobs.append(j)
+
+    # -- watching --
+    def start(self, j: Job):
+        j.inst.start()
+        j.started = time.monotonic()
+        j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
+        self.say(f"vm{j.index}: booting ({len(j.cases)} case(s): {', '.join(c['name'] for c in j.cases)})")
+
+    def step(self, j: Job, now: float):
+        new = j.inst.read_console(j.scan_off)
+        if new:
+            j.console_head += new
+            j.scan_off += len(new)
+        if j.boot_s is None and AGENT_START in j.console_head:
+            j.boot_s = now - j.started
+            j.watch.feed(now, -1)
+            self.say(f"vm{j.index}: QEMU start -> agent start {j.boot_s:.2f} s")
+        rc = j.inst.poll()
+        if rc is not None:
+            self.finish(j, rc)
+            return
+        if j.boot_s is None:
+            if INIT_ERROR in j.console_head:
+                return  # init prints and reboots; QEMU exits on its own
+            if now - j.started > float(self.vmcfg.get("boot_timeout_s", 300)):
+                j.outcome = "boot-failed"
+                j.detail = f"the guest agent did not start within boot_timeout_s = {self.vmcfg.get('boot_timeout_s', 300)} s"
+                j.inst.kill()
+            return
+        hb = read_json(os.path.join(j.dir, "heartbeat.json"))
+        if hb:
+            j.last_hb = hb
+            j.watch.feed(now, hb.get("progress"))
+        if j.watch.hung(now):
+            stalled = j.watch.stalled_for(now)
+            self.say(f"vm{j.index}: no progress for {stalled:.0f} s: asking the guest for task states (sysrq-w, sysrq-t)")
+            off = j.inst.console_size()
+            j.inst.request_task_states()
+            j.inst.kill()
+            j.hang = {"no_progress_s": stalled, "timeout_s": j.watch.timeout_s, "sysrq_console_offset": off}
+            j.outcome, j.detail = "hang", f"no progress for {stalled:.1f} s"
+
+    def finish(self, j: Job, rc: int):
+        exit_txt = None
+        try:
+            with open(os.path.join(j.dir, "agent-exit")) as f:
+                exit_txt = f.read().strip()
+        except OSError:
+            pass
+        j.guest_exit = int(exit_txt) if exit_txt and exit_txt.lstrip("-").isdigit() else None
+        hb = read_json(os.path.join(j.dir, "heartbeat.json"))
+        if hb:
+            j.last_hb = hb
+        console = j.inst.read_console(0)
+        j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
+        self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
+
+    def loop(self):
+        for j in self.jobs:
+            self.start(j)
+        while not all(j.done() for j in self.jobs):
+            if self.stop:
+                for j in self.jobs:
+                    if not j.done():
+                        j.inst.kill()
+                        j.outcome, j.detail = "interrupted", "interrupted on the host (SIGINT/SIGTERM)"
+                break
+            now = time.monotonic()
+            for j in self.jobs:
+                if not j.done():
+                    self.step(j, now)
+            time.sleep(POLL_S)
+
+    # -- results --
+    def collect(self):
+        """Case directories move up to <run>/<case>, as in host mode; vm.json records the VM facts."""
+        for j in self.jobs:
+            for c in j.cases:
+                src = os.path.join(j.dir, c["name"])
+                dst = os.path.join(self.run_dir, c["name"])
+                if os.path.isdir(src) and not os.path.exists(dst):
+                    os.replace(src, dst)
+        c = self.camp["campaign"]
+        k = self.kernel
+        doc = {
+            "schema": "fsrace-vm/1",
+            "status": "interrupted" if self.stop else "complete",
+            "run": {"id": self.args.run_id or os.path.basename(self.run_dir), "campaign": c["name"],
+                    "seed": c["seed"], "duration_s": c["duration_s"], "source": self.args.source or "",
+                    "started": time.strftime("%Y%m%d-%H%M%S", time.localtime(self.t0))},
+            "kernel": {"image": os.path.abspath(k.image.path), "release": k.image.release, "version": k.image.version_line,
+                       "boot": k.boot_kind, "boot_path": os.path.abspath(k.boot_path), "modules": k.modules_dir,
+                       "config": k.config_source, "features": k.features},
+            "initramfs": self.initrd,
+            "accel": self.accel, "accel_note": self.accel_note,
+            "cpus": self.backend.cpus, "memory_mib": self.backend.memory_mib, "jobs": len(self.jobs),
+            "vms": [],
+        }
+        for j in self.jobs:
+            doc["vms"].append({
+                "index": j.index, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
+                "cases": [c["name"] for c in j.cases], "qemu_argv": j.inst.argv(), "boot_s": j.boot_s,
+                "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
+                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb,
+            })
+        with open(os.path.join(self.run_dir, "vm.json.tmp"), "w") as f:
+            json.dump(doc, f, indent=2)
+        os.replace(os.path.join(self.run_dir, "vm.json.tmp"), os.path.join(self.run_dir, "vm.json"))
+
+    def cleanup(self):
+        for j in self.jobs:
+            if j.inst:
+                j.inst.cleanup()
+            shutil.rmtree(j.work, ignore_errors=True)
+
+
+def run(args) -> int:
+    r = VmRun(args)
+    r.t0 = time.time()
+
+    def on_signal(sig, frame):
+        r.stop = True
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    try:
+        try:
+            r.prepare()
+        except VmError:
+            # Nothing ran: do not leave a run directory that holds only the campaign we wrote.
+            if sorted(os.listdir(r.run_dir)) == ["campaign.toml"]:
+                shutil.rmtree(r.run_dir, ignore_errors=True)
+            raise
+        r.make_jobs()
+        r.loop()
+        r.collect()
+    finally:
+        r.cleanup()
+    rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
+    return 130 if r.stop else rc

@@ -1,0 +1,337 @@
+"""Unit tests of the VM runner's pure parts: kernel identification, module resolution, feature checks,
+the cpio writer, the case matrix and job split, hang detection, how a guest's end is classified, and
+the QEMU command line. No QEMU, no network: synthetic inputs only."""
+import io
+import lzma
+import os
+import struct
+import tempfile
+import unittest
+
+from vm import initramfs, kernel, runner
+from vm.errors import VmError
+from vm.qemu import BASE_APPEND, InstanceSpec, QemuBackend
+
+
+def fake_bzimage(path, version="6.9.0-test (me@host) #1 SMP", payload=b"\xfd7zXZ\x00rest", xload=1, proto=0x20f):
+    b = bytearray(0x1000)
+    b[0x1f1] = 1                                   # setup_sects: protected-mode code at 2*512
+    b[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", b, 0x206, proto)
+    struct.pack_into("<H", b, 0x236, xload)
+    struct.pack_into("<H", b, 0x20e, 0x300 - 0x200)  # kernel_version pointer (relative to 0x200)
+    b[0x300:0x300 + len(version) + 1] = version.encode() + b"\0"
+    struct.pack_into("<II", b, 0x248, 0x10, len(payload))  # payload offset/length (from 0x400)
+    b[0x410:0x410 + len(payload)] = payload
+    with open(path, "wb") as f:
+        f.write(bytes(b))
+
+
+def fake_elf(path, machine=62, notes=(), banner=b"Linux version 6.9.0-elf (x@y) #1\0"):
+    """64-bit LE ELF with one PT_NOTE program header holding `notes` [(name, type, desc)]."""
+    note = b""
+    for name, ntype, desc in notes:
+        n = name + b"\0"
+        note += struct.pack("<III", len(n), len(desc), ntype) + n.ljust((len(n) + 3) & ~3, b"\0") + desc.ljust((len(desc) + 3) & ~3, b"\0")
+    hdr = bytearray(64)
+    hdr[:4] = b"\x7fELF"
+    hdr[4], hdr[5], hdr[6] = 2, 1, 1
+    struct.pack_into("<HHI", hdr, 16, 2, machine, 1)
+    phoff = 64
+    struct.pack_into("<Q", hdr, 0x20, phoff)
+    struct.pack_into("<HH", hdr, 0x36, 56, 1)
+    note_off = 64 + 56
+    ph = struct.pack("<IIQQQQQQ", 4, 0, note_off, 0, 0, len(note), len(note), 4)
+    with open(path, "wb") as f:
+        f.write(bytes(hdr) + ph + note + banner)
+
+
+class Identify(unittest.TestCase):
+    def setUp(self):
+        self.t = tempfile.TemporaryDirectory()
+        self.d = self.t.name
+
+    def tearDown(self):
+        self.t.cleanup()
+
+    def p(self, n):
+        return os.path.join(self.d, n)
+
+    def test_bzimage_release_and_compression(self):
+        fake_bzimage(self.p("bz"))
+        img = kernel.identify(self.p("bz"))
+        self.assertEqual((img.fmt, img.release, img.compression), ("bzimage", "6.9.0-test", "xz"))
+
+    def test_bzimage_32bit_and_old_protocol_refused(self):
+        fake_bzimage(self.p("bz32"), xload=0)
+        with self.assertRaisesRegex(VmError, "32-bit x86 kernel"):
+            kernel.identify(self.p("bz32"))
+        fake_bzimage(self.p("old"), proto=0x202)
+        with self.assertRaisesRegex(VmError, "too old"):
+            kernel.identify(self.p("old"))
+
+    def test_missing_directory_and_garbage(self):
+        with self.assertRaisesRegex(VmError, "does not exist: pass a bzImage"):
+            kernel.identify(self.p("nope"))
+        with self.assertRaisesRegex(VmError, "is a directory"):
+            kernel.identify(self.d)
+        with open(self.p("txt"), "w") as f:
+            f.write("hello\n" * 100)
+        with self.assertRaisesRegex(VmError, "is not a Linux kernel image"):
+            kernel.identify(self.p("txt"))
+
+    def test_elf_pvh_note_and_arch(self):
+        fake_elf(self.p("pvh"), notes=[(b"Xen", 18, b"\x00\x10\x00\x01")])
+        img = kernel.identify(self.p("pvh"))
+        self.assertEqual((img.fmt, img.release, img.pvh), ("elf", "6.9.0-elf", True))
+        fake_elf(self.p("nopvh"), notes=[(b"GNU", 3, b"abcd"), (b"Xen", 17, b"1234")])
+        self.assertFalse(kernel.identify(self.p("nopvh")).pvh)
+        fake_elf(self.p("arm"), machine=183)
+        with self.assertRaisesRegex(VmError, "kernel for arm64, not x86_64"):
+            kernel.identify(self.p("arm"))
+        fake_elf(self.p("notkernel"), banner=b"just a program\0")
+        with self.assertRaisesRegex(VmError, "not a Linux kernel"):
+            kernel.identify(self.p("notkernel"))
+
+    def test_arm64_image_refused(self):
+        b = bytearray(0x100)
+        b[0x38:0x3c] = b"ARM\x64"
+        with open(self.p("Image"), "wb") as f:
+            f.write(bytes(b))
+        with self.assertRaisesRegex(VmError, "arm64 kernel Image"):
+            kernel.identify(self.p("Image"))
+
+    def test_pvh_vmlinux_extracted_from_xz_bzimage(self):
+        fake_elf(self.p("inner"), notes=[(b"Xen", 18, b"\0\0\0\1")])
+        with open(self.p("inner"), "rb") as f:
+            inner = f.read()
+        fake_bzimage(self.p("bz"), payload=lzma.compress(inner, format=lzma.FORMAT_XZ))
+        img = kernel.identify(self.p("bz"))
+        out = kernel.pvh_vmlinux(img, self.p("cache"))
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), inner)
+        self.assertEqual(kernel.pvh_vmlinux(img, self.p("cache")), out)  # cached
+
+    def test_no_pvh_note_boots_bzimage(self):
+        fake_elf(self.p("inner"))
+        with open(self.p("inner"), "rb") as f:
+            inner = f.read()
+        fake_bzimage(self.p("bz"), payload=lzma.compress(inner, format=lzma.FORMAT_XZ))
+        self.assertIsNone(kernel.pvh_vmlinux(kernel.identify(self.p("bz")), self.p("cache")))
+
+
+def write_tree(d, dep, builtin="", softdep="", alias=""):
+    os.makedirs(d, exist_ok=True)
+    for name, text in (("modules.dep", dep), ("modules.builtin", builtin), ("modules.softdep", softdep),
+                       ("modules.alias", alias)):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+
+
+DEP = """kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
+kernel/fs/jbd2/jbd2.ko:
+kernel/fs/mbcache.ko:
+kernel/lib/crc16.ko:
+kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko
+kernel/lib/libcrc32c.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/crypto/crc32c_generic.ko:
+kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/netfs/netfs.ko
+kernel/net/9p/9pnet.ko:
+kernel/fs/netfs/netfs.ko:
+kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+"""
+
+
+class Modules(unittest.TestCase):
+    def setUp(self):
+        self.t = tempfile.TemporaryDirectory()
+        write_tree(self.t.name, DEP, softdep="softdep ext4 pre: crypto-crc32c\nsoftdep libcrc32c pre: crc32c\n",
+                   alias="alias crypto-crc32c crc32c_intel\nalias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\n")
+        self.idx = kernel.ModuleIndex(self.t.name)
+
+    def tearDown(self):
+        self.t.cleanup()
+
+    def test_dependencies_first_each_once(self):
+        order, optional = self.idx.load_order(["virtio_pci", "virtio_blk", "9pnet_virtio", "9p", "ext4"])
+        self.assertEqual(len(order), len(set(order)))
+        for mod, deps in self.idx.deps.items():
+            if mod in order:
+                for d in deps:
+                    self.assertLess(order.index(d), order.index(mod), f"{d} must load before {mod}")
+        self.assertIn("crc32c_generic", order)
+        self.assertLess(order.index("crc32c_intel"), order.index("ext4"))
+        self.assertEqual(set(optional), {"crc32c_intel", "crc32c_generic"})
+        self.assertNotIn("xfs", order)  # only what was asked for
+
+    def test_builtin_skipped(self):
+        write_tree(self.t.name, DEP, builtin="kernel/drivers/virtio/virtio.ko\nkernel/fs/9p/9p.ko\n")
+        idx = kernel.ModuleIndex(self.t.name)
+        order, _ = idx.load_order(["virtio_blk", "9p"])
+        self.assertNotIn("virtio", order)
+        self.assertNotIn("9p", order)
+        self.assertEqual(idx.state("9p"), "builtin")
+        self.assertEqual(idx.state("xfs"), "module")
+        self.assertEqual(idx.state("btrfs"), "missing")
+
+    def test_initramfs_stages(self):
+        k = kernel.Kernel(kernel.KernelImage("x", "elf", "6.9"), "x", "pvh-vmlinux", self.t.name, None)
+        mods = initramfs.modules_for(k, ["xfs"])
+        stages = {m: s for m, _, s in mods}
+        self.assertEqual(stages["9p"], "root")
+        self.assertEqual(stages["virtio_blk"], "root")
+        self.assertEqual(stages["xfs"], "fs")
+        self.assertEqual(stages["libcrc32c"], "fs")
+        self.assertNotIn("ext4", stages)
+        self.assertEqual([m for m, _, s in mods if s == "root"][-1], "9p")
+
+
+class Features(unittest.TestCase):
+    def k(self, config, index, fs=("ext4",), mdir="/m"):
+        k = kernel.Kernel(kernel.KernelImage("/k/bzImage", "bzimage", "6.9"), "/k/bzImage", "bzimage", mdir, config,
+                          "/k/config-6.9" if config else "")
+        k.features = kernel.feature_states(config, index, list(fs))
+        return k
+
+    def test_builtin_kernel_needs_no_modules(self):
+        cfg = {s: "y" for _, _, s in kernel.ROOT_FEATURES} | {"CONFIG_EXT4_FS": "y"}
+        kernel.check_features(self.k(cfg, None, mdir=None), ["ext4"])
+
+    def test_missing_9p_named(self):
+        cfg = {s: "y" for _, _, s in kernel.ROOT_FEATURES} | {"CONFIG_EXT4_FS": "y"}
+        del cfg["CONFIG_9P_FS"]
+        with self.assertRaisesRegex(VmError, r"lacks 9p filesystem \(CONFIG_9P_FS is not set"):
+            kernel.check_features(self.k(cfg, None, mdir=None), ["ext4"])
+
+    def test_modular_without_modules(self):
+        cfg = {s: "m" for _, _, s in kernel.ROOT_FEATURES} | {"CONFIG_EXT4_FS": "m"}
+        with self.assertRaisesRegex(VmError, "is modular .* pass --modules DIR"):
+            kernel.check_features(self.k(cfg, None, mdir=None), ["ext4"])
+
+    def test_module_file_missing_from_tree(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_tree(d, DEP.replace("kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko\n", ""))
+            cfg = {s: "m" for _, _, s in kernel.ROOT_FEATURES} | {"CONFIG_XFS_FS": "m"}
+            with self.assertRaisesRegex(VmError, "xfs.ko is not in"):
+                kernel.check_features(self.k(cfg, kernel.ModuleIndex(d), fs=("xfs",), mdir=d), ["xfs"])
+
+    def test_unknown_without_config_or_modules_is_left_to_the_boot(self):
+        k = self.k(None, None, mdir=None)
+        self.assertEqual(set(k.features.values()), {"unknown"})
+        kernel.check_features(k, ["ext4"])  # the guest's init checks at boot
+
+
+class Cpio(unittest.TestCase):
+    def test_newc_layout(self):
+        c = initramfs.Cpio()
+        c.dir("bin")
+        c.file("init", b"#!/bin/sh\n", 0o755)
+        c.symlink("bin/sh", "busybox")
+        c.chardev("dev/console", 5, 1)
+        data = c.finish()
+        self.assertEqual(len(data) % 512, 0)
+        entries, pos = [], 0
+        while True:
+            h = data[pos:pos + 110]
+            self.assertEqual(h[:6], b"070701")
+            f = [int(h[6 + 8 * i: 14 + 8 * i], 16) for i in range(13)]
+            mode, size, namesize = f[1], f[6], f[11]
+            name = data[pos + 110: pos + 110 + namesize - 1].decode()
+            pos = (pos + 110 + namesize + 3) & ~3
+            body = data[pos:pos + size]
+            pos = (pos + size + 3) & ~3
+            if name == "TRAILER!!!":
+                break
+            entries.append((name, mode, body, (f[9], f[10])))
+        names = {e[0]: e for e in entries}
+        self.assertEqual(names["init"][2], b"#!/bin/sh\n")
+        self.assertEqual(names["init"][1] & 0o777, 0o755)
+        self.assertEqual(names["bin/sh"][2], b"busybox")
+        self.assertEqual(names["dev/console"][3], (5, 1))
+
+    def test_init_script_mounts_root_readonly_and_loose(self):
+        s = initramfs.init_script()
+        self.assertIn("mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=524288,cache=loose fsroot /root", s)
+        self.assertIn("load_modules fs &", s)
+        self.assertLess(s.index("load_modules root"), s.index("mount -t 9p"))
+
+
+class Policy(unittest.TestCase):
+    CAMP = {"campaign": {"filesystems": ["ext4", "xfs"], "scenarios": ["punch-vs-fault"], "repetitions": 2}}
+
+    def test_case_names_match_cpp_runner(self):
+        names = [c["name"] for c in runner.plan_cases(self.CAMP)]
+        self.assertEqual(names, ["ext4-punch-vs-fault-r0", "xfs-punch-vs-fault-r0", "ext4-punch-vs-fault-r1",
+                                 "xfs-punch-vs-fault-r1"])
+        one = {"campaign": {"filesystems": ["xfs"], "scenarios": ["punch-vs-fault"], "repetitions": 1}}
+        self.assertEqual([c["name"] for c in runner.plan_cases(one)], ["xfs-punch-vs-fault"])
+
+    def test_split_jobs(self):
+        cases = runner.plan_cases(self.CAMP)
+        self.assertEqual(len(runner.split_jobs(cases, 1)), 1)
+        two = runner.split_jobs(cases, 2)
+        self.assertEqual([len(g) for g in two], [2, 2])
+        self.assertEqual({c["fs"] for c in two[0]}, {"ext4"})  # round-robin
+        self.assertEqual(len(runner.split_jobs(cases, 10)), 4)  # never an empty VM
+        self.assertEqual(sorted(c["name"] for g in runner.split_jobs(cases, 3) for c in g), sorted(c["name"] for c in cases))
+
+    def test_default_jobs(self):
+        self.assertEqual(runner.default_jobs(2), 1)
+        self.assertEqual(runner.default_jobs(1), 1)
+        self.assertEqual(runner.default_jobs(16), 8)
+
+    def test_hang_watch(self):
+        w = runner.HangWatch(10, now=0)
+        w.feed(1, 5)
+        w.feed(5, 9)
+        self.assertFalse(w.hung(14.9))
+        w.feed(14, 9)           # same value: no progress
+        w.feed(14.5, None)      # no heartbeat read: no progress either
+        self.assertTrue(w.hung(15))
+        self.assertAlmostEqual(w.stalled_for(16), 11)
+        w.feed(16, 10)
+        self.assertFalse(w.hung(25))
+
+    def test_classify_end(self):
+        c = runner.classify_end
+        self.assertEqual(c(True, 0, b"", 0, ""), ("exited", "agent exit status 0"))
+        self.assertEqual(c(True, None, b"x\n[ 9.1] Kernel panic - not syncing: sysrq triggered crash\nmore", 0, "")[0], "crashed")
+        self.assertIn("sysrq triggered crash", c(True, None, b"Kernel panic - not syncing: sysrq triggered crash\n", 0, "")[1])
+        self.assertEqual(c(False, None, b"fsrace-init: error: no 9p here\n", 0, ""), ("init-error", "no 9p here"))
+        self.assertEqual(c(False, None, b"", 1, "qemu: could not open disk\n")[0], "qemu-failed")
+        self.assertEqual(c(False, None, b"", 1, "qemu: could not open disk\n")[1], "exit status 1: qemu: could not open disk")
+        self.assertEqual(c(False, None, b"early boot junk", 0, "")[0], "boot-failed")
+        self.assertEqual(c(True, None, b"no panic", 0, "")[0], "crashed")
+        self.assertEqual(c(True, None, b"", -9, "qemu: killed\n")[0], "died")
+
+
+class QemuArgv(unittest.TestCase):
+    def test_command_line(self):
+        try:
+            b = QemuBackend("tcg", 2, 1024)
+        except VmError:
+            self.skipTest("qemu-system-x86_64 not installed")
+        a = b.create(InstanceSpec("/k/vmlinux", "/k/initrd", "extra=1", "/r/vm0", ["/w/ext4.img", "/w/xfs.img"],
+                                  "/r/console.log", "/w")).argv()
+        s = " ".join(a)
+        self.assertIn("-accel tcg,thread=multi -cpu max", s)
+        self.assertIn("local,path=/,mount_tag=fsroot,security_model=none,readonly=on", s)
+        self.assertIn("local,path=/r/vm0,mount_tag=fsout,security_model=none", s)
+        self.assertIn("file=/w/ext4.img,if=none,id=disk0,format=raw,cache=none", s)
+        self.assertLess(s.index("ext4.img"), s.index("xfs.img"))  # vda, vdb in campaign order
+        self.assertIn("file,id=con,path=/r/console.log", s)
+        self.assertIn("-nic none", s)
+        self.assertIn("-no-reboot", s)
+        self.assertIn(BASE_APPEND + " extra=1", a)
+        self.assertIn("fsrace.guest=1", BASE_APPEND)
+        kvm = QemuBackend("kvm", 1, 512).accel_args()
+        self.assertEqual(kvm, ["-accel", "kvm", "-cpu", "host"])
+
+
+if __name__ == "__main__":
+    unittest.main()
