@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "harness/util.h"
+#include "probes/catalog.h"
 
 namespace fsrace {
 namespace {
@@ -92,7 +93,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   Ctx cx{path};
   Campaign c;
   c.source = path;
-  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario"});
+  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "probes"});
   std::vector<std::string> fs_list = {"ext4", "xfs"};
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
@@ -146,6 +147,30 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
     }
   }
   for (const auto& f : fs_list) c.filesystems.push_back(fs_cfg.count(f) ? fs_cfg[f] : default_fs_config(f));
+
+  // --- [probes] (issue 3) ---
+  if (auto* n = root.get("probes")) {
+    const auto& t = cx.table(*n, "[probes]");
+    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib"});
+    if (auto* v = t.get("enabled")) {
+      if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
+      c.probes.enabled = v->as_boolean()->get();
+    }
+    if (auto* v = t.get("required")) {
+      c.probes.required = cx.str_list(*v, "required");
+      for (const auto& r : c.probes.required)
+        if (!probes::find_probe(r)) {
+          std::vector<std::string> names;
+          for (const auto& p : probes::probe_catalog()) names.push_back(p.name);
+          cx.fail(*v, fmt::format("unknown probe '{}' in 'required'; allowed: {}", r, join(names)));
+        }
+    }
+    if (auto* v = t.get("ringbuf_mib")) {
+      c.probes.ringbuf_mib = uint64_t(cx.num(*v, "ringbuf_mib", 1, 1024, true));
+      if (c.probes.ringbuf_mib & (c.probes.ringbuf_mib - 1))
+        cx.fail(*v, fmt::format("'ringbuf_mib' = {} must be a power of two (1, 2, 4, ... 1024)", c.probes.ringbuf_mib));
+    }
+  }
 
   std::map<std::string, ScenarioConfig> sc_cfg;
   if (auto* n = root.get("scenario")) {
@@ -257,6 +282,9 @@ std::string campaign_to_toml(const Campaign& c) {
     sc.insert(s.name, p);
   }
   root.insert("scenario", sc);
+  toml::array req;
+  for (const auto& r : c.probes.required) req.push_back(r);
+  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

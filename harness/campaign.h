@@ -38,6 +38,14 @@ struct ScenarioConfig {
   double d(const std::string& k) const { return params.at(k); }
 };
 
+// [probes] (issue 3): eBPF probes per case. A probe missing on the running kernel is reported, never
+// fatal, unless it is listed in `required`.
+struct ProbesConfig {
+  bool enabled = true;
+  std::vector<std::string> required;  // probe names as `fsrace probes` lists them
+  uint64_t ringbuf_mib = 16;          // power of two, 1..1024
+};
+
 struct Campaign {
   std::string name = "default";
   std::string source;  // file it came from
@@ -46,6 +54,7 @@ struct Campaign {
   uint64_t repetitions = 1;
   std::vector<FsConfig> filesystems;
   std::vector<ScenarioConfig> scenarios;
+  ProbesConfig probes;
 };
 
 // Known filesystem types and their default mkfs / mount options.

@@ -11,6 +11,8 @@
 #include "harness/report.h"
 #include "harness/runner.h"
 #include "harness/util.h"
+#include "probes/kernel_info.h"
+#include "probes/loader.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -75,6 +77,70 @@ void list_classes() {
   for (const auto& c : finding_classes()) std::cout << fmt::format("{:<18} {:<10} {}\n", c.name, c.source, c.meaning);
 }
 
+// `fsrace probes` (issue 3): every probe with the attach mode it gets on the running kernel (really
+// loaded and attached, then detached) or why it is unavailable; --facts plans for a recorded kernel.
+int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
+  std::unique_ptr<probes::KernelInfo> k;
+  bool planned_only = !facts_path.empty();
+  if (planned_only) {
+    auto j = nlohmann::json::parse(read_file(facts_path), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      throw UsageError(fmt::format("{} is not a kernel facts JSON file (make one with 'fsrace probes --dump-facts')", facts_path));
+    k = std::make_unique<probes::RecordedKernelInfo>(j);
+  } else {
+    k = probes::running_kernel();
+  }
+  if (dump_facts) {
+    std::cout << probes::facts_to_json(*k).dump(1) << "\n";
+    return 0;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> rows;  // name family attach why
+  std::string bpf_error;
+  if (planned_only) {
+    for (const auto& p : probes::probe_catalog()) {
+      auto cands = probes::plan_probe(p, *k);
+      std::string mode = "unavailable", why;
+      for (const auto& c : cands)
+        if (c.skip.empty()) {
+          mode = probes::attach_mode_name(c.mode);
+          break;
+        }
+      if (mode == "unavailable") why = probes::summarize_reasons(cands);
+      rows.emplace_back(p.name, p.family, mode, why);
+    }
+  } else {
+    probes::SessionOptions so;
+    so.ringbuf_bytes = 1 << 20;
+    probes::ProbeSession s(*k, so);
+    bpf_error = s.setup_error();
+    for (const auto& r : s.results())
+      rows.emplace_back(r.spec->name, r.spec->family, r.mode == probes::AttachMode::kNone ? "unavailable" : probes::attach_mode_name(r.mode),
+                        r.reason);
+    s.stop();
+  }
+  size_t ok = 0;
+  for (const auto& [name, fam, mode, why] : rows) {
+    ok += mode != "unavailable";
+    out.push_back({{"name", name}, {"family", fam}, {"attach", mode}, {mode == "unavailable" ? "reason" : "fallback", why}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"kernel", k->release()}, {"planned_only", planned_only}, {"probes", out}}.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("kernel {}{}: {}/{} probes {}\n", k->release(), planned_only ? " (recorded facts, planned, not loaded)" : "",
+                           ok, rows.size(), planned_only ? "would attach" : "attach");
+  if (!bpf_error.empty()) std::cout << "BPF unavailable: " << bpf_error << "\n";
+  std::string fam_prev;
+  for (const auto& [name, fam, mode, why] : rows) {
+    if (fam != fam_prev) std::cout << fmt::format("\n[{}]\n", fam);
+    fam_prev = fam;
+    if (mode == "unavailable") std::cout << fmt::format("  {:<44} unavailable: {}\n", name, why);
+    else std::cout << fmt::format("  {:<44} {}{}\n", name, mode, why.empty() ? "" : fmt::format("   (skipped: {})", why));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +172,8 @@ int main(int argc, char** argv) {
   run->add_option("--workdir", ropt.workdir, "where disk images and mount points live during the run (default /var/tmp)");
   run->add_flag("--no-op-log", no_op_log, "do not record ops.bin (benchmark baseline; disables the oracle)");
   run->add_flag("--quiet", quiet, "no progress lines on stderr");
+  bool no_probes = false;
+  run->add_flag("--no-probes", no_probes, "do not load the eBPF probes (benchmark baseline; same as [probes] enabled = false)");
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");
   inj->group("");  // hidden
@@ -117,6 +185,15 @@ int main(int argc, char** argv) {
   rep->add_option("dir", rep_dir, "run directory (results/<campaign>/<run-id>) or one of its case directories")->required();
   rep->add_flag("--json", rep_json, "print findings.json instead");
   rep->footer("Exit code: the run's own (0 no finding, 1 findings), 2 if DIR is not a run.");
+
+  // probes (issue 3)
+  auto* prb = app.add_subcommand("probes", "list every eBPF probe with the attach mode it gets on the running kernel, or why not");
+  std::string facts_path;
+  bool dump_facts = false, probes_json = false;
+  prb->add_option("--facts", facts_path, "plan for a recorded kernel (JSON from --dump-facts) instead of loading here");
+  prb->add_flag("--dump-facts", dump_facts, "print the kernel facts the planner uses, as JSON");
+  prb->add_flag("--json", probes_json, "machine-readable listing");
+  prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
 
   // list
   auto* lst = app.add_subcommand("list", "list scenarios, filesystems or finding classes");
@@ -156,6 +233,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*rep) return report_dir(rep_dir, rep_json);
+    if (*prb) return list_probes(facts_path, dump_facts, probes_json);
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";
@@ -169,6 +247,7 @@ int main(int argc, char** argv) {
       apply_overrides(ropt.campaign, ov, catalog);
       ropt.log_ops = !no_op_log;
       ropt.verbose = !quiet;
+      ropt.probes = !no_probes;
       RunOutcome o = run_host(ropt);
       std::cout << read_file(o.dir + "/summary.txt");
       std::cout << fmt::format("\nresults: {}\n", o.dir);
@@ -179,6 +258,9 @@ int main(int argc, char** argv) {
       return o.findings ? 1 : 0;
     }
   } catch (const UsageError& e) {
+    std::cerr << "fsrace: " << e.what() << "\n";
+    return 2;
+  } catch (const probes::ProbeError& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -20,6 +20,7 @@ struct RunOptions {
   bool log_ops = true;
   bool inject_corruption = false;  // test-only
   bool verbose = true;
+  bool probes = true;  // eBPF probes per case (issue 3); also off when the campaign's [probes] enabled = false
 };
 
 struct RunOutcome {

@@ -8,6 +8,7 @@
 // Kernel paths: ext4_punch_hole / xfs_file_fallocate -> truncate_pagecache_range; filemap_fault
 // (read-around) / filemap_read -> filemap_create_folio / page_cache_ra_unbounded.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -132,6 +133,7 @@ class PunchVsFault : public Scenario {
     uint32_t tid = 1;
     for (int i = 0; i < np; ++i, ++tid) {
       threads.emplace_back([&, tid] {
+        pthread_setname_np(pthread_self(), fmt::format("fsr-punch{}", tid).c_str());  // names probe events
         ThreadLog& tl = env.log->thread(tid);
         Rng rng(env.seed * 0x9e3779b97f4a7c15ull + tid);
         AlignedBuf buf(maxr * kBlockSize);
@@ -175,6 +177,7 @@ class PunchVsFault : public Scenario {
     for (int i = 0; i < nm + nr; ++i, ++tid) {
       bool use_mmap = i < nm;
       threads.emplace_back([&, tid, use_mmap] {
+        pthread_setname_np(pthread_self(), fmt::format("{}{}", use_mmap ? "fsr-mmap" : "fsr-read", tid).c_str());
         ThreadLog& tl = env.log->thread(tid);
         Rng rng(env.seed * 0x9e3779b97f4a7c15ull + tid);
         AlignedBuf buf(maxr * kBlockSize);
