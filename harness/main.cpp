@@ -11,6 +11,7 @@
 #include "harness/report.h"
 #include "harness/runner.h"
 #include "harness/util.h"
+#include "probes/events.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
 #include "workloads/scenario.h"
@@ -141,6 +142,34 @@ int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
   return 0;
 }
 
+// `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
+int print_events(const std::string& dir, size_t limit, bool header) {
+  std::string path = path_exists(dir + "/events.bin") ? dir + "/events.bin" : dir;
+  if (!path_exists(path)) throw UsageError(fmt::format("{} has no events.bin: pass a case directory of a run made with probes", dir));
+  probes::EventsData d;
+  try {
+    d = probes::load_events(path);
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+  if (header) {
+    std::cout << "header: " << d.header.dump(1) << "\ntrailer: " << d.trailer.dump(1) << "\n";
+    return 0;
+  }
+  uint64_t t0 = d.events.empty() ? 0 : d.events.front().ts_ns;
+  size_t n = 0;
+  for (const auto& e : d.events) {
+    if (limit && n++ == limit) {
+      std::cout << fmt::format("... {} more\n", d.events.size() - limit);
+      break;
+    }
+    std::cout << fmt::format("dev {}:{} ino {} ", e.dev >> 20, e.dev & 0xfffff, e.ino) << probes::describe_event(e, t0) << "\n";
+  }
+  std::cout << fmt::format("{} events, {} dropped (kernel {}, clock {})\n", d.events.size(), d.trailer.value("dropped", 0),
+                           d.header.value("kernel", "?"), d.header.value("clock", "?"));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +224,14 @@ int main(int argc, char** argv) {
   prb->add_flag("--json", probes_json, "machine-readable listing");
   prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
 
+  auto* evs = app.add_subcommand("events", "print the probe events of a case (its events.bin), one per line");
+  std::string ev_dir;
+  size_t ev_limit = 0;
+  bool ev_header = false;
+  evs->add_option("dir", ev_dir, "case directory (results/<campaign>/<run-id>/<case>) or an events.bin file")->required();
+  evs->add_option("--limit", ev_limit, "print at most N events");
+  evs->add_flag("--header", ev_header, "print the header (attach modes) and trailer (counts, drops, inodes) instead");
+
   // list
   auto* lst = app.add_subcommand("list", "list scenarios, filesystems or finding classes");
   std::string what = "all";
@@ -234,6 +271,7 @@ int main(int argc, char** argv) {
     }
     if (*rep) return report_dir(rep_dir, rep_json);
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);
+    if (*evs) return print_events(ev_dir, ev_limit, ev_header);
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";
