@@ -172,7 +172,7 @@ std::vector<Candidate> plan_probe(const ProbeSpec& p, const KernelInfo& k, const
   std::vector<Candidate> out;
   std::string bpf = k.bpf_unavailable();
   auto add = [&](AttachMode m, std::string skip) {
-    if (skip.empty() && !bpf.empty()) skip = bpf;
+    if (!bpf.empty()) skip = bpf;  // nothing loads at all: that is the one reason
     if (skip.empty()) {
       auto it = refused.find(m);
       if (it != refused.end()) skip = it->second;
