@@ -447,7 +447,7 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_TRUE(c.probes.enabled);
   EXPECT_EQ(c.probes.required, std::vector<std::string>{"filemap:mm_filemap_add_to_page_cache"});
   EXPECT_EQ(c.probes.ringbuf_mib, 4u);
-  EXPECT_EQ(err("[probes]\nrequired = [\"bogus\"]\n").substr(0, 76),
+  EXPECT_EQ(err("[probes]\nrequired = [\"bogus\"]\n").substr(0, 77),
             "c.toml:2:12: unknown probe 'bogus' in 'required'; allowed: filemap:mm_filemap");
   EXPECT_EQ(err("[probes]\nringbuf_mib = 3\n"), "c.toml:2:15: 'ringbuf_mib' = 3 must be a power of two (1, 2, 4, ... 1024)");
   EXPECT_EQ(err("[probes]\nringbuf_mib = 2048\n"), "c.toml:2:15: 'ringbuf_mib' = 2048 is out of range; allowed: 1 to 1024");
