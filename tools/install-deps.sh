@@ -7,6 +7,8 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   e2fsprogs xfsprogs util-linux kmod
+  # probes (issue 3): BPF toolchain, libbpf, bpftool for vmlinux.h + skeletons, libFuzzer runtime
+  clang-14 llvm-14 libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
