@@ -94,6 +94,8 @@ struct ProbeSession::Impl {
   int out_fd = -1;
   std::string tmp_path;
   std::vector<fsr_event> buf;
+  std::vector<std::string> held;  // encoded chunks kept in memory until stop() or the spill cap
+  uint64_t held_bytes = 0;
   std::atomic<uint64_t>* events = nullptr;
   uint64_t short_records = 0;
   int write_errno = 0;
@@ -313,10 +315,23 @@ struct ProbeSession::Impl {
     }
   }
 
-  void flush() {
-    if (buf.empty()) return;
+  // Chunks stay in memory up to opt.spill_bytes (writing ~20 MB/s of events while the race runs costs
+  // the workload CPU and I/O on small machines); beyond the cap, or at stop, they go to the file.
+  void flush(bool to_disk = false) {
+    if (!buf.empty()) {
+      held.push_back(encode_events_chunk(buf.data(), buf.size()));
+      held_bytes += held.back().size();
+      events->fetch_add(buf.size());
+      buf.clear();
+    }
+    if (!to_disk && held_bytes <= opt.spill_bytes) return;
+    for (const auto& c : held) write_all(c);
+    held.clear();
+    held_bytes = 0;
+  }
+
+  void write_all(const std::string& c) {
     if (out_fd >= 0 && !write_errno) {
-      std::string c = encode_events_chunk(buf.data(), buf.size());
       const char* p = c.data();
       size_t left = c.size();
       while (left) {
@@ -330,8 +345,6 @@ struct ProbeSession::Impl {
         left -= size_t(w);
       }
     }
-    events->fetch_add(buf.size());
-    buf.clear();
   }
 
   static int on_event(void* ctx, void* data, size_t size) {
@@ -348,13 +361,17 @@ struct ProbeSession::Impl {
   }
 
   void reader_main() {
+    // Records are submitted without wakeup until the ring is a quarter full (see fsr_submit), so the
+    // poll timeout is what normally drains it: every 10 ms.
     while (!stop.load()) {
-      int r = ring_buffer__poll(rb, 50);
+      int r = ring_buffer__poll(rb, 10);
       if (r < 0 && r != -EINTR) break;
-      if (buf.size() && r == 0) flush();
+      r = ring_buffer__consume(rb);
+      if (r < 0 && r != -EINTR) break;
+      if (buf.size() >= 1024 || (buf.size() && r == 0)) flush();
     }
     ring_buffer__consume(rb);
-    flush();
+    flush(true);
   }
 };
 
