@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test unit demo bench clean
+.PHONY: all deps build test unit demo bench bench-probes clean
 
 all: build
 
@@ -32,6 +32,11 @@ demo: deps
 
 bench: build
 	$(BUILD_DIR)/bench/fsrace_bench
+
+# probes (issue 3): ops/s with all probes vs none, and the highest event rate with zero drops (root)
+bench-probes: build
+	bash bench/probes_overhead.sh
+	$(BUILD_DIR)/bench/fsrace_probe_bench
 
 clean:
 	rm -rf $(BUILD_DIR)

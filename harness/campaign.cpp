@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "harness/util.h"
+#include "probes/catalog.h"
 
 namespace fsrace {
 namespace {
@@ -92,7 +93,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   Ctx cx{path};
   Campaign c;
   c.source = path;
-  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm"});
+  cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm", "probes"});
   std::vector<std::string> fs_list = {"ext4", "xfs"};
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
@@ -160,6 +161,30 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       bool ok = false;
       for (const auto& h : vm_test_hooks()) ok |= h == c.vm.test_hook;
       if (!ok) cx.fail(*v, fmt::format("unknown test_hook '{}'; allowed: {}", c.vm.test_hook, join(vm_test_hooks())));
+    }
+  }
+
+  // --- [probes] (issue 3) ---
+  if (auto* n = root.get("probes")) {
+    const auto& t = cx.table(*n, "[probes]");
+    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib"});
+    if (auto* v = t.get("enabled")) {
+      if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
+      c.probes.enabled = v->as_boolean()->get();
+    }
+    if (auto* v = t.get("required")) {
+      c.probes.required = cx.str_list(*v, "required");
+      for (const auto& r : c.probes.required)
+        if (!probes::find_probe(r)) {
+          std::vector<std::string> names;
+          for (const auto& p : probes::probe_catalog()) names.push_back(p.name);
+          cx.fail(*v, fmt::format("unknown probe '{}' in 'required'; allowed: {}", r, join(names)));
+        }
+    }
+    if (auto* v = t.get("ringbuf_mib")) {
+      c.probes.ringbuf_mib = uint64_t(cx.num(*v, "ringbuf_mib", 1, 1024, true));
+      if (c.probes.ringbuf_mib & (c.probes.ringbuf_mib - 1))
+        cx.fail(*v, fmt::format("'ringbuf_mib' = {} must be a power of two (1, 2, 4, ... 1024)", c.probes.ringbuf_mib));
     }
   }
 
@@ -278,6 +303,9 @@ std::string campaign_to_toml(const Campaign& c) {
                  {"boot_timeout_s", c.vm.boot_timeout_s}};
   if (!c.vm.test_hook.empty()) vm.insert("test_hook", c.vm.test_hook);
   root.insert("vm", vm);
+  toml::array req;
+  for (const auto& r : c.probes.required) req.push_back(r);
+  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

@@ -50,6 +50,13 @@ inline const std::vector<std::string>& vm_test_hooks() {
   static const std::vector<std::string> v = {"panic", "freeze"};
   return v;
 }
+// [probes] (issue 3): eBPF probes per case. A probe missing on the running kernel is reported, never
+// fatal, unless it is listed in `required`.
+struct ProbesConfig {
+  bool enabled = true;
+  std::vector<std::string> required;  // probe names as `fsrace probes` lists them
+  uint64_t ringbuf_mib = 16;          // power of two, 1..1024
+};
 
 struct Campaign {
   std::string name = "default";
@@ -61,6 +68,7 @@ struct Campaign {
   std::vector<FsConfig> filesystems;
   std::vector<ScenarioConfig> scenarios;
   VmConfig vm;
+  ProbesConfig probes;
 };
 
 // Known filesystem types and their default mkfs / mount options.

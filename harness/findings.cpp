@@ -25,6 +25,10 @@ const std::vector<FindingClassInfo>& finding_classes() {
       {"ext4-error", "kernel-log", "EXT4-fs error / warning lines for the test device"},
       {"ext4-reservation", "kernel-log", "ext4 delalloc reservation messages, e.g. i_reserved_data_blocks(N) not cleared!"},
       {"xfs-error", "kernel-log", "XFS assertion, corruption, Internal error or shutdown"},
+      // probes (issue 3): from kernel events alone
+      {"reservation-leak", "events", "ext4 i_reserved_data_blocks not back to zero after fsync following the race, or at eviction"},
+      {"stale-iomap-seen", "events", "informational: the kernel detected and handled a stale cached iomap (counted per run, not a failure)"},
+      {"dio-invalidate-failed", "events", "direct I/O could not invalidate the page cache over its range (stale cache may remain)"},
       {"workload-error", "run", "a workload syscall failed in a way the scenario does not allow (e.g. EIO)"},
       // VM mode (vm/, ./fsrace run --kernel K)
       {"kernel-crash", "console", "the guest kernel panicked (panic, or an oops/BUG with oops=panic): console excerpt + ops in flight"},
@@ -64,18 +68,20 @@ nlohmann::json finding_to_json(const Finding& f) {
   if (!f.detail.empty()) j["detail"] = f.detail;
   if (!f.kernel_log.empty()) j["kernel_log"] = f.kernel_log;
   if (f.time_ns) j["time_ns"] = f.time_ns;
+  if (!f.kernel_events.empty()) j["kernel_events"] = f.kernel_events;
+  if (f.informational) j["informational"] = true;
   return j;
 }
 
 void FindingSet::add(Finding f, size_t keep) {
   std::string key = f.case_name + "\x1f" + f.cls;
-  uint64_t n = ++total_by_class[f.cls];
+  uint64_t n = ++(f.informational ? informational_by_class : total_by_class)[f.cls];
   (void)n;
   size_t same = 0;
   for (const auto& k : kept)
     if (k.case_name == f.case_name && k.cls == f.cls) ++same;
   if (same >= keep) {
-    ++suppressed_by_class[f.cls];
+    if (!f.informational) ++suppressed_by_class[f.cls];
     return;
   }
   kept.push_back(std::move(f));
@@ -83,6 +89,11 @@ void FindingSet::add(Finding f, size_t keep) {
 
 void FindingSet::merge(const FindingSet& other, size_t keep) {
   for (const auto& f : other.kept) add(f, keep);
+  for (const auto& [c, n] : other.informational_by_class) {
+    uint64_t kept_n = 0;
+    for (const auto& f : other.kept) kept_n += f.informational && f.cls == c;
+    informational_by_class[c] += n - kept_n;  // the kept ones were counted by add()
+  }
   for (const auto& [c, n] : other.suppressed_by_class) {
     suppressed_by_class[c] += n;
     total_by_class[c] += n;

@@ -38,6 +38,9 @@ struct Finding {
   std::string detail;
   std::vector<std::string> kernel_log;  // matching line and its context
   uint64_t time_ns = 0;       // CLOCK_MONOTONIC of the event (read start, log line)
+  // probes (issue 3): what the kernel did on the same range in the finding's window, as readable lines
+  std::vector<std::string> kernel_events;
+  bool informational = false;  // counted and listed, but not a failure (e.g. stale-iomap-seen)
 };
 
 nlohmann::json op_to_json(const OpRecord& r);
@@ -48,6 +51,7 @@ struct FindingSet {
   std::vector<Finding> kept;
   std::map<std::string, uint64_t> total_by_class;
   std::map<std::string, uint64_t> suppressed_by_class;
+  std::map<std::string, uint64_t> informational_by_class;  // not in total(): they do not fail a run
   void add(Finding f, size_t keep = 50);
   void merge(const FindingSet& other, size_t keep = 50);
   uint64_t total() const;

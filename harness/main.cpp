@@ -14,6 +14,9 @@
 #include "harness/runner.h"
 #include "harness/util.h"
 #include "harness/vm_report.h"
+#include "probes/events.h"
+#include "probes/kernel_info.h"
+#include "probes/loader.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -78,6 +81,98 @@ void list_classes() {
   for (const auto& c : finding_classes()) std::cout << fmt::format("{:<18} {:<10} {}\n", c.name, c.source, c.meaning);
 }
 
+// `fsrace probes` (issue 3): every probe with the attach mode it gets on the running kernel (really
+// loaded and attached, then detached) or why it is unavailable; --facts plans for a recorded kernel.
+int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
+  std::unique_ptr<probes::KernelInfo> k;
+  bool planned_only = !facts_path.empty();
+  if (planned_only) {
+    auto j = nlohmann::json::parse(read_file(facts_path), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      throw UsageError(fmt::format("{} is not a kernel facts JSON file (make one with 'fsrace probes --dump-facts')", facts_path));
+    k = std::make_unique<probes::RecordedKernelInfo>(j);
+  } else {
+    k = probes::running_kernel();
+  }
+  if (dump_facts) {
+    std::cout << probes::facts_to_json(*k).dump(1) << "\n";
+    return 0;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> rows;  // name family attach why
+  std::string bpf_error;
+  if (planned_only) {
+    for (const auto& p : probes::probe_catalog()) {
+      auto cands = probes::plan_probe(p, *k);
+      std::string mode = "unavailable", why;
+      for (const auto& c : cands)
+        if (c.skip.empty()) {
+          mode = probes::attach_mode_name(c.mode);
+          break;
+        }
+      if (mode == "unavailable") why = probes::summarize_reasons(cands);
+      rows.emplace_back(p.name, p.family, mode, why);
+    }
+  } else {
+    probes::SessionOptions so;
+    so.ringbuf_bytes = 1 << 20;
+    probes::ProbeSession s(*k, so);
+    bpf_error = s.setup_error();
+    for (const auto& r : s.results())
+      rows.emplace_back(r.spec->name, r.spec->family, r.mode == probes::AttachMode::kNone ? "unavailable" : probes::attach_mode_name(r.mode),
+                        r.reason);
+    s.stop();
+  }
+  size_t ok = 0;
+  for (const auto& [name, fam, mode, why] : rows) {
+    ok += mode != "unavailable";
+    out.push_back({{"name", name}, {"family", fam}, {"attach", mode}, {mode == "unavailable" ? "reason" : "fallback", why}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"kernel", k->release()}, {"planned_only", planned_only}, {"probes", out}}.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("kernel {}{}: {}/{} probes {}\n", k->release(), planned_only ? " (recorded facts, planned, not loaded)" : "",
+                           ok, rows.size(), planned_only ? "would attach" : "attach");
+  if (!bpf_error.empty()) std::cout << "BPF unavailable: " << bpf_error << "\n";
+  std::string fam_prev;
+  for (const auto& [name, fam, mode, why] : rows) {
+    if (fam != fam_prev) std::cout << fmt::format("\n[{}]\n", fam);
+    fam_prev = fam;
+    if (mode == "unavailable") std::cout << fmt::format("  {:<44} unavailable: {}\n", name, why);
+    else std::cout << fmt::format("  {:<44} {}{}\n", name, mode, why.empty() ? "" : fmt::format("   (skipped: {})", why));
+  }
+  return 0;
+}
+
+// `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
+int print_events(const std::string& dir, size_t limit, bool header) {
+  std::string path = path_exists(dir + "/events.bin") ? dir + "/events.bin" : dir;
+  if (!path_exists(path)) throw UsageError(fmt::format("{} has no events.bin: pass a case directory of a run made with probes", dir));
+  probes::EventsData d;
+  try {
+    d = probes::load_events(path);
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+  if (header) {
+    std::cout << "header: " << d.header.dump(1) << "\ntrailer: " << d.trailer.dump(1) << "\n";
+    return 0;
+  }
+  uint64_t t0 = d.events.empty() ? 0 : d.events.front().ts_ns;
+  size_t n = 0;
+  for (const auto& e : d.events) {
+    if (limit && n++ == limit) {
+      std::cout << fmt::format("... {} more\n", d.events.size() - limit);
+      break;
+    }
+    std::cout << fmt::format("dev {}:{} ino {} ", e.dev >> 20, e.dev & 0xfffff, e.ino) << probes::describe_event(e, t0) << "\n";
+  }
+  std::cout << fmt::format("{} events, {} dropped (kernel {}, clock {})\n", d.events.size(), d.trailer.value("dropped", 0),
+                           d.header.value("kernel", "?"), d.header.value("clock", "?"));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,6 +212,8 @@ int main(int argc, char** argv) {
   run->add_option("--modules", vml.modules, "VM mode: the kernel's modules tree (lib/modules/<release>; default: next to the image)");
   run->add_option("--jobs", vml.jobs, "VM mode: VMs at once; the fs x scenario x repetition matrix is spread over them "
                                       "(default: cores / 2, at least 1)")->check(CLI::Range(1, 64));
+  bool no_probes = false;
+  run->add_flag("--no-probes", no_probes, "do not load the eBPF probes (benchmark baseline; same as [probes] enabled = false)");
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");
   inj->group("");  // hidden
@@ -155,6 +252,22 @@ int main(int argc, char** argv) {
   rpl->add_option("--results", rpo.run.results_root, "results store for the reruns (default: <repo>/results)");
   rpl->add_option("--workdir", rpo.run.workdir, "where disk images and mount points live (default /var/tmp)");
   rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory.");
+  // probes (issue 3)
+  auto* prb = app.add_subcommand("probes", "list every eBPF probe with the attach mode it gets on the running kernel, or why not");
+  std::string facts_path;
+  bool dump_facts = false, probes_json = false;
+  prb->add_option("--facts", facts_path, "plan for a recorded kernel (JSON from --dump-facts) instead of loading here");
+  prb->add_flag("--dump-facts", dump_facts, "print the kernel facts the planner uses, as JSON");
+  prb->add_flag("--json", probes_json, "machine-readable listing");
+  prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
+
+  auto* evs = app.add_subcommand("events", "print the probe events of a case (its events.bin), one per line");
+  std::string ev_dir;
+  size_t ev_limit = 0;
+  bool ev_header = false;
+  evs->add_option("dir", ev_dir, "case directory (results/<campaign>/<run-id>/<case>) or an events.bin file")->required();
+  evs->add_option("--limit", ev_limit, "print at most N events");
+  evs->add_flag("--header", ev_header, "print the header (attach modes) and trailer (counts, drops, inodes) instead");
 
   // list
   auto* lst = app.add_subcommand("list", "list scenarios, filesystems or finding classes");
@@ -217,6 +330,8 @@ int main(int argc, char** argv) {
       ropt.only_cases = split_list(agent_cases);
       return run_agent(ropt, aopt);
     }
+    if (*prb) return list_probes(facts_path, dump_facts, probes_json);
+    if (*evs) return print_events(ev_dir, ev_limit, ev_header);
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";
@@ -235,6 +350,7 @@ int main(int argc, char** argv) {
         exec_vm_runner(ropt, vml);
       }
       if (!vml.modules.empty() || vml.jobs) throw UsageError("--modules and --jobs need --kernel K (VM mode)");
+      ropt.probes = !no_probes;
       RunOutcome o = run_host(ropt);
       std::cout << read_file(o.dir + "/summary.txt");
       std::cout << fmt::format("\nresults: {}\n", o.dir);
@@ -245,6 +361,9 @@ int main(int argc, char** argv) {
       return o.findings ? 1 : 0;
     }
   } catch (const UsageError& e) {
+    std::cerr << "fsrace: " << e.what() << "\n";
+    return 2;
+  } catch (const probes::ProbeError& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -51,6 +51,16 @@ std::string case_block(const nlohmann::json& c) {
                      sp.value("baseline_free", 0), sp.value("free_with_files", 0), sp["allocated"].dump(),
                      sp.value("free_after_delete", 0), sp.value("free_after_remount", 0));
   }
+  if (c.contains("probes")) {  // issue 3
+    const auto& p = c["probes"];
+    s += fmt::format("  probes: {}/{} attached", p.value("attached", 0), p.value("total", 0));
+    if (p.contains("events")) s += fmt::format(", {} events, {} dropped{}", p.value("events", 0), p.value("dropped", 0),
+                                               p.value("dropped", 0) ? " (ring buffer full: raise [probes] ringbuf_mib)" : "");
+    if (p.contains("analysis") && p["analysis"].value("stale_iomap_seen", 0))
+      s += fmt::format(", stale iomaps seen {}", p["analysis"].value("stale_iomap_seen", 0));
+    if (p.contains("error")) s += fmt::format(" (error: {})", p.value("error", ""));
+    s += "\n";
+  }
   for (const auto& n : c.value("notes", nlohmann::json::array())) s += fmt::format("  note: {}\n", n.get<std::string>());
   if (c.contains("timing")) {
     const auto& t = c["timing"];
@@ -88,6 +98,12 @@ std::string render_summary(const nlohmann::json& doc) {
   s += fmt::format("result: {}{}{}\n", total ? fmt::format("{} finding(s): {}", total, classes) : "no finding",
                    status == "complete" ? "" : fmt::format("  [{}]", status),
                    doc.value("suppressed", 0) ? fmt::format("  ({} more not itemised)", doc.value("suppressed", 0)) : "");
+  if (doc.contains("informational_by_class") && !doc["informational_by_class"].empty()) {
+    std::string inf;
+    for (auto it = doc["informational_by_class"].begin(); it != doc["informational_by_class"].end(); ++it)
+      inf += fmt::format("{}{} {}", inf.empty() ? "" : ", ", it.key(), it.value().get<uint64_t>());
+    s += fmt::format("informational (not failures): {}\n", inf);
+  }
   s += "\n";
   for (const auto& c : doc.value("cases", nlohmann::json::array())) s += case_block(c) + "\n";
   size_t shown = 0;
@@ -101,6 +117,16 @@ std::string render_summary(const nlohmann::json& doc) {
     s += fmt::format("finding: {} [{} {}]{}: {}\n", f.value("class", ""), f.value("case", ""), f.value("phase", ""), where,
                      f.value("detail", f.value("got", "")));
     if (f.contains("got") && f.contains("block")) s += fmt::format("    got {}\n", f.value("got", ""));
+    if (f.contains("kernel_events")) {
+      size_t k = 0;
+      for (const auto& l : f["kernel_events"]) {
+        if (k++ == 6) {
+          s += "    kernel: ... (all in findings.json)\n";
+          break;
+        }
+        s += fmt::format("    kernel: {}\n", l.get<std::string>());
+      }
+    }
     if (f.contains("expected")) {
       std::string e;
       for (const auto& x : f["expected"]) e += (e.empty() ? "" : " | ") + x.get<std::string>();

@@ -11,6 +11,9 @@
 #include <iostream>
 
 #include "harness/host.h"
+#include "harness/kernel_events.h"
+#include "probes/kernel_info.h"
+#include "probes/loader.h"
 #include "harness/kmsg_capture.h"
 #include "harness/kmsg_scan.h"
 #include "harness/oplog.h"
@@ -53,6 +56,8 @@ nlohmann::json findings_doc(const nlohmann::json& run, const std::vector<nlohman
   doc["cases"] = cases;
   doc["findings_by_class"] = nlohmann::json::object();
   for (const auto& [c, n] : fs.total_by_class) doc["findings_by_class"][c] = n;
+  doc["informational_by_class"] = nlohmann::json::object();
+  for (const auto& [c, n] : fs.informational_by_class) doc["informational_by_class"][c] = n;
   uint64_t sup = 0;
   for (const auto& [c, n] : fs.suppressed_by_class) sup += n;
   doc["suppressed"] = sup;
@@ -63,8 +68,9 @@ nlohmann::json findings_doc(const nlohmann::json& run, const std::vector<nlohman
 
 class CaseRunner {
  public:
-  CaseRunner(const RunOptions& opt, const CaseSpec& cs, const std::string& case_dir, uint64_t nonce)
-      : opt_(opt), cs_(cs), dir_(case_dir), nonce_(nonce) {}
+  CaseRunner(const RunOptions& opt, const CaseSpec& cs, const std::string& case_dir, uint64_t nonce,
+             const probes::KernelInfo* kernel)
+      : opt_(opt), cs_(cs), dir_(case_dir), nonce_(nonce), kernel_(kernel) {}
 
   CaseOut run() {
     CaseOut out;
@@ -133,6 +139,26 @@ class CaseRunner {
       record_stat_blocks(tl, files, test_dir, space.fs_block);
     };
 
+    // --- probes (issue 3): session from before setup until after the last unmount ---
+    std::unique_ptr<probes::ProbeSession> probe;
+    if (kernel_) {
+      probes::SessionOptions po;
+      po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
+      po.required = opt_.campaign.probes.required;
+      po.events_path = dir_ + "/events.bin";
+      po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};
+      try {
+        probe = std::make_unique<probes::ProbeSession>(*kernel_, po);
+      } catch (const probes::ProbeError& e) {
+        throw UsageError(e.what());
+      }
+      if (!probe->setup_error().empty()) info["notes"].push_back(fmt::format("probes unavailable: {}", probe->setup_error()));
+      env.on_file = [&probe](const TestFile& f, int fd) {
+        struct stat st;
+        if (fstat(fd, &st) == 0) probe->add_inode(st.st_dev, st.st_ino, f.name);
+      };
+    }
+
     scenario->setup(env, files);
     double setup_s = secs_since(t_setup);
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
@@ -140,6 +166,7 @@ class CaseRunner {
     uint64_t t_race = now_ns();
     RaceStats rs = scenario->race(env, files);
     double race_s = secs_since(t_race);
+    uint64_t t_race_end = now_ns();
     bool interrupted = stop_requested().load();
 
     uint64_t t_verify = now_ns();
@@ -175,6 +202,15 @@ class CaseRunner {
     mnt->unmount();
     mnt.reset();
     double verify_s = secs_since(t_verify);
+    std::optional<probes::SessionStats> pstats;
+    std::string probe_error;
+    if (probe && probe->setup_error().empty()) {
+      try {
+        pstats = probe->stop();
+      } catch (const probes::ProbeError& e) {
+        probe_error = e.what();
+      }
+    }
     log.close();
     std::vector<KmsgLine> klines = kmsg.stop();
 
@@ -232,6 +268,7 @@ class CaseRunner {
                                           "writeback error on purpose): not findings by themselves",
                                           expected_eio));
     for (const auto& l : klines) out.kmsg_text += format_kmsg_line(l) + "\n";
+    if (probe) info["probes"] = probe_report(*probe, pstats, probe_error, t_race_end, out.findings);
 
     info["status"] = interrupted ? "interrupted" : "complete";
     info["device"] = dev;
@@ -263,10 +300,44 @@ class CaseRunner {
     progress_counter().fetch_add(1, std::memory_order_relaxed);
     if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
   }
+
+  // probes (issue 3): reads events.bin back, attaches kernel_events to the findings, adds the
+  // event-only findings, and returns the case's "probes" record for findings.json.
+  nlohmann::json probe_report(const probes::ProbeSession& probe, const std::optional<probes::SessionStats>& st,
+                              const std::string& error, uint64_t race_end, FindingSet& findings) {
+    nlohmann::json j;
+    j["attached"] = probe.attached();
+    j["total"] = probes::probe_catalog().size();
+    j["modes"] = nlohmann::json::object();
+    j["unavailable"] = nlohmann::json::object();
+    for (const auto& r : probe.results()) {
+      if (r.mode == probes::AttachMode::kNone) j["unavailable"][r.spec->name] = r.reason;
+      else j["modes"][r.spec->name] = probes::attach_mode_name(r.mode);
+    }
+    if (!probe.setup_error().empty()) j["error"] = probe.setup_error();
+    if (!error.empty()) j["error"] = error;
+    if (!st) return j;
+    j["events"] = st->events;
+    j["dropped"] = st->dropped;
+    if (st->dropped) j["note"] = fmt::format("{} events dropped (ring buffer full): raise [probes] ringbuf_mib", st->dropped);
+    try {
+      probes::EventsData ev = probes::load_events(dir_ + "/events.bin");
+      attach_kernel_events(findings.kept, ev);
+      EventContext ctx{cs_.fs.type, cs_.sc.name, cs_.name, race_end};
+      EventAnalysis an = analyze_events(ev, ctx);
+      for (auto& f : an.findings) findings.add(std::move(f));
+      j["analysis"] = an.summary;
+    } catch (const std::exception& e) {
+      j["error"] = fmt::format("events.bin unreadable: {}", e.what());
+    }
+    return j;
+  }
+
   const RunOptions& opt_;
   const CaseSpec& cs_;
   std::string dir_;
   uint64_t nonce_;
+  const probes::KernelInfo* kernel_;
 };
 
 }  // namespace
@@ -312,6 +383,8 @@ RunOutcome run_host(const RunOptions& opt) {
     cases = mine;
   }
 
+  std::unique_ptr<probes::KernelInfo> kernel;
+  if (opt.probes && c.probes.enabled) kernel = probes::running_kernel();
   install_stop_handlers();
   std::vector<nlohmann::json> infos;
   FindingSet all;
@@ -333,7 +406,7 @@ RunOutcome run_host(const RunOptions& opt) {
     if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseOut co;
     try {
-      co = CaseRunner(opt, cs, case_dir, nonce + i).run();
+      co = CaseRunner(opt, cs, case_dir, nonce + i, kernel.get()).run();
     } catch (const UsageError& e) {
       nlohmann::json info = {{"case", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"status", std::string("error: ") + e.what()}};
       infos.push_back(info);

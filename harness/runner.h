@@ -29,6 +29,7 @@ struct RunOptions {
   nlohmann::json run_extra = nlohmann::json::object();  // merged into findings.json "run"
   // Called when a case enters a phase (setup, race, verify, analysis, done); dir = the test directory.
   std::function<void(const std::string& case_name, const std::string& phase, const std::string& dir)> on_phase;
+  bool probes = true;  // eBPF probes per case (issue 3); also off when the campaign's [probes] enabled = false
 };
 
 struct RunOutcome {

@@ -10,6 +10,8 @@ PKGS=(
   # VM mode (vm/, ./fsrace run --kernel K): QEMU, the guest's init (busybox), depmod for unpacked
   # kernels (kmod above), apt-get download + dpkg -x for --kernel debian (apt, dpkg: always present).
   qemu-system-x86 busybox-static
+  # probes (issue 3): BPF toolchain, libbpf, bpftool for vmlinux.h + skeletons, libFuzzer runtime
+  clang-14 llvm-14 libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -114,6 +115,7 @@ void UffdBuffer::handler() {
       // The racing op runs while the I/O is parked, for at most max_pause_ms.
       racer_done_ = false;
       racer_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "fsr-uffd-racer");
         during_();
         racer_done_ = true;
       });

@@ -101,7 +101,7 @@ TEST(Campaign, UnknownFilesystemAndScenario) {
 TEST(Campaign, BadNameAndTopLevelKey) {
   EXPECT_EQ(err("[campaign]\nname = \"../x\"\n"),
             "c.toml:2:8: 'name' must be 1-64 characters of [A-Za-z0-9._-] (it names the results directory)");
-  EXPECT_EQ(err("seed = 3\n"), "c.toml:1:1: unknown key 'seed' in the top level; allowed: campaign, fs, scenario, vm");
+  EXPECT_EQ(err("seed = 3\n"), "c.toml:1:1: unknown key 'seed' in the top level; allowed: campaign, fs, scenario, vm, probes");
 }
 
 TEST(Campaign, SyntaxError) {

@@ -64,7 +64,8 @@ TEST_P(Determinism, SameSeedSameOps) {
   ASSERT_FALSE(a.empty());
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
-  for (const auto& [t, ops] : a) EXPECT_GE(ops.size(), 150u) << "thread " << t;
+  for (const auto& [t, ops] : a)
+    if (t < 1000) EXPECT_GE(ops.size(), 150u) << "thread " << t;  // 1000+: userfaultfd racers, only during pauses
 }
 
 INSTANTIATE_TEST_SUITE_P(AllScenarios, Determinism,

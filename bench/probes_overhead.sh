@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Probe overhead benchmark (issue 3; prints figures, not a timed test): ops/s of the default punch-vs-fault
+# campaign in host mode with every available probe attached vs --no-probes, alternating runs to spread
+# drift. Usage: bench/probes_overhead.sh [SECONDS per run, default 5] [REPETITIONS, default 3]. Root.
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+secs="${1:-5}"
+reps="${2:-3}"
+out="$(mktemp -d /var/tmp/fsrace-bench.XXXXXX)"
+trap 'rm -rf "$out"' EXIT
+opsps() {  # run dir -> ops/s of its single case
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1]+"/findings.json"))["cases"][0]; print(c["ops"]["total"]/c["ops"]["seconds"])' "$1"
+}
+echo "probe overhead: punch-vs-fault, host mode, kernel $(uname -r), ${secs} s x ${reps} runs each"
+for fs in ext4 xfs; do
+  base=(); probed=(); events=()
+  for r in $(seq "$reps"); do
+    for mode in none probes; do
+      flag=""; [ "$mode" = none ] && flag="--no-probes"
+      "$top/fsrace" run --local --fs "$fs" --duration "$secs" --seed "$r" --results "$out/$mode" --quiet $flag > /dev/null || true
+      dir="$(ls -td "$out/$mode"/default/*/ | head -1)"
+      v="$(opsps "$dir")"
+      if [ "$mode" = none ]; then base+=("$v"); else probed+=("$v"); events+=("$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]+"/findings.json"))["cases"][0]["probes"]; print(c.get("events",0), c.get("dropped",0), c["attached"])' "$dir")"); fi
+    done
+  done
+  python3 - "$fs" "${base[*]}" "${probed[*]}" "${events[*]}" <<'PY'
+import statistics, sys
+fs, base, probed, ev = sys.argv[1], list(map(float, sys.argv[2].split())), list(map(float, sys.argv[3].split())), sys.argv[4].split()
+b, p = statistics.median(base), statistics.median(probed)
+triples = [ev[i:i+3] for i in range(0, len(ev), 3)]
+print(f"{fs:5} no probes: median {b:9.0f} ops/s  {' '.join(f'{x:.0f}' for x in base)}")
+print(f"{fs:5} probes:    median {p:9.0f} ops/s  {' '.join(f'{x:.0f}' for x in probed)}  "
+      f"(attached {triples[0][2]}, events/run {' '.join(t[0] for t in triples)}, dropped {' '.join(t[1] for t in triples)})")
+print(f"{fs:5} probes/none = {100*p/b:.1f} %  (target >= 95 %)")
+PY
+done

@@ -1,0 +1,323 @@
+#include "harness/kernel_events.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "probes/fsrace_events.h"
+
+namespace fsrace {
+
+using probes::EventsData;
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kUnknown = ~0ull;
+
+struct InodeId {
+  uint32_t dev;
+  uint64_t ino;
+  bool operator<(const InodeId& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+std::map<InodeId, std::string> inode_names(const EventsData& ev) {
+  std::map<InodeId, std::string> m;
+  if (ev.trailer.is_object() && ev.trailer.contains("inodes") && ev.trailer["inodes"].is_array())
+    for (const auto& i : ev.trailer["inodes"])
+      if (i.is_object()) m[{i.value("dev", 0u), i.value("ino", uint64_t(0))}] = i.value("name", "");
+  return m;
+}
+
+std::string comm_of(const fsr_event& e) { return std::string(e.comm, strnlen(e.comm, FSR_COMM_LEN)); }
+
+// Who did it, in the workload's words (workload threads are named fsr-<role><n>, see workloads/engine.cpp).
+std::string actor(const fsr_event& e) {
+  std::string c = comm_of(e);
+  std::string role;
+  auto is = [&](const char* p) { return c.rfind(p, 0) == 0; };
+  if (is("fsr-mmap-wri")) role = "the write-fault path (mmap writer)";
+  else if (is("fsr-mmap")) role = "the fault path (mmap reader)";
+  else if (is("fsr-reader") || is("fsr-read") || is("fsr-filler")) role = "read(2)";
+  else if (is("fsr-punch") || is("fsr-hole")) role = "the punch/write thread";
+  else if (is("fsr-dio")) role = "the O_DIRECT thread";
+  else if (is("fsr-allocato") || is("fsr-converte")) role = "the fallocate thread";
+  else if (is("fsr-uffd-racer")) role = "the racing op of a parked I/O";
+  else if (is("fsr-")) role = "a workload thread";
+  else if (is("kworker")) role = "a kernel worker";
+  return role.empty() ? fmt::format("{}[{}]", c, e.tid) : fmt::format("{} ({}[{}])", role, c, e.tid);
+}
+
+// Page range [first, last] an event is about; nullopt for events without a file range.
+std::optional<std::pair<uint64_t, uint64_t>> page_range(const fsr_event& e) {
+  auto bytes = [](uint64_t off, uint64_t len) -> std::optional<std::pair<uint64_t, uint64_t>> {
+    if (int64_t(off) < 0) return std::nullopt;
+    if (len == 0) return std::make_pair(off / kPage, off / kPage);
+    return std::make_pair(off / kPage, (off + len - 1) / kPage);
+  };
+  switch (e.kind) {
+    case FSR_EV_PC_ADD:
+    case FSR_EV_PC_DELETE: return std::make_pair(e.a[0], e.a[0] + std::max<uint64_t>(e.a[1], 1) - 1);
+    case FSR_EV_FAULT: return std::make_pair(e.a[0], e.a[0]);
+    case FSR_EV_TRUNC_PC_ENTER:
+    case FSR_EV_TRUNC_PC_EXIT:
+      if (int64_t(e.a[1]) < 0) return std::make_pair(e.a[0] / kPage, kUnknown);
+      return std::make_pair(e.a[0] / kPage, e.a[1] / kPage);
+    case FSR_EV_INVAL2_ENTER:
+    case FSR_EV_INVAL2_EXIT: return std::make_pair(e.a[0], e.a[1]);
+    case FSR_EV_EXT4_PUNCH:
+    case FSR_EV_EXT4_ZERO:
+    case FSR_EV_EXT4_COLLAPSE:
+    case FSR_EV_EXT4_INSERT:
+    case FSR_EV_EXT4_FALLOC_ENTER:
+    case FSR_EV_XFS_IOMAP_INVALID:
+    case FSR_EV_XFS_WB_INVALID:
+    case FSR_EV_XFS_IOMAP_VALID_RET:
+    case FSR_EV_DIO_INVALIDATE_FAIL: return bytes(e.a[0], e.a[1]);
+    case FSR_EV_IOMAP_STALE: return bytes(e.a[2], e.a[3]);
+    case FSR_EV_EXT4_ES_DELAYED: return std::make_pair(e.a[0], e.a[0] + std::max<uint64_t>(e.a[1], 1) - 1);
+    case FSR_EV_FN_ENTER:
+    case FSR_EV_FN_EXIT:
+      switch (e.probe) {
+        case FSR_P_FN_FILEMAP_FAULT:
+        case FSR_P_FN_EXT4_PAGE_MKWRITE:
+        case FSR_P_FN_XFS_PAGE_MKWRITE: return std::make_pair(e.a[0], e.a[0]);
+        case FSR_P_FN_EXT4_WRITEPAGES:
+        case FSR_P_FN_XFS_WRITEPAGES:
+          return std::make_pair(e.a[0] / kPage, int64_t(e.a[1]) < 0 ? kUnknown : e.a[1] / kPage);
+        default: return bytes(e.a[0], e.a[1]);
+      }
+    default: return std::nullopt;  // lock and reservation events: no file range
+  }
+}
+
+bool overlaps(const std::pair<uint64_t, uint64_t>& r, uint64_t b0, uint64_t n) { return r.first < b0 + n && r.second >= b0; }
+
+bool is_invalidation(const fsr_event& e) {
+  return e.kind == FSR_EV_TRUNC_PC_ENTER || e.kind == FSR_EV_EXT4_PUNCH || e.kind == FSR_EV_EXT4_ZERO ||
+         e.kind == FSR_EV_PC_DELETE || e.kind == FSR_EV_INVAL2_ENTER ||
+         (e.kind == FSR_EV_FN_ENTER && (e.probe == FSR_P_FN_EXT4_FALLOCATE || e.probe == FSR_P_FN_XFS_FALLOCATE));
+}
+
+std::string invalidation_name(const fsr_event& e) {
+  switch (e.kind) {
+    case FSR_EV_TRUNC_PC_ENTER: return fmt::format("truncate_pagecache_range (pages {}..{})", e.a[0] / kPage, int64_t(e.a[1]) / int64_t(kPage));
+    case FSR_EV_EXT4_PUNCH: return fmt::format("ext4_punch_hole (bytes {}+{})", e.a[0], e.a[1]);
+    case FSR_EV_EXT4_ZERO: return fmt::format("ext4_zero_range (bytes {}+{})", e.a[0], e.a[1]);
+    case FSR_EV_PC_DELETE: return fmt::format("the removal of folio {} from the page cache", e.a[0]);
+    case FSR_EV_INVAL2_ENTER: return fmt::format("invalidate_inode_pages2_range (pages {}..{})", e.a[0], e.a[1]);
+    default: return fmt::format("{} (bytes {}+{})", probes::probe_name(e.probe), e.a[0], e.a[1]);
+  }
+}
+
+std::string us(uint64_t ns) { return ns >= 10000000 ? fmt::format("{:.1f} ms", double(ns) / 1e6) : fmt::format("{:.0f} µs", double(ns) / 1e3); }
+
+std::string lock_words(const fsr_event& e) {
+  if (!(e.flags & FSR_F_LOCK_VALID)) return "invalidate_lock state unknown (probe without inode pointer)";
+  std::string s = probes::lock_state(e);
+  if (s == "not held") return "while invalidate_lock was not held";
+  if (s == "held exclusive by another task")
+    return "while another task held invalidate_lock exclusive — a page-cache fill inside an invalidation (the race invalidate_lock exists to close)";
+  return "while invalidate_lock was " + s;
+}
+
+}  // namespace
+
+std::vector<std::string> explain_range(const EventsData& ev, const std::string& file, uint64_t b0, uint64_t n, uint64_t t0, uint64_t t1) {
+  std::set<InodeId> ids;
+  for (const auto& [id, name] : inode_names(ev))
+    if (name == file) ids.insert(id);
+  std::vector<const fsr_event*> sel;
+  for (const auto& e : ev.events) {
+    if (e.ts_ns < t0 || e.ts_ns > t1 || !ids.count({e.dev, e.ino})) continue;
+    auto r = page_range(e);
+    if (r ? overlaps(*r, b0, n) : (e.kind >= FSR_EV_RWSEM_ACQUIRE && e.kind <= FSR_EV_CONTENTION_END)) sel.push_back(&e);
+  }
+  std::vector<std::string> out;
+  if (sel.empty()) return out;
+  std::sort(sel.begin(), sel.end(), [](auto* a, auto* b) { return a->ts_ns < b->ts_ns; });
+  // Explanations: each folio insertion over the range, relative to the invalidation before it.
+  size_t explained = 0;
+  for (size_t i = 0; i < sel.size() && explained < 8; ++i) {
+    const fsr_event& e = *sel[i];
+    if (e.kind != FSR_EV_PC_ADD) continue;
+    const fsr_event* inv = nullptr;
+    for (size_t j = i; j-- > 0;) {
+      auto r = page_range(*sel[j]);
+      if (is_invalidation(*sel[j]) && r && overlaps(*r, e.a[0], std::max<uint64_t>(e.a[1], 1))) {
+        inv = sel[j];
+        break;
+      }
+    }
+    std::string idx = e.a[1] > 1 ? fmt::format("{}-{}", e.a[0], e.a[0] + e.a[1] - 1) : fmt::format("{}", e.a[0]);
+    out.push_back(fmt::format("folio index {} added by {} {}, {}", idx, actor(e),
+                              inv ? fmt::format("{} after {} by {}", us(e.ts_ns - inv->ts_ns), invalidation_name(*inv), actor(*inv))
+                                  : "with no invalidation of it earlier in the window",
+                              lock_words(e)));
+    ++explained;
+  }
+  // The raw events, relative to the window start.
+  size_t shown = 0;
+  for (const auto* e : sel) {
+    if (shown++ == 40) {
+      out.push_back(fmt::format("... {} more events in events.bin", sel.size() - 40));
+      break;
+    }
+    out.push_back(probes::describe_event(*e, t0));
+  }
+  return out;
+}
+
+void attach_kernel_events(std::vector<Finding>& findings, const EventsData& ev, uint64_t slack) {
+  uint64_t dropped = ev.trailer.is_object() ? ev.trailer.value("dropped", uint64_t(0)) : 0;
+  for (auto& f : findings) {
+    if (f.file.empty()) continue;
+    uint64_t t0 = UINT64_MAX, t1 = 0;
+    for (const auto& o : f.ops) {
+      t0 = std::min(t0, o.start_ns);
+      t1 = std::max(t1, o.end_ns);
+    }
+    if (t0 == UINT64_MAX && f.time_ns) t0 = t1 = f.time_ns;
+    if (t0 == UINT64_MAX) continue;
+    t0 = t0 > slack ? t0 - slack : 0;
+    t1 += slack;
+    uint64_t b0 = f.block ? *f.block : 0, n = f.block ? 1 : UINT64_MAX / 2;
+    auto lines = explain_range(ev, f.file, b0, n, t0, t1);
+    if (lines.empty()) continue;
+    if (dropped) lines.push_back(fmt::format("note: {} probe events were dropped in this case (ring buffer full): this list may be incomplete", dropped));
+    f.kernel_events = std::move(lines);
+  }
+}
+
+EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
+  EventAnalysis a;
+  auto names = inode_names(ev);
+  auto name_of = [&](uint32_t dev, uint64_t ino) {
+    auto it = names.find({dev, ino});
+    return it != names.end() ? it->second : fmt::format("inode {}", ino);
+  };
+  auto base = [&](const char* cls, const fsr_event& e) {
+    Finding f;
+    f.cls = cls;
+    f.fs = ctx.fs;
+    f.scenario = ctx.scenario;
+    f.case_name = ctx.case_name;
+    f.phase = "kernel-events";
+    f.file = name_of(e.dev, e.ino);
+    f.time_ns = e.ts_ns;
+    return f;
+  };
+  std::map<std::string, uint64_t> by_kind;
+  struct Resv {
+    uint64_t reserve_events = 0, released = 0, used = 0;
+    int64_t last = -1;          // i_reserved_data_blocks after the last event that showed it
+    const fsr_event* sync_after_race = nullptr;  // first fsync exit after the race with blocks still reserved
+    const fsr_event* evict = nullptr;
+    bool ext4 = false;
+  };
+  std::map<InodeId, Resv> resv;
+  uint64_t stale = 0;
+  std::map<std::string, uint64_t> stale_by;
+  const fsr_event* first_stale = nullptr;
+  for (const auto& e : ev.events) {
+    ++by_kind[probes::event_kind_name(e.kind)];
+    auto sv = [](uint64_t v) { return int64_t(v); };
+    Resv* r = nullptr;
+    if (e.kind >= FSR_EV_EXT4_DA_RESERVE && e.kind <= FSR_EV_EXT4_EVICT) {
+      r = &resv[{e.dev, e.ino}];
+      r->ext4 = true;
+    }
+    switch (e.kind) {
+      case FSR_EV_EXT4_DA_RESERVE:
+        ++r->reserve_events;
+        if (e.a[0] != kUnknown) r->last = sv(e.a[0]);
+        break;
+      case FSR_EV_EXT4_DA_RELEASE:
+        r->released += e.a[1];
+        if (e.a[0] != kUnknown) r->last = sv(e.a[0]) - sv(e.a[1]);
+        break;
+      case FSR_EV_EXT4_DA_UPDATE:
+        r->used += e.a[1];
+        if (e.a[0] != kUnknown) r->last = sv(e.a[0]) - sv(e.a[1]);
+        break;
+      case FSR_EV_EXT4_SYNC_EXIT:
+        if (e.a[0] != kUnknown) {
+          r->last = sv(e.a[0]);
+          if (r->last > 0 && ctx.race_end_ns && e.ts_ns > ctx.race_end_ns && !r->sync_after_race) r->sync_after_race = &e;
+        }
+        break;
+      case FSR_EV_EXT4_EVICT:
+        if (e.a[0] != kUnknown) r->last = sv(e.a[0]);
+        r->evict = &e;
+        break;
+      case FSR_EV_IOMAP_STALE:
+      case FSR_EV_XFS_IOMAP_INVALID:
+      case FSR_EV_XFS_WB_INVALID:
+      case FSR_EV_XFS_IOMAP_VALID_RET:
+        ++stale;
+        ++stale_by[probes::event_kind_name(e.kind)];
+        if (!first_stale) first_stale = &e;
+        break;
+      case FSR_EV_DIO_INVALIDATE_FAIL: {
+        Finding f = base("dio-invalidate-failed", e);
+        f.block = e.a[0] / kPage;
+        f.detail = fmt::format("direct I/O by {} could not invalidate the page cache over bytes {}+{}: cached pages there may now "
+                               "be stale (iomap_dio_invalidate_fail)", actor(e), int64_t(e.a[0]), e.a[1]);
+        f.kernel_events = {probes::describe_event(e)};
+        a.findings.push_back(f);
+        break;
+      }
+      case FSR_EV_INVAL2_EXIT:
+        if (int64_t(e.ret) < 0) {
+          Finding f = base("dio-invalidate-failed", e);
+          f.block = e.a[0];
+          f.detail = fmt::format("invalidate_inode_pages2_range(pages {}..{}) returned {}{} for {}: the range keeps cached pages",
+                                 e.a[0], e.a[1], e.ret, e.ret == -16 ? " (-EBUSY)" : "", actor(e));
+          f.kernel_events = {probes::describe_event(e)};
+          a.findings.push_back(f);
+        }
+        break;
+      default: break;
+    }
+  }
+  nlohmann::json rj = nlohmann::json::array();
+  for (const auto& [id, r] : resv) {
+    std::string file = name_of(id.dev, id.ino);
+    nlohmann::json j = {{"file", file}, {"ino", id.ino}, {"reserve_events", r.reserve_events}, {"released_blocks", r.released},
+                        {"used_blocks", r.used}, {"last_reserved", r.last}};
+    if (r.evict) j["reserved_at_evict"] = int64_t(r.evict->a[0]);
+    rj.push_back(j);
+    const fsr_event* at = r.sync_after_race ? r.sync_after_race : (r.evict && r.evict->a[0] != kUnknown && int64_t(r.evict->a[0]) > 0 ? r.evict : nullptr);
+    if (!at) continue;
+    Finding f = base("reservation-leak", *at);
+    f.detail = fmt::format("ext4 {} (inode {}): i_reserved_data_blocks = {} {} (reservation events: {} reserve, {} blocks released, "
+                           "{} blocks converted at allocation){}",
+                           file, id.ino, int64_t(at->kind == FSR_EV_EXT4_EVICT ? at->a[0] : at->a[0]),
+                           at->kind == FSR_EV_EXT4_EVICT ? "at eviction" : "after fsync following the race (nothing can be dirty)",
+                           r.reserve_events, r.released, r.used,
+                           r.evict && at != r.evict ? fmt::format("; at eviction: {}", int64_t(r.evict->a[0])) : "");
+    f.kernel_events = {probes::describe_event(*at)};
+    a.findings.push_back(f);
+  }
+  if (stale) {
+    Finding f = base("stale-iomap-seen", *first_stale);
+    f.informational = true;
+    std::string kinds;
+    for (const auto& [k, n] : stale_by) kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", k, n);
+    f.detail = fmt::format("the kernel detected and handled {} stale cached mapping(s) in this case ({}): informational", stale, kinds);
+    f.kernel_events = {probes::describe_event(*first_stale)};
+    a.findings.push_back(f);
+  }
+  a.summary = {{"events", ev.events.size()},
+               {"dropped", ev.trailer.is_object() ? ev.trailer.value("dropped", uint64_t(0)) : 0},
+               {"by_kind", by_kind},
+               {"stale_iomap_seen", stale},
+               {"reservations", rj}};
+  return a;
+}
+
+}  // namespace fsrace

@@ -1,0 +1,38 @@
+// Analyzer for probe events (events.bin): attaches the kernel's side of the story to data findings
+// (`kernel_events`: what happened to the same file range within the finding's time window) and finds
+// what only the events show: reservation-leak, stale-iomap-seen (informational), dio-invalidate-failed.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "harness/findings.h"
+#include "harness/oplog.h"
+#include "probes/events.h"
+
+namespace fsrace {
+
+struct EventContext {
+  std::string fs, scenario, case_name;
+  uint64_t race_end_ns = 0;  // end of the race phase (0: unknown)
+};
+
+struct EventAnalysis {
+  std::vector<Finding> findings;  // reservation-leak, dio-invalidate-failed, stale-iomap-seen
+  nlohmann::json summary;         // counts per kind, drops, stale iomaps, reservation balance per inode
+};
+
+// Findings and summary from the events alone.
+EventAnalysis analyze_events(const probes::EventsData& ev, const EventContext& ctx);
+
+// Fills f.kernel_events for every finding with a file (and block) that the events cover: the events
+// on that inode and range within [first op start - slack, last op end + slack], rendered as lines,
+// led by an explanation of page-cache insertions relative to invalidations and the lock state.
+void attach_kernel_events(std::vector<Finding>& findings, const probes::EventsData& ev, uint64_t slack_ns = 2000000);
+
+// The explanation lines for block `block` of file `file` in [t0, t1] (exposed for tests).
+std::vector<std::string> explain_range(const probes::EventsData& ev, const std::string& file, uint64_t first_block,
+                                       uint64_t nblocks, uint64_t t0, uint64_t t1);
+
+}  // namespace fsrace

@@ -1,0 +1,190 @@
+/* Shared BPF-side code for every probe family: the maps (created once by the loader and shared between
+ * the family objects with bpf_map__reuse_fd), the inode filter, the invalidate_lock snapshot and the
+ * event emitter. Everything that touches kernel structs goes through CO-RE (BPF_CORE_READ,
+ * bpf_core_field_exists) so one object loads on 6.1 and 6.18. */
+#ifndef FSRACE_COMMON_BPF_H
+#define FSRACE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "fsrace_events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct fsr_config cfg = {};
+
+/* Test inodes: (dev, ino) -> file index. Everything else is dropped here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct fsr_inode_key);
+	__type(value, __u32);
+} fsr_filter SEC(".maps");
+
+/* &inode->i_mapping->invalidate_lock of test inodes seen so far -> inode. Filled by the BPF side
+ * the first time an event with an inode pointer matches the filter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct fsr_lock_owner);
+} fsr_locks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the loader before load */
+} fsr_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FSR_MAX_PROBES);
+	__type(key, __u32);
+	__type(value, struct fsr_probe_stats);
+} fsr_stats SEC(".maps");
+
+/* entry -> return stash for kretprobes / probes whose exit has no arguments: key tid << 8 | probe */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct fsr_stash);
+} fsr_stash_map SEC(".maps");
+
+static __always_inline struct fsr_probe_stats *fsr_stat(__u32 probe)
+{
+	return bpf_map_lookup_elem(&fsr_stats, &probe);
+}
+
+static __always_inline bool fsr_match(__u32 dev, __u64 ino)
+{
+	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
+	return bpf_map_lookup_elem(&fsr_filter, &k) != NULL;
+}
+
+static __always_inline bool fsr_inode_id(struct inode *inode, __u32 *dev, __u64 *ino)
+{
+	if (!inode)
+		return false;
+	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	*ino = BPF_CORE_READ(inode, i_ino);
+	return true;
+}
+
+/* Address of mapping->invalidate_lock, 0 if this kernel's address_space has none. */
+static __always_inline __u64 fsr_lock_addr(struct address_space *mapping)
+{
+	if (!mapping || !bpf_core_field_exists(mapping->invalidate_lock))
+		return 0;
+	return (__u64)(void *)&mapping->invalidate_lock;
+}
+
+static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
+{
+	if (!lock)
+		return;
+	if (bpf_map_lookup_elem(&fsr_locks, &lock))
+		return;
+	struct fsr_lock_owner o = {.dev = dev, .pad = 0, .ino = ino};
+	bpf_map_update_elem(&fsr_locks, &lock, &o, BPF_NOEXIST);
+}
+
+/* Reserves an event; on a full ring buffer counts the drop for `probe` and returns NULL. */
+static __always_inline struct fsr_event *fsr_reserve(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	struct fsr_probe_stats *st = fsr_stat(probe);
+	if (st)
+		st->hits++;
+	struct fsr_event *e = bpf_ringbuf_reserve(&fsr_events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			st->dropped++;
+		return NULL;
+	}
+	__u64 pt = bpf_get_current_pid_tgid();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ino = ino;
+	e->dev = dev;
+	e->kind = kind;
+	e->probe = probe;
+	e->pid = pt >> 32;
+	e->tid = (__u32)pt;
+	e->flags = 0;
+	e->pad = 0;
+	e->a[0] = e->a[1] = e->a[2] = e->a[3] = 0;
+	e->ret = 0;
+	e->lock_count = 0;
+	e->lock_owner = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline void fsr_submit(struct fsr_event *e)
+{
+	struct fsr_probe_stats *st = fsr_stat(e->probe);
+	if (st)
+		st->emitted++;
+	/* Waking the reader for every record costs a context switch per event on the hot path; wake it
+	 * only once a quarter of the ring is filled (the reader also polls every few ms). */
+	__u64 avail = bpf_ringbuf_query(&fsr_events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&fsr_events, BPF_RB_RING_SIZE);
+	bpf_ringbuf_submit(e, avail > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+/* Snapshot of the mapping's invalidate_lock (count, owner) into the event; registers the lock
+ * address of the test inode for the lock family. */
+static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct address_space *mapping)
+{
+	__u64 lock = fsr_lock_addr(mapping);
+	if (!lock)
+		return;
+	fsr_remember_lock(lock, e->dev, e->ino);
+	if (!cfg.lock_snapshot)
+		return;
+	struct rw_semaphore *sem = &mapping->invalidate_lock;
+	if (!bpf_core_field_exists(sem->count) || !bpf_core_field_exists(sem->owner))
+		return; /* PREEMPT_RT rwsem: no count/owner words */
+	long count = 0, owner = 0;
+	bpf_core_read(&count, sizeof(count), &sem->count);
+	bpf_core_read(&owner, sizeof(owner), &sem->owner);
+	e->lock_count = (__u64)count;
+	e->lock_owner = (__u64)owner;
+	e->flags |= FSR_F_LOCK_VALID;
+	__u64 task = bpf_get_current_task();
+	if (((__u64)owner & ~FSR_RWSEM_OWNER_FLAGS_MASK) == task)
+		e->flags |= FSR_F_LOCK_SELF;
+}
+
+/* The common case: an event about `inode` from a probe that has the inode pointer. */
+static __always_inline struct fsr_event *fsr_inode_event(__u32 probe, __u16 kind, struct inode *inode)
+{
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return NULL;
+	struct fsr_event *e = fsr_reserve(probe, kind, dev, ino);
+	if (!e)
+		return NULL;
+	fsr_lock_snapshot(e, BPF_CORE_READ(inode, i_mapping));
+	return e;
+}
+
+/* An event from a classic tracepoint: only dev/ino from the trace record, no inode pointer. */
+static __always_inline struct fsr_event *fsr_id_event(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	if (!fsr_match(dev, ino))
+		return NULL;
+	struct fsr_event *e = fsr_reserve(probe, kind, dev, ino);
+	if (e)
+		e->flags |= FSR_F_NO_INODE;
+	return e;
+}
+
+static __always_inline __u64 fsr_stash_key(__u32 probe)
+{
+	return (bpf_get_current_pid_tgid() << 8) ^ probe;
+}
+
+#endif

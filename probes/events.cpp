@@ -1,0 +1,205 @@
+#include "probes/events.h"
+
+#include <fmt/core.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "probes/catalog.h"
+
+namespace fsrace::probes {
+
+namespace {
+void put_u32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
+}  // namespace
+
+std::string encode_events_header(const nlohmann::json& header) {
+  std::string j = header.dump();
+  std::string s(kEventsMagic, 8);
+  put_u32(s, kEventsVersion);
+  put_u32(s, uint32_t(j.size()));
+  s += j;
+  return s;
+}
+
+std::string encode_events_chunk(const fsr_event* ev, size_t n) {
+  std::string s;
+  put_u32(s, kChunkTag);
+  put_u32(s, uint32_t(n));
+  s.append(reinterpret_cast<const char*>(ev), n * sizeof(fsr_event));
+  return s;
+}
+
+std::string encode_events_trailer(const nlohmann::json& trailer) {
+  std::string j = trailer.dump();
+  std::string s;
+  put_u32(s, kTrailerTag);
+  put_u32(s, uint32_t(j.size()));
+  s += j;
+  return s;
+}
+
+EventsData decode_events(const std::string& b, const std::string& what) {
+  auto fail = [&](size_t off, const std::string& msg) -> void {
+    throw std::runtime_error(fmt::format("{}: byte {}: {}", what, off, msg));
+  };
+  auto u32 = [&](size_t off) {
+    uint32_t v;
+    std::memcpy(&v, b.data() + off, 4);
+    return v;
+  };
+  EventsData d;
+  if (b.size() < 16) fail(0, "too short for an events.bin header");
+  if (std::memcmp(b.data(), kEventsMagic, 8) != 0) fail(0, "not an events.bin file (bad magic)");
+  uint32_t ver = u32(8);
+  if (ver != kEventsVersion) fail(8, fmt::format("unsupported version {} (this fsrace reads {})", ver, kEventsVersion));
+  uint32_t hl = u32(12);
+  if (hl > kMaxHeaderLen || hl > b.size() - 16) fail(12, fmt::format("header length {} runs past the end", hl));
+  d.header = nlohmann::json::parse(b.begin() + 16, b.begin() + 16 + hl, nullptr, false);
+  if (d.header.is_discarded() || !d.header.is_object()) fail(16, "header is not a JSON object");
+  auto rs = d.header.find("record_size");
+  if (rs == d.header.end() || !rs->is_number_unsigned() || rs->get<uint64_t>() != sizeof(fsr_event))
+    fail(16, fmt::format("header record_size must be {}", sizeof(fsr_event)));
+  size_t off = 16 + size_t(hl);
+  while (off < b.size()) {
+    if (b.size() - off < 8) fail(off, "truncated chunk header");
+    uint32_t tag = u32(off), n = u32(off + 4);
+    if (tag == kChunkTag) {
+      uint64_t bytes = uint64_t(n) * sizeof(fsr_event);
+      if (bytes > b.size() - off - 8) fail(off, fmt::format("chunk of {} events runs past the end (file truncated?)", n));
+      size_t old = d.events.size();
+      d.events.resize(old + n);
+      if (n) std::memcpy(d.events.data() + old, b.data() + off + 8, bytes);
+      off += 8 + bytes;
+    } else if (tag == kTrailerTag) {
+      if (n > b.size() - off - 8) fail(off, "trailer runs past the end");
+      d.trailer = nlohmann::json::parse(b.begin() + off + 8, b.begin() + off + 8 + n, nullptr, false);
+      if (d.trailer.is_discarded() || !d.trailer.is_object()) fail(off + 8, "trailer is not a JSON object");
+      off += 8 + n;
+      if (off != b.size()) fail(off, "data after the trailer");
+    } else {
+      fail(off, fmt::format("unknown chunk tag 0x{:08x}", tag));
+    }
+  }
+  if (d.trailer.is_null()) fail(b.size(), "no trailer: the file is truncated (run killed before the probes stopped)");
+  for (size_t i = 0; i < d.events.size(); ++i)
+    if (d.events[i].kind == 0 || d.events[i].kind >= FSR_EV_KIND_MAX || d.events[i].probe >= FSR_P_COUNT)
+      fail(16 + hl, fmt::format("event {} has kind {} / probe {} outside the known range", i, d.events[i].kind, d.events[i].probe));
+  return d;
+}
+
+EventsData load_events(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("cannot read {}", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return decode_events(ss.str(), path);
+}
+
+const char* event_kind_name(uint16_t k) {
+  switch (k) {
+    case FSR_EV_PC_ADD: return "pc-add";
+    case FSR_EV_PC_DELETE: return "pc-delete";
+    case FSR_EV_FAULT: return "fault";
+    case FSR_EV_TRUNC_PC_ENTER: return "truncate_pagecache_range";
+    case FSR_EV_TRUNC_PC_EXIT: return "truncate_pagecache_range-done";
+    case FSR_EV_INVAL2_ENTER: return "invalidate_inode_pages2_range";
+    case FSR_EV_INVAL2_EXIT: return "invalidate_inode_pages2_range-done";
+    case FSR_EV_RWSEM_ACQUIRE: return "invalidate_lock-acquire";
+    case FSR_EV_RWSEM_ACQUIRED: return "invalidate_lock-acquired";
+    case FSR_EV_RWSEM_RELEASE: return "invalidate_lock-release";
+    case FSR_EV_CONTENTION_BEGIN: return "invalidate_lock-contended";
+    case FSR_EV_CONTENTION_END: return "invalidate_lock-contention-end";
+    case FSR_EV_IOMAP_STALE: return "iomap-stale";
+    case FSR_EV_XFS_IOMAP_INVALID: return "xfs-iomap-invalid";
+    case FSR_EV_XFS_WB_INVALID: return "xfs-wb-iomap-invalid";
+    case FSR_EV_XFS_IOMAP_VALID_RET: return "xfs_iomap_valid-false";
+    case FSR_EV_DIO_INVALIDATE_FAIL: return "dio-invalidate-fail";
+    case FSR_EV_EXT4_DA_RESERVE: return "ext4-da-reserve";
+    case FSR_EV_EXT4_DA_RELEASE: return "ext4-da-release";
+    case FSR_EV_EXT4_DA_UPDATE: return "ext4-da-update";
+    case FSR_EV_EXT4_ES_DELAYED: return "ext4-es-delayed";
+    case FSR_EV_EXT4_PUNCH: return "ext4-punch-hole";
+    case FSR_EV_EXT4_ZERO: return "ext4-zero-range";
+    case FSR_EV_EXT4_COLLAPSE: return "ext4-collapse-range";
+    case FSR_EV_EXT4_INSERT: return "ext4-insert-range";
+    case FSR_EV_EXT4_FALLOC_ENTER: return "ext4-fallocate";
+    case FSR_EV_EXT4_FALLOC_EXIT: return "ext4-fallocate-done";
+    case FSR_EV_EXT4_SYNC_EXIT: return "ext4-fsync-done";
+    case FSR_EV_EXT4_EVICT: return "ext4-evict";
+    case FSR_EV_FN_ENTER: return "enter";
+    case FSR_EV_FN_EXIT: return "return";
+  }
+  return "unknown";
+}
+
+uint32_t kernel_dev(uint64_t st_dev) {
+  // glibc: major = bits 8-19 and 32-43, minor = bits 0-7 and 20-31
+  uint32_t major = uint32_t(((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & ~0xfffull));
+  uint32_t minor = uint32_t((st_dev & 0xff) | ((st_dev >> 12) & ~0xffull));
+  return (major << 20) | (minor & 0xfffff);
+}
+
+std::string probe_name(uint16_t probe) {
+  const auto& c = probe_catalog();
+  return probe < c.size() ? c[probe].name : fmt::format("probe#{}", probe);
+}
+
+std::string lock_state(const fsr_event& e) {
+  if (!(e.flags & FSR_F_LOCK_VALID)) return "";
+  uint64_t readers = e.lock_count >> FSR_RWSEM_READER_SHIFT;
+  if (e.lock_count & FSR_RWSEM_WRITER_LOCKED)
+    return (e.flags & FSR_F_LOCK_SELF) ? "held exclusive by this task" : "held exclusive by another task";
+  if (readers) return fmt::format("held shared ({} reader{})", readers, readers == 1 ? "" : "s");
+  return "not held";
+}
+
+std::string describe_event(const fsr_event& e, uint64_t t0) {
+  std::string when = t0 ? fmt::format("{:+.3f} ms", (double(int64_t(e.ts_ns - t0))) / 1e6) : fmt::format("t={}", e.ts_ns);
+  std::string comm(e.comm, strnlen(e.comm, FSR_COMM_LEN));
+  std::string what = event_kind_name(e.kind);
+  auto sa = [](uint64_t v) { return int64_t(v); };
+  switch (e.kind) {
+    case FSR_EV_PC_ADD:
+    case FSR_EV_PC_DELETE:
+      what += fmt::format(" index {}{}", e.a[0], e.a[1] > 1 ? fmt::format("-{}", e.a[0] + e.a[1] - 1) : "");
+      break;
+    case FSR_EV_FAULT: what += fmt::format(" index {}", e.a[0]); break;
+    case FSR_EV_TRUNC_PC_ENTER:
+    case FSR_EV_TRUNC_PC_EXIT:
+      what += fmt::format(" bytes {}..{} (pages {}..{})", sa(e.a[0]), sa(e.a[1]), e.a[0] / 4096, uint64_t(sa(e.a[1])) / 4096);
+      break;
+    case FSR_EV_INVAL2_ENTER: what += fmt::format(" pages {}..{}", e.a[0], e.a[1]); break;
+    case FSR_EV_INVAL2_EXIT: what += fmt::format(" pages {}..{} ret {}", e.a[0], e.a[1], e.ret); break;
+    case FSR_EV_RWSEM_ACQUIRE:
+    case FSR_EV_RWSEM_ACQUIRED:
+    case FSR_EV_RWSEM_RELEASE: what += e.a[0] ? " (exclusive)" : " (shared)"; break;
+    case FSR_EV_CONTENTION_BEGIN: what += fmt::format(" flags 0x{:x}", e.a[0]); break;
+    case FSR_EV_IOMAP_STALE: what += fmt::format(" pos {} len {} (stale map {}+{})", sa(e.a[0]), e.a[1], sa(e.a[2]), e.a[3]); break;
+    case FSR_EV_XFS_IOMAP_INVALID:
+    case FSR_EV_XFS_WB_INVALID:
+    case FSR_EV_XFS_IOMAP_VALID_RET:
+    case FSR_EV_DIO_INVALIDATE_FAIL: what += fmt::format(" offset {} length {}", sa(e.a[0]), e.a[1]); break;
+    case FSR_EV_EXT4_DA_RESERVE: what += fmt::format(" reserved now {}", sa(e.a[0])); break;
+    case FSR_EV_EXT4_DA_RELEASE: what += fmt::format(" freed {} (reserved before {})", sa(e.a[1]), sa(e.a[0])); break;
+    case FSR_EV_EXT4_DA_UPDATE: what += fmt::format(" used {} (reserved before {})", sa(e.a[1]), sa(e.a[0])); break;
+    case FSR_EV_EXT4_ES_DELAYED: what += fmt::format(" lblk {} len {} allocated {}", e.a[0], e.a[1], e.a[2]); break;
+    case FSR_EV_EXT4_PUNCH:
+    case FSR_EV_EXT4_ZERO:
+    case FSR_EV_EXT4_COLLAPSE:
+    case FSR_EV_EXT4_INSERT:
+    case FSR_EV_EXT4_FALLOC_ENTER: what += fmt::format(" offset {} len {} mode 0x{:x}", sa(e.a[0]), sa(e.a[1]), e.a[2]); break;
+    case FSR_EV_EXT4_FALLOC_EXIT: what += fmt::format(" offset {} blocks {} ret {}", sa(e.a[0]), e.a[1], e.ret); break;
+    case FSR_EV_EXT4_SYNC_EXIT: what += fmt::format(" ret {} reserved {}", e.ret, sa(e.a[0])); break;
+    case FSR_EV_EXT4_EVICT: what += fmt::format(" reserved {} nlink {}", sa(e.a[0]), e.a[1]); break;
+    case FSR_EV_FN_ENTER: what = fmt::format("{} enter offset {} len {}", probe_name(e.probe), sa(e.a[0]), sa(e.a[1])); break;
+    case FSR_EV_FN_EXIT: what = fmt::format("{} returned {}", probe_name(e.probe), e.ret); break;
+    default: break;
+  }
+  std::string lock = lock_state(e);
+  return fmt::format("{} {} by {}[{}]{}", when, what, comm, e.tid, lock.empty() ? "" : ", invalidate_lock " + lock);
+}
+
+}  // namespace fsrace::probes

@@ -1,0 +1,342 @@
+/* ext4 family: delayed-allocation reservations (reserve / release / update, and the extent-status
+ * delayed insert that takes them), the fallocate family (punch, zero, collapse, insert, enter/exit),
+ * fsync exit and eviction — each with the inode's i_reserved_data_blocks read at that instant, so
+ * the analyzer keeps a per-inode reserved-blocks balance and sees a leak before eviction. */
+#include "common.bpf.h"
+
+/* 6.1 names: ext4_es_insert_delayed_block (one 'allocated' flag); 6.10+: ..._delayed_extent. */
+struct trace_event_raw_ext4_es_insert_delayed_block___v61 {
+	dev_t dev;
+	ino_t ino;
+	ext4_lblk_t lblk;
+	ext4_lblk_t len;
+	bool allocated;
+} __attribute__((preserve_access_index));
+/* 6.1: ext4_da_reserve_space's record has no reserve_blocks */
+struct trace_event_raw_ext4_da_reserve_space___fsr {
+	dev_t dev;
+	ino_t ino;
+	int reserve_blocks;
+	int reserved_data_blocks;
+} __attribute__((preserve_access_index));
+
+/* EXT4_I(inode)->i_reserved_data_blocks, -1 if the layout is unknown */
+static __always_inline __s64 reserved_blocks(struct inode *inode)
+{
+	if (!bpf_core_type_exists(struct ext4_inode_info))
+		return -1;
+	__u32 off = bpf_core_field_offset(struct ext4_inode_info, vfs_inode);
+	struct ext4_inode_info *ei = (void *)((char *)inode - off);
+	unsigned int v = 0;
+	if (bpf_core_read(&v, sizeof(v), &ei->i_reserved_data_blocks))
+		return -1;
+	return v;
+}
+
+static __always_inline struct fsr_event *ext4_event(__u32 probe, __u16 kind, struct inode *inode)
+{
+	return fsr_inode_event(probe, kind, inode);
+}
+
+/* --- reservations --- */
+static __always_inline int reserve_body(struct inode *inode)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode);
+	if (!e)
+		return 0;
+	e->a[0] = reserved_blocks(inode);
+	e->a[1] = (__u64)-1; /* the count argument exists only on 6.x>=6.10; derived from the balance */
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_da_reserve_space")
+int BPF_PROG(btf__da_reserve, struct inode *inode) { return reserve_body(inode); }
+SEC("raw_tp/ext4_da_reserve_space")
+int BPF_PROG(raw__da_reserve, struct inode *inode) { return reserve_body(inode); }
+SEC("tracepoint/ext4/ext4_da_reserve_space")
+int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
+	e->a[1] = bpf_core_field_exists(ctx->reserve_blocks) ? (__u64)(__s64)BPF_CORE_READ(ctx, reserve_blocks) : (__u64)-1;
+	fsr_submit(e);
+	return 0;
+}
+
+static __always_inline int release_body(struct inode *inode, int freed)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, inode);
+	if (!e)
+		return 0;
+	e->a[0] = reserved_blocks(inode);
+	e->a[1] = (__u64)(__s64)freed;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_da_release_space")
+int BPF_PROG(btf__da_release, struct inode *inode, int freed) { return release_body(inode, freed); }
+SEC("raw_tp/ext4_da_release_space")
+int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_body(inode, freed); }
+SEC("tracepoint/ext4/ext4_da_release_space")
+int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
+	e->a[1] = (__u64)(__s64)BPF_CORE_READ(ctx, freed_blocks);
+	fsr_submit(e);
+	return 0;
+}
+
+static __always_inline int update_body(struct inode *inode, int used, int quota_claim)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, inode);
+	if (!e)
+		return 0;
+	e->a[0] = reserved_blocks(inode);
+	e->a[1] = (__u64)(__s64)used;
+	e->a[2] = quota_claim;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_da_update_reserve_space")
+int BPF_PROG(btf__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim); }
+SEC("raw_tp/ext4_da_update_reserve_space")
+int BPF_PROG(raw__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim); }
+SEC("tracepoint/ext4/ext4_da_update_reserve_space")
+int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
+	e->a[1] = (__u64)(__s64)BPF_CORE_READ(ctx, used_blocks);
+	e->a[2] = BPF_CORE_READ(ctx, quota_claim);
+	fsr_submit(e);
+	return 0;
+}
+
+/* --- extent status: delayed block / extent inserted --- */
+static __always_inline int es_body(__u32 probe, struct inode *inode, struct extent_status *es, __u64 alloc)
+{
+	struct fsr_event *e = ext4_event(probe, FSR_EV_EXT4_ES_DELAYED, inode);
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(es, es_lblk);
+	e->a[1] = BPF_CORE_READ(es, es_len);
+	e->a[2] = alloc;
+	e->a[3] = reserved_blocks(inode);
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_es_insert_delayed_extent")
+int BPF_PROG(btf__es_delayed_extent, struct inode *inode, struct extent_status *es, bool lclu, bool end)
+{
+	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0));
+}
+SEC("raw_tp/ext4_es_insert_delayed_extent")
+int BPF_PROG(raw__es_delayed_extent, struct inode *inode, struct extent_status *es, bool lclu, bool end)
+{
+	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0));
+}
+SEC("tracepoint/ext4/ext4_es_insert_delayed_extent")
+int tp__es_delayed_extent(struct trace_event_raw_ext4_es_insert_delayed_extent *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_ES_DELAYED_EXTENT, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
+					   BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, lblk);
+	e->a[1] = BPF_CORE_READ(ctx, len);
+	e->a[2] = (BPF_CORE_READ(ctx, lclu_allocated) ? 1 : 0) | (BPF_CORE_READ(ctx, end_allocated) ? 2 : 0);
+	e->a[3] = (__u64)-1;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_es_insert_delayed_block")
+int BPF_PROG(btf__es_delayed_block, struct inode *inode, struct extent_status *es, bool allocated)
+{
+	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0);
+}
+SEC("raw_tp/ext4_es_insert_delayed_block")
+int BPF_PROG(raw__es_delayed_block, struct inode *inode, struct extent_status *es, bool allocated)
+{
+	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0);
+}
+SEC("tracepoint/ext4/ext4_es_insert_delayed_block")
+int tp__es_delayed_block(struct trace_event_raw_ext4_es_insert_delayed_block___v61 *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_ES_DELAYED_BLOCK, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
+					   BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, lblk);
+	e->a[1] = BPF_CORE_READ(ctx, len);
+	e->a[2] = BPF_CORE_READ(ctx, allocated) ? 1 : 0;
+	e->a[3] = (__u64)-1;
+	fsr_submit(e);
+	return 0;
+}
+
+/* --- fallocate family: (inode, offset, len[, mode]) --- */
+static __always_inline int falloc_body(__u32 probe, __u16 kind, struct inode *inode, long long off, long long len, int mode)
+{
+	struct fsr_event *e = ext4_event(probe, kind, inode);
+	if (!e)
+		return 0;
+	e->a[0] = off;
+	e->a[1] = len;
+	e->a[2] = mode;
+	e->a[3] = reserved_blocks(inode);
+	fsr_submit(e);
+	return 0;
+}
+static __always_inline int falloc_tp(__u32 probe, __u16 kind, struct trace_event_raw_ext4__fallocate_mode *ctx)
+{
+	struct fsr_event *e = fsr_id_event(probe, kind, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, offset);
+	e->a[1] = BPF_CORE_READ(ctx, len);
+	e->a[2] = BPF_CORE_READ(ctx, mode);
+	e->a[3] = (__u64)-1;
+	fsr_submit(e);
+	return 0;
+}
+#define FALLOC_MODE_TP(tp, fn, probe, kind)                                                              \
+	SEC("tp_btf/" #tp)                                                                                   \
+	int BPF_PROG(btf__##fn, struct inode *inode, long long off, long long len, int mode)               \
+	{                                                                                                    \
+		return falloc_body(probe, kind, inode, off, len, mode);                                    \
+	}                                                                                                    \
+	SEC("raw_tp/" #tp)                                                                                   \
+	int BPF_PROG(raw__##fn, struct inode *inode, long long off, long long len, int mode)               \
+	{                                                                                                    \
+		return falloc_body(probe, kind, inode, off, len, mode);                                    \
+	}                                                                                                    \
+	SEC("tracepoint/ext4/" #tp)                                                                          \
+	int tp__##fn(struct trace_event_raw_ext4__fallocate_mode *ctx) { return falloc_tp(probe, kind, ctx); }
+FALLOC_MODE_TP(ext4_punch_hole, punch, FSR_P_EXT4_PUNCH, FSR_EV_EXT4_PUNCH)
+FALLOC_MODE_TP(ext4_zero_range, zero, FSR_P_EXT4_ZERO, FSR_EV_EXT4_ZERO)
+FALLOC_MODE_TP(ext4_fallocate_enter, falloc_enter, FSR_P_EXT4_FALLOC_ENTER, FSR_EV_EXT4_FALLOC_ENTER)
+
+static __always_inline int range_tp(__u32 probe, __u16 kind, __u32 dev, __u64 ino, long long off, long long len)
+{
+	struct fsr_event *e = fsr_id_event(probe, kind, dev, ino);
+	if (!e)
+		return 0;
+	e->a[0] = off;
+	e->a[1] = len;
+	e->a[3] = (__u64)-1;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_collapse_range")
+int BPF_PROG(btf__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0); }
+SEC("raw_tp/ext4_collapse_range")
+int BPF_PROG(raw__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0); }
+SEC("tracepoint/ext4/ext4_collapse_range")
+int tp__collapse(struct trace_event_raw_ext4_collapse_range *ctx)
+{
+	return range_tp(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, offset), BPF_CORE_READ(ctx, len));
+}
+SEC("tp_btf/ext4_insert_range")
+int BPF_PROG(btf__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0); }
+SEC("raw_tp/ext4_insert_range")
+int BPF_PROG(raw__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0); }
+SEC("tracepoint/ext4/ext4_insert_range")
+int tp__insert(struct trace_event_raw_ext4_insert_range *ctx)
+{
+	return range_tp(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, offset), BPF_CORE_READ(ctx, len));
+}
+
+/* ext4_fallocate_exit(struct inode *, loff_t offset, unsigned int max_blocks, int ret) */
+static __always_inline int falloc_exit_body(struct inode *inode, long long off, unsigned int blocks, int ret)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, inode);
+	if (!e)
+		return 0;
+	e->a[0] = off;
+	e->a[1] = blocks;
+	e->a[3] = reserved_blocks(inode);
+	e->ret = ret;
+	e->flags |= FSR_F_HAS_RET;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_fallocate_exit")
+int BPF_PROG(btf__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret); }
+SEC("raw_tp/ext4_fallocate_exit")
+int BPF_PROG(raw__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret); }
+SEC("tracepoint/ext4/ext4_fallocate_exit")
+int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = BPF_CORE_READ(ctx, pos);
+	e->a[1] = BPF_CORE_READ(ctx, blocks);
+	e->a[3] = (__u64)-1;
+	e->ret = BPF_CORE_READ(ctx, ret);
+	e->flags |= FSR_F_HAS_RET;
+	fsr_submit(e);
+	return 0;
+}
+
+/* --- fsync exit and eviction: the reserved count must be back to zero --- */
+static __always_inline int sync_body(struct inode *inode, int ret)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, inode);
+	if (!e)
+		return 0;
+	e->a[0] = reserved_blocks(inode);
+	e->ret = ret;
+	e->flags |= FSR_F_HAS_RET;
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_sync_file_exit")
+int BPF_PROG(btf__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret); }
+SEC("raw_tp/ext4_sync_file_exit")
+int BPF_PROG(raw__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret); }
+SEC("tracepoint/ext4/ext4_sync_file_exit")
+int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = (__u64)-1;
+	e->ret = BPF_CORE_READ(ctx, ret);
+	e->flags |= FSR_F_HAS_RET;
+	fsr_submit(e);
+	return 0;
+}
+
+static __always_inline int evict_body(struct inode *inode)
+{
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, inode);
+	if (!e)
+		return 0;
+	e->a[0] = reserved_blocks(inode);
+	e->a[1] = BPF_CORE_READ(inode, __i_nlink);
+	fsr_submit(e);
+	return 0;
+}
+SEC("tp_btf/ext4_evict_inode")
+int BPF_PROG(btf__evict, struct inode *inode) { return evict_body(inode); }
+SEC("raw_tp/ext4_evict_inode")
+int BPF_PROG(raw__evict, struct inode *inode) { return evict_body(inode); }
+SEC("tracepoint/ext4/ext4_evict_inode")
+int tp__evict(struct trace_event_raw_ext4_evict_inode *ctx)
+{
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	if (!e)
+		return 0;
+	e->a[0] = (__u64)-1;
+	e->a[1] = BPF_CORE_READ(ctx, nlink);
+	fsr_submit(e);
+	return 0;
+}

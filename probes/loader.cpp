@@ -1,0 +1,500 @@
+#include "probes/loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "probes/events.h"
+#include "probes/fsrace_events.h"
+// skeletons (generated at build time by bpftool gen skeleton)
+#include "entry.skel.h"
+#include "ext4.skel.h"
+#include "iomap.skel.h"
+#include "lock.skel.h"
+#include "pagecache.skel.h"
+
+namespace fsrace::probes {
+
+namespace {
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt_s, va_list ap) {
+  static const bool debug = std::getenv("FSRACE_BPF_DEBUG") != nullptr;
+  if (!debug && level != LIBBPF_WARN) return 0;
+  if (!debug) return 0;  // warnings are turned into per-probe reasons; FSRACE_BPF_DEBUG=1 shows libbpf's log
+  return vfprintf(stderr, fmt_s, ap);
+}
+
+struct FamilyOps {
+  std::string name;
+  std::function<void*()> open;
+  std::function<bpf_object*(void*)> obj;
+  std::function<void*(void*)> cfg;
+  std::function<void(void*)> destroy;
+};
+
+template <class S>
+FamilyOps make_ops(const char* name, S* (*open)(const bpf_object_open_opts*), void (*destroy)(S*)) {
+  FamilyOps f;
+  f.name = name;
+  f.open = [open] { return static_cast<void*>(open(nullptr)); };
+  f.obj = [](void* s) { return static_cast<S*>(s)->obj; };
+  f.cfg = [](void* s) { return const_cast<void*>(static_cast<const volatile void*>(&static_cast<S*>(s)->rodata->cfg)); };
+  f.destroy = [destroy](void* s) { destroy(static_cast<S*>(s)); };
+  return f;
+}
+
+const std::vector<FamilyOps>& families() {
+  static const std::vector<FamilyOps> v = {
+      make_ops("pagecache", pagecache_bpf__open_opts, pagecache_bpf__destroy),
+      make_ops("lock", lock_bpf__open_opts, lock_bpf__destroy),
+      make_ops("iomap", iomap_bpf__open_opts, iomap_bpf__destroy),
+      make_ops("ext4", ext4_bpf__open_opts, ext4_bpf__destroy),
+      make_ops("entry", entry_bpf__open_opts, entry_bpf__destroy),
+  };
+  return v;
+}
+
+std::string errno_text(int e) {
+  const char* n = e == EPERM ? "EPERM" : e == EACCES ? "EACCES" : e == ENOENT ? "ENOENT" : e == EINVAL ? "EINVAL"
+                : e == EOPNOTSUPP ? "EOPNOTSUPP" : e == 524 ? "ENOTSUPP" : e == E2BIG ? "E2BIG" : e == ESRCH ? "ESRCH" : "";
+  return *n ? fmt::format("{} ({})", n, e == 524 ? "not supported" : strerror(e)) : strerror(e);
+}
+
+// Errors that mean "this attach mode is refused on this kernel", not "this probe has a problem".
+bool mode_wide(int e) { return e == EPERM || e == EACCES || e == EOPNOTSUPP || e == 524; }
+
+}  // namespace
+
+struct ProbeSession::Impl {
+  const KernelInfo& k;
+  SessionOptions opt;
+  int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1;
+  struct Instance {
+    const FamilyOps* fam;
+    void* skel;
+  };
+  std::vector<Instance> instances;
+  std::vector<bpf_link*> links;
+  std::map<AttachMode, std::string> refused;
+  ring_buffer* rb = nullptr;
+  std::thread reader;
+  std::atomic<bool> stop{false};
+  int out_fd = -1;
+  std::string tmp_path;
+  std::vector<fsr_event> buf;
+  std::vector<std::string> held;  // encoded chunks kept in memory until stop() or the spill cap
+  uint64_t held_bytes = 0;
+  std::atomic<uint64_t>* events = nullptr;
+  uint64_t short_records = 0;
+  int write_errno = 0;
+  nlohmann::json inodes = nlohmann::json::array();
+  std::mutex inode_mu;
+
+  Impl(const KernelInfo& ki, SessionOptions o) : k(ki), opt(std::move(o)) {}
+
+  ~Impl() {
+    for (auto* l : links) bpf_link__destroy(l);
+    links.clear();
+    if (reader.joinable()) {
+      stop = true;
+      reader.join();
+    }
+    if (rb) ring_buffer__free(rb);
+    for (auto& i : instances) i.fam->destroy(i.skel);
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash})
+      if (fd >= 0) close(fd);
+    if (out_fd >= 0) {
+      close(out_fd);
+      unlink(tmp_path.c_str());
+    }
+  }
+
+  std::string create_maps() {
+    LIBBPF_OPTS(bpf_map_create_opts, none);
+    fd_filter = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_filter", sizeof(fsr_inode_key), 4, 1024, nullptr);
+    fd_locks = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_locks", 8, sizeof(fsr_lock_owner), 1024, nullptr);
+    fd_events = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fsr_events", 0, 0, uint32_t(opt.ringbuf_bytes), nullptr);
+    fd_stats = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fsr_stats", 4, sizeof(fsr_probe_stats), FSR_MAX_PROBES, nullptr);
+    fd_stash = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_stash_map", 8, sizeof(fsr_stash), 4096, nullptr);
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash})
+      if (fd < 0) {
+        int e = errno;
+        return fmt::format("cannot create BPF maps: {}{}", errno_text(e),
+                           e == EPERM ? " (kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: raise it with ulimit -l, "
+                                        "or shrink [probes] ringbuf_mib)" : "");
+      }
+    return "";
+  }
+
+  // Opens one instance of `fam` with only the programs of `picks`, loads it. nullptr + errno on failure.
+  void* load(const FamilyOps& fam, const std::vector<std::pair<const ProbeSpec*, AttachMode>>& picks, std::string& err, int& eno) {
+    void* s = fam.open();
+    if (!s) {
+      eno = errno;
+      err = fmt::format("cannot open the {} BPF object: {}", fam.name, errno_text(eno));
+      return nullptr;
+    }
+    bpf_object* obj = fam.obj(s);
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj) bpf_program__set_autoload(p, false);
+    for (const auto& [spec, mode] : picks)
+      for (const auto& name : spec->programs(mode)) {
+        bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
+        if (!prog) {
+          fam.destroy(s);
+          eno = ENOENT;
+          err = fmt::format("program {} missing from {}.bpf.o", name, fam.name);
+          return nullptr;
+        }
+        bpf_program__set_autoload(prog, true);
+      }
+    const std::pair<const char*, int> maps[] = {{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks}, {"fsr_events", fd_events},
+                                                {"fsr_stats", fd_stats},   {"fsr_stash_map", fd_stash}};
+    for (const auto& [name, fd] : maps) {
+      bpf_map* m = bpf_object__find_map_by_name(obj, name);
+      if (!m || bpf_map__reuse_fd(m, fd) != 0) {
+        eno = errno;
+        fam.destroy(s);
+        err = fmt::format("cannot share map {} with {}.bpf.o", name, fam.name);
+        return nullptr;
+      }
+    }
+    fsr_config c{};
+    c.iomap_f_stale = k.iomap_f_stale();
+    c.self_pid = uint32_t(getpid());
+    c.lock_snapshot = opt.lock_snapshot ? 1 : 0;
+    std::memcpy(fam.cfg(s), &c, sizeof c);
+    int r = bpf_object__load(obj);
+    if (r != 0) {
+      eno = -r;
+      err = fmt::format("load failed: {}", errno_text(eno));
+      fam.destroy(s);
+      return nullptr;
+    }
+    return s;
+  }
+
+  // Attaches the programs of one probe in a loaded instance; on failure destroys what it attached.
+  bool attach(void* s, const FamilyOps& fam, const ProbeSpec& spec, AttachMode mode, std::string& err, int& eno) {
+    std::vector<bpf_link*> mine;
+    for (const auto& name : spec.programs(mode)) {
+      bpf_program* prog = bpf_object__find_program_by_name(fam.obj(s), name.c_str());
+      bpf_link* l = prog ? bpf_program__attach(prog) : nullptr;
+      if (!l) {
+        eno = prog ? errno : ENOENT;
+        err = fmt::format("attach of {} failed: {}", name, errno_text(eno));
+        for (auto* x : mine) bpf_link__destroy(x);
+        return false;
+      }
+      mine.push_back(l);
+    }
+    links.insert(links.end(), mine.begin(), mine.end());
+    return true;
+  }
+
+  // Tries the candidates of one probe from `from` on, each in its own object instance.
+  ProbeResult one_by_one(const FamilyOps& fam, const ProbeSpec& spec, std::vector<Candidate> cands, std::vector<std::string> notes) {
+    ProbeResult r;
+    r.spec = &spec;
+    for (auto& c : cands) {
+      if (c.skip.empty()) {
+        auto it = refused.find(c.mode);
+        if (it != refused.end()) c.skip = it->second;
+      }
+      if (!c.skip.empty()) continue;
+      std::string err;
+      int eno = 0;
+      void* s = load(fam, {{&spec, c.mode}}, err, eno);
+      if (s && attach(s, fam, spec, c.mode, err, eno)) {
+        instances.push_back({&fam, s});
+        r.mode = c.mode;
+        for (const auto& x : cands)
+          if (x.mode != c.mode && !x.skip.empty() && int(x.mode) < int(c.mode)) notes.push_back(fmt::format("{}: {}", attach_mode_name(x.mode), x.skip));
+        std::string joined;
+        for (const auto& n : notes) joined += (joined.empty() ? "" : "; ") + n;
+        r.reason = joined;
+        return r;
+      }
+      if (s) fam.destroy(s);
+      c.skip = err;
+      if (mode_wide(eno) && !spec.tracepoint) refused[c.mode] = fmt::format("refused by this kernel ({})", err);
+      if (mode_wide(eno) && !spec.tracepoint) c.skip = refused[c.mode];
+    }
+    r.mode = AttachMode::kNone;
+    r.reason = summarize_reasons(cands);
+    return r;
+  }
+
+  void start_all(std::vector<ProbeResult>& results) {
+    // Function attach modes are refused or allowed kernel-wide: find out once on the first function
+    // probe whose precheck passes, so the family objects below do not fail as a whole.
+    for (AttachMode m : {AttachMode::kFentry, AttachMode::kKprobe}) {
+      for (const auto& spec : probe_catalog()) {
+        if (spec.tracepoint) continue;
+        auto cands = plan_probe(spec, k, refused);
+        bool usable = false;
+        for (const auto& c : cands) usable |= c.mode == m && c.skip.empty();
+        if (!usable) continue;
+        const FamilyOps* fam = nullptr;
+        for (const auto& f : families())
+          if (f.name == spec.family) fam = &f;
+        std::string err;
+        int eno = 0;
+        void* s = load(*fam, {{&spec, m}}, err, eno);
+        if (s) {
+          if (attach(s, *fam, spec, m, err, eno)) {
+            // keep it: this probe is done
+            instances.push_back({fam, s});
+            ProbeResult r{&spec, m, "", false};
+            results[spec.id] = r;
+          } else {
+            fam->destroy(s);
+          }
+        }
+        if (!s || !err.empty()) {
+          if (mode_wide(eno)) refused[m] = fmt::format("refused by this kernel ({})", err);
+          else continue;  // probe-specific problem: test the mode on the next function
+        }
+        break;
+      }
+    }
+    for (const auto& fam : families()) {
+      std::vector<std::pair<const ProbeSpec*, AttachMode>> picks;
+      std::map<int, std::vector<Candidate>> plans;
+      for (const auto& spec : probe_catalog()) {
+        if (spec.family != fam.name || results[spec.id].mode != AttachMode::kNone) continue;
+        auto cands = plan_probe(spec, k, refused);
+        plans[spec.id] = cands;
+        AttachMode pick = AttachMode::kNone;
+        for (const auto& c : cands)
+          if (c.skip.empty()) {
+            pick = c.mode;
+            break;
+          }
+        if (pick == AttachMode::kNone) {
+          results[spec.id] = {&spec, AttachMode::kNone, summarize_reasons(cands), false};
+          continue;
+        }
+        picks.push_back({&spec, pick});
+      }
+      if (picks.empty()) continue;
+      std::string err;
+      int eno = 0;
+      void* s = load(fam, picks, err, eno);
+      if (s) instances.push_back({&fam, s});
+      for (const auto& [spec, mode] : picks) {
+        auto cands = plans[spec->id];
+        std::vector<std::string> notes;
+        for (const auto& c : cands)
+          if (c.mode != mode && !c.skip.empty() && int(c.mode) < int(mode)) notes.push_back(fmt::format("{}: {}", attach_mode_name(c.mode), c.skip));
+        if (s) {
+          std::string aerr;
+          int aeno = 0;
+          if (attach(s, fam, *spec, mode, aerr, aeno)) {
+            std::string joined;
+            for (const auto& n : notes) joined += (joined.empty() ? "" : "; ") + n;
+            results[spec->id] = {spec, mode, joined, false};
+            continue;
+          }
+        }
+        // the family load or this attach failed: this probe alone, from its first candidate on
+        results[spec->id] = one_by_one(fam, *spec, cands, {});
+      }
+    }
+  }
+
+  // Chunks stay in memory up to opt.spill_bytes (writing ~20 MB/s of events while the race runs costs
+  // the workload CPU and I/O on small machines); beyond the cap, or at stop, they go to the file.
+  void flush(bool to_disk = false) {
+    if (!buf.empty()) {
+      held.push_back(encode_events_chunk(buf.data(), buf.size()));
+      held_bytes += held.back().size();
+      events->fetch_add(buf.size());
+      buf.clear();
+    }
+    if (!to_disk && held_bytes <= opt.spill_bytes) return;
+    for (const auto& c : held) write_all(c);
+    held.clear();
+    held_bytes = 0;
+  }
+
+  void write_all(const std::string& c) {
+    if (out_fd >= 0 && !write_errno) {
+      const char* p = c.data();
+      size_t left = c.size();
+      while (left) {
+        ssize_t w = write(out_fd, p, left);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          write_errno = errno;
+          break;
+        }
+        p += w;
+        left -= size_t(w);
+      }
+    }
+  }
+
+  static int on_event(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    if (size < sizeof(fsr_event)) {
+      ++self->short_records;
+      return 0;
+    }
+    fsr_event e;
+    std::memcpy(&e, data, sizeof e);
+    self->buf.push_back(e);
+    if (self->buf.size() >= 4096) self->flush();
+    return 0;
+  }
+
+  void reader_main() {
+    // Records are submitted without wakeup until the ring is a quarter full (see fsr_submit), so the
+    // poll timeout is what normally drains it: every 10 ms.
+    while (!stop.load()) {
+      int r = ring_buffer__poll(rb, 10);
+      if (r < 0 && r != -EINTR) break;
+      r = ring_buffer__consume(rb);
+      if (r < 0 && r != -EINTR) break;
+      if (buf.size() >= 1024 || (buf.size() && r == 0)) flush();
+    }
+    ring_buffer__consume(rb);
+    flush(true);
+  }
+};
+
+ProbeSession::ProbeSession(const KernelInfo& k, SessionOptions opt) : impl_(std::make_unique<Impl>(k, std::move(opt))) {
+  libbpf_set_print(libbpf_print);
+  impl_->events = &events_;
+  const auto& cat = probe_catalog();
+  results_.resize(cat.size());
+  for (size_t i = 0; i < cat.size(); ++i) results_[i].spec = &cat[i];
+  std::string bpf = k.bpf_unavailable();
+  if (bpf.empty()) bpf = impl_->create_maps();
+  if (!bpf.empty()) {
+    setup_error_ = bpf;
+    for (auto& r : results_) r.reason = bpf;
+  } else {
+    impl_->start_all(results_);
+  }
+  for (const auto& name : impl_->opt.required) {
+    const ProbeSpec* p = find_probe(name);
+    if (!p) throw ProbeError(fmt::format("unknown probe '{}' in [probes] required: see 'fsrace probes'", name));
+    results_[p->id].required = true;
+  }
+  std::string missing;
+  for (const auto& r : results_)
+    if (r.required && r.mode == AttachMode::kNone) missing += fmt::format("{}{} ({})", missing.empty() ? "" : "; ", r.spec->name, r.reason);
+  if (!missing.empty())
+    throw ProbeError(fmt::format("required probe unavailable on kernel {}: {} — drop it from [probes] required or run on a kernel that has it",
+                                 k.release(), missing));
+  if (!setup_error_.empty()) return;
+  impl_->rb = ring_buffer__new(impl_->fd_events, &Impl::on_event, impl_.get(), nullptr);
+  if (!impl_->rb) throw ProbeError(fmt::format("cannot map the BPF ring buffer: {}", errno_text(errno)));
+  if (!impl_->opt.events_path.empty()) {
+    impl_->tmp_path = impl_->opt.events_path + ".tmp";
+    impl_->out_fd = open(impl_->tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (impl_->out_fd < 0) throw ProbeError(fmt::format("cannot create {}: {}", impl_->tmp_path, strerror(errno)));
+    nlohmann::json h = impl_->opt.header_extra.is_object() ? impl_->opt.header_extra : nlohmann::json::object();
+    h["kernel"] = k.release();
+    h["clock"] = "CLOCK_MONOTONIC";
+    h["record_size"] = sizeof(fsr_event);
+    h["event_version"] = FSR_EVENT_VERSION;
+    h["ringbuf_bytes"] = impl_->opt.ringbuf_bytes;
+    h["probes"] = probes_json();
+    std::string hb = encode_events_header(h);
+    if (write(impl_->out_fd, hb.data(), hb.size()) != ssize_t(hb.size()))
+      throw ProbeError(fmt::format("cannot write {}: {}", impl_->tmp_path, strerror(errno)));
+  }
+  impl_->reader = std::thread([this] { impl_->reader_main(); });
+}
+
+ProbeSession::~ProbeSession() = default;
+
+size_t ProbeSession::attached() const {
+  size_t n = 0;
+  for (const auto& r : results_) n += r.mode != AttachMode::kNone;
+  return n;
+}
+
+void ProbeSession::add_inode(uint64_t st_dev, uint64_t ino, const std::string& name) {
+  std::lock_guard<std::mutex> g(impl_->inode_mu);
+  fsr_inode_key key{};
+  key.dev = kernel_dev(st_dev);
+  key.ino = ino;
+  uint32_t idx = uint32_t(impl_->inodes.size());
+  impl_->inodes.push_back({{"dev", key.dev}, {"ino", ino}, {"name", name}});
+  if (impl_->fd_filter >= 0) bpf_map_update_elem(impl_->fd_filter, &key, &idx, BPF_ANY);
+}
+
+nlohmann::json ProbeSession::probes_json() const {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& r : results_) {
+    nlohmann::json j = {{"id", r.spec->id}, {"name", r.spec->name}, {"family", r.spec->family},
+                        {"attach", r.mode == AttachMode::kNone ? "unavailable" : attach_mode_name(r.mode)}};
+    if (!r.reason.empty()) j[r.mode == AttachMode::kNone ? "reason" : "fallback"] = r.reason;
+    if (r.required) j["required"] = true;
+    a.push_back(j);
+  }
+  return a;
+}
+
+SessionStats ProbeSession::stop() {
+  if (stopped_) return final_;
+  stopped_ = true;
+  auto& im = *impl_;
+  for (auto* l : im.links) bpf_link__destroy(l);
+  im.links.clear();
+  if (im.reader.joinable()) {
+    im.stop = true;
+    im.reader.join();
+  }
+  SessionStats st;
+  st.per_probe = nlohmann::json::object();
+  if (im.fd_stats >= 0) {
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<fsr_probe_stats> v(size_t(ncpu > 0 ? ncpu : 1));
+    for (const auto& r : results_) {
+      uint32_t key = uint32_t(r.spec->id);
+      if (bpf_map_lookup_elem(im.fd_stats, &key, v.data()) != 0) continue;
+      fsr_probe_stats sum{};
+      for (const auto& x : v) {
+        sum.hits += x.hits;
+        sum.emitted += x.emitted;
+        sum.dropped += x.dropped;
+      }
+      st.hits += sum.hits;
+      st.dropped += sum.dropped;
+      if (r.mode != AttachMode::kNone)
+        st.per_probe[r.spec->name] = {{"hits", sum.hits}, {"emitted", sum.emitted}, {"dropped", sum.dropped}};
+    }
+  }
+  st.events = events_.load();
+  if (im.out_fd >= 0) {
+    nlohmann::json t = {{"events", st.events}, {"dropped", st.dropped}, {"hits", st.hits}, {"per_probe", st.per_probe},
+                        {"inodes", im.inodes}, {"short_records", im.short_records}};
+    std::string tb = encode_events_trailer(t);
+    bool ok = !im.write_errno && write(im.out_fd, tb.data(), tb.size()) == ssize_t(tb.size()) && fsync(im.out_fd) == 0;
+    int e = im.write_errno ? im.write_errno : errno;
+    close(im.out_fd);
+    im.out_fd = -1;
+    if (!ok || rename(im.tmp_path.c_str(), im.opt.events_path.c_str()) != 0)
+      throw ProbeError(fmt::format("cannot write {}: {}", im.opt.events_path, strerror(e)));
+  }
+  final_ = st;
+  return st;
+}
+
+}  // namespace fsrace::probes

@@ -1,0 +1,76 @@
+// A probe session: loads the five probe families with libbpf, attaching every probe with the best mode
+// the running kernel allows (tp_btf -> raw_tp -> tracepoint; fentry/fexit -> kprobe/kretprobe, falling
+// back on real load/attach failures), shares one filter map, lock map, ring buffer and stats map
+// between them, and streams the ring buffer to events.bin from a reader thread.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "probes/catalog.h"
+
+namespace fsrace::probes {
+
+struct SessionOptions {
+  uint64_t ringbuf_bytes = 16ull << 20;       // power of two
+  std::vector<std::string> required;          // probe names that must attach (else ProbeError)
+  bool lock_snapshot = true;                  // read invalidate_lock state at each inode event
+  std::string events_path;                    // "" = no file (fsrace probes / benchmarks)
+  uint64_t spill_bytes = 256ull << 20;        // events held in memory before writing (see Impl::flush)
+  nlohmann::json header_extra;                // merged into the events.bin header
+};
+
+struct ProbeResult {
+  const ProbeSpec* spec = nullptr;
+  AttachMode mode = AttachMode::kNone;  // kNone: unavailable
+  std::string reason;                   // why unavailable, or which modes failed before `mode`
+  bool required = false;
+};
+
+// A required probe could not be attached, or BPF is unusable while probes are required.
+class ProbeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SessionStats {
+  uint64_t events = 0;          // records written to events.bin
+  uint64_t dropped = 0;         // ring buffer full (counted in BPF)
+  uint64_t hits = 0;
+  nlohmann::json per_probe;     // name -> {hits, emitted, dropped}
+};
+
+class ProbeSession {
+ public:
+  // Plans, loads and attaches. Never throws for a missing probe unless it is required; BPF being
+  // unusable (not root, ...) leaves every probe unavailable with the reason.
+  ProbeSession(const KernelInfo& k, SessionOptions opt);
+  ~ProbeSession();
+  ProbeSession(const ProbeSession&) = delete;
+  ProbeSession& operator=(const ProbeSession&) = delete;
+
+  const std::vector<ProbeResult>& results() const { return results_; }
+  size_t attached() const;
+  // Adds a test inode to the kernel-side filter. st_dev as from fstat(2).
+  void add_inode(uint64_t st_dev, uint64_t ino, const std::string& name);
+  // Detaches, drains the ring buffer, writes the trailer and renames events.bin into place.
+  SessionStats stop();
+  nlohmann::json probes_json() const;
+  uint64_t events_so_far() const { return events_.load(); }
+  std::string setup_error() const { return setup_error_; }  // BPF-wide problem, if any
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<ProbeResult> results_;
+  std::atomic<uint64_t> events_{0};
+  std::string setup_error_;
+  bool stopped_ = false;
+  SessionStats final_;
+};
+
+}  // namespace fsrace::probes
