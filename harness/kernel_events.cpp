@@ -40,12 +40,12 @@ std::string actor(const fsr_event& e) {
   std::string c = comm_of(e);
   std::string role;
   auto is = [&](const char* p) { return c.rfind(p, 0) == 0; };
-  if (is("fsr-mmap-wri")) role = "the write-fault path (mmap writer)";
+  if (is("fsr-mkw")) role = "the write-fault path (mmap writer)";
   else if (is("fsr-mmap")) role = "the fault path (mmap reader)";
-  else if (is("fsr-reader") || is("fsr-read") || is("fsr-filler")) role = "read(2)";
+  else if (is("fsr-read") || is("fsr-fill")) role = "read(2)";
   else if (is("fsr-punch") || is("fsr-hole")) role = "the punch/write thread";
   else if (is("fsr-dio")) role = "the O_DIRECT thread";
-  else if (is("fsr-allocato") || is("fsr-converte")) role = "the fallocate thread";
+  else if (is("fsr-alloc") || is("fsr-conv")) role = "the fallocate thread";
   else if (is("fsr-uffd-racer")) role = "the racing op of a parked I/O";
   else if (is("fsr-")) role = "a workload thread";
   else if (is("kworker")) role = "a kernel worker";

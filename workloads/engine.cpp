@@ -290,9 +290,9 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   uint32_t tid = 1;
   for (const auto& role : roles) {
     for (int i = 0; i < role.count; ++i, ++tid) {
-      threads.emplace_back([&, tid, step = role.step, rname = role.name] {
-        // "fsr-<role><tid>" (15 chars at most): probe events name the thread that did it.
-        pthread_setname_np(pthread_self(), fmt::format("fsr-{}{}", rname.substr(0, 8), tid % 1000).c_str());
+      threads.emplace_back([&, tid, step = role.step, tag = role.tag.empty() ? role.name : role.tag] {
+        // "fsr-<tag><tid>" (15 chars at most): probe events name the thread that did it.
+        pthread_setname_np(pthread_self(), fmt::format("fsr-{}{}", tag.substr(0, 8), tid % 1000).c_str());
         OpCtx ctx(env, files, h, tid, max_blocks);
         if (pin) {  // racing threads on different CPUs: the window is real parallelism, not preemption
           cpu_set_t set;

@@ -95,6 +95,7 @@ struct Role {
   std::string name;
   int count = 1;
   std::function<void(OpCtx&)> step;  // one op (or a small fixed sequence) per call
+  std::string tag;  // thread name "fsr-<tag><tid>" (probe events name the thread); default: name
 };
 
 // Runs the roles until the deadline, the iteration count (per thread) or env.stop; every

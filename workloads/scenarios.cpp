@@ -1,6 +1,7 @@
 // The scenarios: each is a set of thread roles over shared files, with the interleaving it targets,
 // the kernel paths involved (see ../shared/seeds/) and the finding classes it can produce.
 #include <fmt/core.h>
+#include <map>
 
 #include "workloads/engine.h"
 #include "workloads/scenario.h"
@@ -9,6 +10,17 @@ namespace fsrace {
 namespace {
 
 using T = ParamSpec::Type;
+
+// Short thread-name tags (TASK_COMM_LEN is 16): "fsr-mmap3" is the mmap reader with op-log thread 3.
+std::string thread_tag(const std::string& role) {
+  static const std::map<std::string, std::string> tags = {
+      {"punch", "punch"},   {"mmap-reader", "mmap"}, {"reader", "read"},       {"hole", "hole"},
+      {"filler", "fill"},   {"mmap-writer", "mkw"},  {"allocator", "alloc"},   {"dio-writer", "dio"},
+      {"dio", "dio"},       {"buffered", "buf"},     {"writer", "wr"},         {"flusher", "flush"},
+      {"converter", "conv"}, {"mixed", "mix"}};
+  auto it = tags.find(role);
+  return it == tags.end() ? role.substr(0, 8) : it->second;
+}
 
 class TableScenario : public Scenario {
  public:
@@ -53,7 +65,10 @@ class TableScenario : public Scenario {
         throw UsageError(fmt::format("scenario {} needs O_DIRECT, which this filesystem refuses: pick another --fs or scenario",
                                      spec_.name));
     }
-    return run_roles(env, files, build_(*env.cfg, maxr), uint64_t(env.cfg->i("iterations")), maxr);
+    std::vector<Role> roles = build_(*env.cfg, maxr);
+    for (auto& r : roles)
+      if (r.tag.empty()) r.tag = thread_tag(r.name);
+    return run_roles(env, files, roles, uint64_t(env.cfg->i("iterations")), maxr);
   }
 
  private:
