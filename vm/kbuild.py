@@ -9,6 +9,7 @@ Standalone, standard library only. Usage (from the repo root):
     python3 vm/kbuild.py list
     python3 vm/kbuild.py path stock [--file vmlinux]
     python3 vm/kbuild.py check-patches
+    python3 vm/kbuild.py boot-check stock [--image vmlinux]
 
 Layout under the cache dir (default <repo>/.cache/kernels, env FSRACE_KERNEL_CACHE):
 
@@ -521,6 +522,61 @@ def cmd_path(args):
     return 0
 
 
+BOOT_OK = "VFS: Unable to mount root fs"
+
+
+def qemu_boot_cmd(image, memory="1G"):
+    """Smoke-boot command: TCG only (KVM guests hang on this machine), no disk, no initramfs."""
+    return ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-m", memory,
+            "-nographic", "-no-reboot", "-kernel", str(image),
+            "-append", "console=ttyS0 panic=-1"]
+
+
+def judge_boot(console, release):
+    """(ok, reason) for a smoke boot: the right kernel ran all the way to mounting root."""
+    if f"Linux version {release} " not in console:
+        return False, f"console never showed 'Linux version {release}'"
+    if BOOT_OK in console:
+        return True, f"reached '{BOOT_OK}' (expected without a root disk)"
+    for bad in ("Kernel panic", "BUG:", "Oops", "WARNING:"):
+        if bad in console:
+            line = next(l for l in console.splitlines() if bad in l)
+            return False, f"console shows {line.strip()[:160]!r} before the root mount"
+    return False, "timed out before the root mount"
+
+
+def cmd_boot_check(args):
+    lay = Layout(cache_root(args.cache), args.variant)
+    image = lay.out / args.image
+    if not lay.meta.exists() or not image.exists():
+        raise KbuildError(f"variant {args.variant} is not built (run: python3 vm/kbuild.py build {args.variant})")
+    if shutil.which("qemu-system-x86_64") is None:
+        raise KbuildError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+    release = json.loads(lay.meta.read_text())["release"]
+    console_log = lay.out / f"boot-{args.image}.log"
+    cmd = qemu_boot_cmd(image)
+    log(f"booting {image} under TCG (timeout {args.timeout}s); console: {console_log}")
+    t0 = time.monotonic()
+    with open(console_log, "wb") as f:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if proc.poll() is None:      # only the qemu we started, by its pid
+                proc.kill()
+                proc.wait()
+    secs = round(time.monotonic() - t0, 1)
+    ok, why = judge_boot(console_log.read_text(errors="replace"), release)
+    if not ok:
+        raise KbuildError(f"boot check of {args.variant} ({args.image}) failed after {secs}s: {why}; "
+                          f"console: {console_log}")
+    log(f"{args.variant} ({args.image}): boots, {release}, {why}, {secs}s")
+    return 0
+
+
 def cmd_check_patches(args):
     cache = cache_root(args.cache)
     tarball = ensure_source_package(allow_apt=not args.no_apt)
@@ -556,6 +612,12 @@ def main(argv=None):
     p.add_argument("variant")
     p.add_argument("--file", default="bzImage", choices=["bzImage", "vmlinux", "System.map", "config", "kbuild.json"])
     p.set_defaults(func=cmd_path)
+    bc = sub.add_parser("boot-check", help="smoke-boot a built variant in QEMU/TCG without a root disk")
+    bc.add_argument("variant")
+    bc.add_argument("--image", default="bzImage", choices=["bzImage", "vmlinux"],
+                    help="vmlinux exercises the PVH direct-boot entry")
+    bc.add_argument("--timeout", type=int, default=300)
+    bc.set_defaults(func=cmd_boot_check)
     c = sub.add_parser("check-patches", help="dry-run every kernels/patches/*.patch on the pristine source")
     c.add_argument("--no-apt", action="store_true")
     c.set_defaults(func=cmd_check_patches)

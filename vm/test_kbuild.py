@@ -211,6 +211,38 @@ class BuildLogs(unittest.TestCase):
         self.assertIsNone(kbuild.read_stamp(tmp))   # no stamp file there
 
 
+class BootCheck(unittest.TestCase):
+    REL = "6.1.192-fsrace-stock"
+
+    def test_ok(self):
+        ok, why = kbuild.judge_boot(f"Linux version {self.REL} (gcc) #1\n...\n"
+                                    "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n",
+                                    self.REL)
+        self.assertTrue(ok, why)
+
+    def test_wrong_release(self):
+        ok, why = kbuild.judge_boot("Linux version 6.1.192-fsrace-other (gcc)\nVFS: Unable to mount root fs\n",
+                                    self.REL)
+        self.assertFalse(ok)
+        self.assertIn(self.REL, why)
+
+    def test_early_oops(self):
+        ok, why = kbuild.judge_boot(f"Linux version {self.REL} (gcc)\nBUG: kernel NULL pointer dereference\n",
+                                    self.REL)
+        self.assertFalse(ok)
+        self.assertIn("NULL pointer", why)
+
+    def test_timeout(self):
+        self.assertEqual(kbuild.judge_boot(f"Linux version {self.REL} (gcc)\n", self.REL),
+                         (False, "timed out before the root mount"))
+
+    def test_qemu_cmd_is_tcg(self):
+        cmd = kbuild.qemu_boot_cmd("/k/bzImage")
+        self.assertIn("tcg,thread=multi", cmd)
+        self.assertNotIn("kvm", " ".join(cmd))
+        self.assertIn("-no-reboot", cmd)
+
+
 class Preconditions(unittest.TestCase):
     def test_not_root_without_package(self):
         tmp = Path(tempfile.mkdtemp())
