@@ -347,6 +347,38 @@ def ensure_unpacked(cache, tarball):
     return tree, sid
 
 
+def relocate_tree(tree, old, new):
+    """Rewrite the absolute path `old` to `new` in a copied build tree's text files.
+
+    In-tree kernel objects record relative paths, but the tools built with an
+    absolute O= (tools/objtool, tools/bpf/resolve_btfids) record the tree's
+    absolute path in their .cmd/.d files. Left alone, the changed command lines
+    rebuild objtool, and since every object depends on tools/objtool/objtool a
+    copied tree would rebuild from scratch. mtimes are preserved so make sees the
+    same order as in the original tree. Returns the number of files rewritten.
+    """
+    old_b, new_b = os.fsencode(str(old)), os.fsencode(str(new))
+    changed = 0
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+                if not os.path.isfile(path) or os.path.islink(path) or st.st_size > (64 << 20):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if old_b not in data or b"\0" in data:
+                continue
+            with open(path, "wb") as f:
+                f.write(data.replace(old_b, new_b))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            changed += 1
+    return changed
+
+
 @contextlib.contextmanager
 def locked(path, what):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,6 +427,10 @@ def prepare_work_tree(lay, pristine, sid, patch, base):
                 log(f"base {base} has no built unpatched tree; starting from pristine source (full build)")
         log(f"copying {seed_desc} to {lay.work}")
         run(["cp", "-a", str(seed), str(tmp)])
+    if seed != pristine:
+        # The copy will be built at lay.work, not at tmp: record that path.
+        n = relocate_tree(tmp, Path(seed).resolve(), lay.work.resolve())
+        log(f"rewrote the base tree's absolute path in {n} build-metadata files")
     (tmp / STAMP).unlink(missing_ok=True)
     (tmp / UNPACKED_MARK).unlink(missing_ok=True)
     if patch:

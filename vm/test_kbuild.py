@@ -211,6 +211,26 @@ class BuildLogs(unittest.TestCase):
         self.assertIsNone(kbuild.read_stamp(tmp))   # no stamp file there
 
 
+class Relocate(unittest.TestCase):
+    def test_rewrites_text_keeps_mtime_skips_binary(self):
+        tmp = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, tmp)
+        old, new = "/c/work/stock", "/c/work/v2"
+        (tmp / "tools").mkdir()
+        cmd = tmp / "tools" / ".check.o.cmd"
+        cmd.write_text(f"cmd := gcc -o {old}/tools/objtool/check.o\n")
+        binary = tmp / "tools" / "objtool"
+        binary.write_bytes(b"\x7fELF\0" + old.encode())
+        other = tmp / "Makefile"
+        other.write_text("all:\n")
+        os.utime(cmd, (1000, 1000))
+        self.assertEqual(kbuild.relocate_tree(tmp, old, new), 1)
+        self.assertEqual(cmd.read_text(), f"cmd := gcc -o {new}/tools/objtool/check.o\n")
+        self.assertEqual(cmd.stat().st_mtime, 1000)
+        self.assertIn(old.encode(), binary.read_bytes())
+        self.assertEqual(other.read_text(), "all:\n")
+
+
 class BootCheck(unittest.TestCase):
     REL = "6.1.192-fsrace-stock"
 
