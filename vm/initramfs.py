@@ -69,9 +69,15 @@ mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=@MSIZE@,cache=loose @ROOT_
 mount -t proc proc /root/proc
 mount -t sysfs sysfs /root/sys
 mount -t devtmpfs devtmpfs /root/dev
+# fsrace.keep=DIR: the fsrace tree lives under /tmp or /var/tmp on the host (a CI clone, say): keep it
+# visible through the tmpfs mounted over those paths.
+KEEP=
+for a in $(cat /proc/cmdline); do case "$a" in fsrace.keep=*) KEEP="${a#fsrace.keep=}" ;; esac; done
+if [ -n "$KEEP" ]; then mkdir -p /keep && mount -o bind "/root$KEEP" /keep || fail "cannot bind $KEEP"; fi
 mount -t tmpfs -o mode=1777 tmpfs /root/tmp
 mount -t tmpfs -o mode=755 tmpfs /root/run
 mount -t tmpfs -o mode=1777 tmpfs /root/var/tmp
+if [ -n "$KEEP" ]; then mkdir -p "/root$KEEP" && mount -o bind /keep "/root$KEEP" || fail "cannot rebind $KEEP"; fi
 mkdir -p /root@GUEST_OUT@
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=@MSIZE@,cache=none @OUT_TAG@ /root@GUEST_OUT@ 2>/mount.err || \
   fail "cannot mount the result share over virtio-9p ($(cat /mount.err))"

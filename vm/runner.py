@@ -31,6 +31,21 @@ PANIC = b"Kernel panic - not syncing"
 POLL_S = 0.02
 # Paths the guest does not see from the host (tmpfs or its own proc/sys/dev mounted over them).
 GUEST_HIDDEN = ("/tmp", "/var/tmp", "/run", "/proc", "/sys", "/dev")
+# Of those, the ones the guest init can keep a host directory visible in (fsrace.keep=DIR).
+GUEST_KEEPABLE = ("/tmp", "/var/tmp")
+
+
+def guest_keep_dir(path: str):
+    """For a path under /tmp or /var/tmp, the directory right below that root (to bind into the guest's
+    tmpfs), e.g. /tmp/ciclone/build/harness/fsrace -> /tmp/ciclone; None otherwise or when the name
+    cannot travel on the kernel command line."""
+    for root in GUEST_KEEPABLE:
+        if path.startswith(root + "/"):
+            first = path[len(root) + 1:].split("/", 1)[0]
+            keep = f"{root}/{first}"
+            if first and not any(c.isspace() for c in keep) and keep != path:
+                return keep
+    return None
 
 
 def repo_top() -> str:
@@ -158,7 +173,8 @@ class VmRun:
         self.fs_types = list(c["filesystems"])
         self.vmcfg = self.camp.get("vm", {})
         fsrace = os.path.realpath(self.args.fsrace)
-        if fsrace.startswith(tuple(p + "/" for p in GUEST_HIDDEN)):
+        self.keep = guest_keep_dir(fsrace)
+        if self.keep is None and fsrace.startswith(tuple(p + "/" for p in GUEST_HIDDEN)):
             raise VmError(f"the fsrace binary {fsrace} lives under a path the guest does not see from the host "
                           f"({', '.join(GUEST_HIDDEN)}): build it elsewhere")
         self.fsrace = fsrace
@@ -202,7 +218,8 @@ class VmRun:
                          "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
                          "cd /tmp\n"
                          f"exec {shlex.join(argv)}\n")
-            j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, "", d, disks, console, work))
+            append = f"fsrace.keep={self.keep}" if self.keep else ""
+            j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, d, disks, console, work))
             self.jobs.append(j)
 
     # -- watching --

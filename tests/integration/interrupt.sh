@@ -6,7 +6,7 @@ need_host ext4 xfs
 for sig in INT TERM; do
   "$FSRACE" run --workdir "$WORK" "$TOP/campaigns/default.toml" --duration 60 --results "$TMP/$sig" > "$TMP/out" 2> "$TMP/err" &
   pid=$!
-  for _ in $(seq 1 200); do grep -q "racing" "$TMP/err" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q "racing" "$TMP/err" && break; sleep 0.1; done  # 60 s: probes load slowly on a busy box
   grep -q "racing" "$TMP/err" || { kill -9 $pid; cat "$TMP/err"; fail "race never started"; }
   sleep 0.5
   kill -$sig $pid

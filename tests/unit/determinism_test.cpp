@@ -64,8 +64,11 @@ TEST_P(Determinism, SameSeedSameOps) {
   ASSERT_FALSE(a.empty());
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
-  for (const auto& [t, ops] : a)
-    if (t < 1000) EXPECT_GE(ops.size(), 150u) << "thread " << t;  // 1000+: userfaultfd racers, only during pauses
+  for (const auto& [t, ops] : a) {
+    if (t < 1000) {  // 1000+: userfaultfd racers, which run only during pauses
+      EXPECT_GE(ops.size(), 150u) << "thread " << t;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllScenarios, Determinism,

@@ -335,3 +335,23 @@ class QemuArgv(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class GuestKeepDirTest(unittest.TestCase):
+    """A tree under /tmp or /var/tmp (a CI clone) is bound through the guest's tmpfs (fsrace.keep=)."""
+
+    def test_keep_dirs(self):
+        from vm.runner import guest_keep_dir
+        self.assertEqual(guest_keep_dir("/tmp/ciclone/build/harness/fsrace"), "/tmp/ciclone")
+        self.assertEqual(guest_keep_dir("/var/tmp/a/b/fsrace"), "/var/tmp/a")
+        self.assertIsNone(guest_keep_dir("/work/main/build/harness/fsrace"))
+        self.assertIsNone(guest_keep_dir("/run/x/fsrace"))
+        self.assertIsNone(guest_keep_dir("/tmp/with space/fsrace"))
+
+    def test_init_script_binds_keep(self):
+        from vm.initramfs import init_script
+        s = init_script()
+        self.assertIn("fsrace.keep=", s)
+        # the bind must be taken before the tmpfs hides the path, and put back after it
+        self.assertLess(s.index('mount -o bind "/root$KEEP" /keep'), s.index("tmpfs /root/tmp"))
+        self.assertLess(s.index("tmpfs /root/var/tmp"), s.index('mount -o bind /keep "/root$KEEP"'))
