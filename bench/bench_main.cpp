@@ -15,6 +15,7 @@
 
 #include "harness/host.h"
 #include "harness/oracle.h"
+#include "harness/overlap.h"
 #include "harness/stamp.h"
 #include "harness/util.h"
 #include "workloads/scenario.h"
@@ -24,41 +25,84 @@ using namespace fsrace;
 namespace {
 
 std::map<std::string, std::vector<double>> g_ops_per_s;  // "ext4/log" -> samples
+struct WidenSample {
+  double attempts_per_s, share;
+};
+std::map<std::string, WidenSample> g_widen;  // "scenario/plain" | "scenario/widened"
 
-void BM_PunchVsFault(benchmark::State& state, const std::string& fs_type, bool log_ops) {
-  if (geteuid() != 0 || access("/dev/loop-control", W_OK) != 0) {
-    state.SkipWithError("needs root and /dev/loop-control");
-    return;
-  }
-  const double seconds = 3.0;
-  Scenario* sc = find_scenario("punch-vs-fault");
+// One host-mode race of `seconds` on a fresh loop-device filesystem; returns the race stats and, when the
+// op log is on, the overlap statistics computed from it.
+std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const std::string& scenario,
+                                             const std::map<std::string, double>& overrides, bool log_ops,
+                                             double seconds) {
+  Scenario* sc = find_scenario(scenario);
   ScenarioConfig cfg{sc->spec().name, {}};
   for (const auto& p : sc->spec().params) cfg.params[p.name] = p.def;
+  for (const auto& [k, v] : overrides)
+    if (cfg.params.count(k)) cfg.params[k] = v;
   FsConfig fs = default_fs_config(fs_type);
+  TempDir work("/var/tmp", "fsrace.bench.");
+  LoopDevice loop(work.path() + "/disk.img", fs.device_size_mib);
+  make_filesystem(fs, loop.dev());
+  Mount mnt(loop.dev(), work.path() + "/mnt", fs);
+  ScenarioEnv env;
+  env.dir = work.path() + "/mnt";
+  env.cfg = &cfg;
+  env.seed = 1;
+  env.duration_s = seconds;
+  env.run_nonce = 0x1234;
+  auto files = sc->plan_files(env);
+  nlohmann::json meta = {{"files", nlohmann::json::array()}};
+  for (const auto& f : files) meta["files"].push_back({{"name", f.name}, {"file_id", f.file_id}, {"blocks", f.blocks}});
+  std::string path = work.path() + "/ops.bin";
+  OpLog log(path, meta, log_ops);
+  env.log = &log;
+  sc->setup(env, files);
+  RaceStats rs = sc->race(env, files);
+  log.close();
+  OverlapStats ov;
+  if (log_ops) ov = overlap_stats(load_oplog(path));
+  mnt.unmount();
+  return {rs, ov};
+}
+
+bool host_ok(benchmark::State& state) {
+  if (geteuid() == 0 && access("/dev/loop-control", W_OK) == 0) return true;
+  state.SkipWithError("needs root and /dev/loop-control");
+  return false;
+}
+
+// Race attempts per second and the share of attempts that really overlapped a read of the same blocks,
+// without and with widening (CPU pinning, plus userfaultfd parking where the scenario has it).
+void BM_Widening(benchmark::State& state, const std::string& scenario, bool widen) {
+  if (!host_ok(state)) return;
+  std::map<std::string, double> ov;
+  if (widen) ov = {{"pin_cpus", 1}, {"uffd_ratio", 0.3}};
+  else ov = {{"uffd_ratio", 0}};
   for (auto _ : state) {
     try {
-      TempDir work("/var/tmp", "fsrace.bench.");
-      LoopDevice loop(work.path() + "/disk.img", fs.device_size_mib);
-      make_filesystem(fs, loop.dev());
-      Mount mnt(loop.dev(), work.path() + "/mnt", fs);
-      ScenarioEnv env;
-      env.dir = work.path() + "/mnt";
-      env.cfg = &cfg;
-      env.seed = 1;
-      env.duration_s = seconds;
-      env.run_nonce = 0x1234;
-      auto files = sc->plan_files(env);
-      OpLog log(work.path() + "/ops.bin", {{"files", nlohmann::json::array()}}, log_ops);
-      env.log = &log;
-      sc->setup(env, files);
-      RaceStats rs = sc->race(env, files);
-      log.close();
+      auto [rs, st] = race_once("ext4", scenario, ov, true, 3.0);
+      state.SetIterationTime(rs.seconds);
+      double aps = double(st.attempts) / rs.seconds;
+      state.counters["attempts_per_s"] = aps;
+      state.counters["overlap_share"] = st.share();
+      g_widen[scenario + (widen ? "/widened" : "/plain")] = {aps, st.share()};
+    } catch (const UsageError& e) {
+      state.SkipWithError(e.what());
+      return;
+    }
+  }
+}
+
+void BM_PunchVsFault(benchmark::State& state, const std::string& fs_type, bool log_ops) {
+  if (!host_ok(state)) return;
+  for (auto _ : state) {
+    try {
+      auto [rs, st] = race_once(fs_type, "punch-vs-fault", {}, log_ops, 3.0);
       double ops = double(rs.total_ops()) / rs.seconds;
       state.SetIterationTime(rs.seconds);
       state.counters["ops_per_s"] = ops;
-      state.counters["oplog_MB_per_s"] = double(log.bytes_written()) / rs.seconds / 1e6;
       g_ops_per_s[fs_type + (log_ops ? "/log" : "/nolog")].push_back(ops);
-      mnt.unmount();
     } catch (const UsageError& e) {
       state.SkipWithError(e.what());
       return;
@@ -139,6 +183,15 @@ int main(int argc, char** argv) {
           ->Repetitions(3)
           ->UseManualTime()
           ->Unit(benchmark::kSecond);
+  for (const auto& sc : scenarios())
+    for (bool widen : {false, true}) {
+      std::string name = sc->spec().name;
+      benchmark::RegisterBenchmark(fmt::format("widening/{}/{}", name, widen ? "widened" : "plain").c_str(),
+                                   [name, widen](benchmark::State& s) { BM_Widening(s, name, widen); })
+          ->Iterations(1)
+          ->UseManualTime()
+          ->Unit(benchmark::kSecond);
+    }
   benchmark::RegisterBenchmark("stamp_encode", BM_StampEncode);
   benchmark::RegisterBenchmark("stamp_decode", BM_StampDecode);
   benchmark::RegisterBenchmark("oracle", BM_Oracle)->Arg(200000)->Unit(benchmark::kMillisecond);
@@ -162,6 +215,13 @@ int main(int argc, char** argv) {
     double cost = (1.0 - mean(a) / mean(b)) * 100.0;
     std::printf("punch-vs-fault %s: %.0f ops/s with op logging, %.0f ops/s without: logging costs %.1f %% (target < 5 %%)\n",
                 fs, mean(a), mean(b), cost);
+  }
+  for (const auto& sc : scenarios()) {
+    auto p = g_widen.find(sc->spec().name + "/plain"), w = g_widen.find(sc->spec().name + "/widened");
+    if (p == g_widen.end() || w == g_widen.end()) continue;
+    std::printf("%-22s race attempts/s %8.0f plain, %8.0f widened; overlap share %5.1f %% plain, %5.1f %% widened\n",
+                sc->spec().name.c_str(), p->second.attempts_per_s, w->second.attempts_per_s, 100 * p->second.share,
+                100 * w->second.share);
   }
   return 0;
 }

@@ -21,6 +21,10 @@ std::string case_block(const nlohmann::json& c) {
     uint64_t total = o.value("total", uint64_t(0));
     s += fmt::format("  race: {} ops in {:.2f} s ({:.0f} ops/s): {}\n", total, secs, secs > 0 ? double(total) / secs : 0.0, kinds);
     if (o.contains("errors") && !o["errors"].empty()) s += fmt::format("  failed syscalls: {}\n", o["errors"].dump());
+    if (o.contains("overlap"))
+      s += fmt::format("  overlap: {} of {} modifying ops ({:.1f} %) overlapped a read of the same blocks by another thread\n",
+                       o["overlap"].value("overlapped", 0), o["overlap"].value("attempts", 0),
+                       100.0 * o["overlap"].value("share", 0.0));
   }
   if (c.contains("widening"))
     for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)

@@ -18,6 +18,7 @@
 #include "harness/kmsg_scan.h"
 #include "harness/oplog.h"
 #include "harness/oracle.h"
+#include "harness/overlap.h"
 #include "harness/report.h"
 #include "harness/util.h"
 #include "harness/verify.h"
@@ -218,10 +219,13 @@ class CaseRunner {
     uint64_t t_an = now_ns();
     phase("analysis", "");
     OracleStats ost;
+    nlohmann::json overlap;
     if (opt_.log_ops) {
       OpLogData data = load_oplog(dir_ + "/ops.bin");
       OracleContext ctx{cs_.fs.type, cs_.sc.name, cs_.name};
       out.findings = run_oracle(data, ctx, &ost);
+      OverlapStats ov = overlap_stats(data);
+      overlap = {{"attempts", ov.attempts}, {"overlapped", ov.overlapped}, {"share", ov.share()}};
       if (!interrupted)
         for (auto& f : check_space(data, space, cs_.sc.name, cs_.name)) out.findings.add(std::move(f));
     }
@@ -275,6 +279,7 @@ class CaseRunner {
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
                    {"seconds", rs.seconds}, {"quiescent_rounds", rs.quiescent_rounds}};
     info["widening"] = rs.widening;
+    if (!overlap.is_null()) info["ops"]["overlap"] = overlap;
     info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
                       {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops}};
     info["kernel_log"] = {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lines", klines.size()},

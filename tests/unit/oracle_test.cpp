@@ -365,3 +365,21 @@ TEST(Oracle, AllocationModel) {
   EXPECT_TRUE(m.may_be_allocated(0, 2, 45));   // never punched
   EXPECT_TRUE(m.may_be_allocated(0, 0, 15));   // punch in flight
 }
+
+#include "harness/overlap.h"
+
+TEST(Overlap, CountsModifyingOpsRacedByAReadOfTheSameBlocks) {
+  History h;
+  h.init(16, 0, 5);
+  h.punch(2, 2, 100, 200);   // overlapped by the read of block 3 below
+  h.write(8, 1, 300, 400);   // a read at the same time, other blocks: no
+  h.punch(10, 1, 500, 600);  // a read of block 10, later: no
+  h.read(3, 150, 250, History::data(3, 1));
+  h.read(12, 350, 360, History::zero());
+  h.read(10, 700, 710, History::zero());
+  for (auto& o : h.d.ops)
+    if (OpKind(o.kind) == OpKind::kRead) o.thread = 2;  // readers on another thread than the writer
+  OverlapStats st = overlap_stats(h.d);
+  EXPECT_EQ(st.attempts, 3u);
+  EXPECT_EQ(st.overlapped, 1u);
+}
