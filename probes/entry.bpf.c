@@ -12,8 +12,10 @@ static __always_inline int fn_enter(__u32 probe, struct inode *inode, __u64 off,
 	e->a[0] = off;
 	e->a[1] = len;
 	e->a[2] = mode;
-	fsr_submit(e);
+	/* the stash takes the ids from the record before it is submitted: a submitted record is no longer
+	 * ours (the verifier rejects any access to it after bpf_ringbuf_submit) */
 	struct fsr_stash s = {.ino = e->ino, .dev = e->dev, .a = {off, len, mode}, .ptr = (__u64)inode};
+	fsr_submit(e);
 	__u64 k = fsr_stash_key(probe);
 	bpf_map_update_elem(&fsr_stash_map, &k, &s, BPF_ANY);
 	return 0;

@@ -29,12 +29,104 @@ namespace fsrace::probes {
 
 namespace {
 
+// While a family object loads, libbpf's messages are collected here so a rejected program's reason
+// (the verifier's last words) ends up in the probe's unavailable reason instead of a bare EACCES.
+std::mutex capture_mu;
+std::string* capture = nullptr;
+
 int libbpf_print(enum libbpf_print_level level, const char* fmt_s, va_list ap) {
   static const bool debug = std::getenv("FSRACE_BPF_DEBUG") != nullptr;
-  if (!debug && level != LIBBPF_WARN) return 0;
+  if (capture && level != LIBBPF_DEBUG) {
+    va_list cp;
+    va_copy(cp, ap);
+    char small[1024];
+    int n = vsnprintf(small, sizeof small, fmt_s, cp);
+    va_end(cp);
+    if (n > 0) {
+      if (size_t(n) < sizeof small) {
+        capture->append(small, size_t(n));
+      } else {
+        std::string big(size_t(n) + 1, '\0');
+        va_copy(cp, ap);
+        vsnprintf(big.data(), big.size(), fmt_s, cp);
+        va_end(cp);
+        big.resize(size_t(n));
+        *capture += big;
+      }
+      if (capture->size() > (4u << 20)) capture->erase(0, capture->size() - (1u << 20));
+    }
+  }
   if (!debug) return 0;  // warnings are turned into per-probe reasons; FSRACE_BPF_DEBUG=1 shows libbpf's log
   return vfprintf(stderr, fmt_s, ap);
 }
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
+  size_t b = s.find_first_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b);
+}
+
+}  // namespace
+
+// The verifier's verdict from libbpf's load output: the program that failed and the last lines of its
+// verifier log before "-- END PROG LOAD LOG --" (without the "processed N insns" statistics). Other
+// libbpf errors (CO-RE relocation failures, ...) are returned as their last warning line.
+std::string verifier_summary(const std::string& log, size_t max_lines) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < log.size()) {
+    size_t e = log.find('\n', pos);
+    if (e == std::string::npos) e = log.size();
+    lines.push_back(log.substr(pos, e - pos));
+    pos = e + 1;
+  }
+  auto strip = [](std::string l) {
+    if (l.rfind("libbpf: ", 0) == 0) l = l.substr(8);
+    return trim(l);
+  };
+  // the last program whose log was printed
+  for (size_t i = lines.size(); i-- > 0;) {
+    if (lines[i].find("-- END PROG LOAD LOG --") == std::string::npos) continue;
+    size_t begin = i;
+    while (begin > 0 && lines[begin].find("-- BEGIN PROG LOAD LOG --") == std::string::npos) --begin;
+    std::string prog;
+    size_t q = lines[begin].find("prog '");
+    if (q != std::string::npos) {
+      size_t q2 = lines[begin].find('\'', q + 6);
+      if (q2 != std::string::npos) prog = lines[begin].substr(q + 6, q2 - q - 6);
+    }
+    std::vector<std::string> keep;
+    for (size_t j = i; j-- > begin + 1 && keep.size() < max_lines;) {
+      std::string l = strip(lines[j]);
+      if (l.empty() || l.rfind("processed ", 0) == 0 || l.rfind("verification time", 0) == 0 ||
+          l.rfind("stack depth", 0) == 0)
+        continue;
+      keep.insert(keep.begin(), l);
+    }
+    std::string out = prog.empty() ? "verifier: " : fmt::format("verifier on {}: ", prog);
+    for (size_t j = 0; j < keep.size(); ++j) out += (j ? " | " : "") + keep[j];
+    return out;
+  }
+  for (size_t i = lines.size(); i-- > 0;) {
+    std::string l = strip(lines[i]);
+    if (!l.empty() && l.find("failed to load object") == std::string::npos && l.find("failed to load BPF skeleton") == std::string::npos)
+      return l;
+  }
+  return "";
+}
+
+// Errors that mean "this attach mode is refused on this kernel", not "this probe has a problem". EACCES
+// is also what the verifier answers when it rejects one program: that (err names the verifier's
+// verdict, see verifier_summary) is the probe's problem, and the mode stays open for the others.
+// At attach, only EPERM is the kernel's policy: ENOTSUPP there is the BPF trampoline refusing this
+// one function (6.1's x86 trampoline takes at most 6 arguments, e.g. not iomap_dio_rw).
+bool mode_wide(int e, const std::string& err) {
+  if (err.find("verifier on ") != std::string::npos) return false;
+  if (err.rfind("attach of ", 0) == 0) return e == EPERM;
+  return e == EPERM || e == EACCES || e == EOPNOTSUPP || e == 524;
+}
+
+namespace {
 
 struct FamilyOps {
   std::string name;
@@ -72,8 +164,6 @@ std::string errno_text(int e) {
   return *n ? fmt::format("{} ({})", n, e == 524 ? "not supported" : strerror(e)) : strerror(e);
 }
 
-// Errors that mean "this attach mode is refused on this kernel", not "this probe has a problem".
-bool mode_wide(int e) { return e == EPERM || e == EACCES || e == EOPNOTSUPP || e == 524; }
 
 }  // namespace
 
@@ -88,6 +178,7 @@ struct ProbeSession::Impl {
   std::vector<Instance> instances;
   std::vector<bpf_link*> links;
   std::map<AttachMode, std::string> refused;
+  std::map<int, std::map<AttachMode, std::string>> failed;  // probe id -> mode -> why it failed for that probe
   ring_buffer* rb = nullptr;
   std::thread reader;
   std::atomic<bool> stop{false};
@@ -176,10 +267,18 @@ struct ProbeSession::Impl {
     c.self_pid = uint32_t(getpid());
     c.lock_snapshot = opt.lock_snapshot ? 1 : 0;
     std::memcpy(fam.cfg(s), &c, sizeof c);
-    int r = bpf_object__load(obj);
+    std::string log;
+    int r;
+    {
+      std::lock_guard<std::mutex> g(capture_mu);
+      capture = &log;
+      r = bpf_object__load(obj);
+      capture = nullptr;
+    }
     if (r != 0) {
       eno = -r;
-      err = fmt::format("load failed: {}", errno_text(eno));
+      std::string why = verifier_summary(log);
+      err = fmt::format("load failed: {}{}", errno_text(eno), why.empty() ? "" : " — " + why);
       fam.destroy(s);
       return nullptr;
     }
@@ -195,6 +294,9 @@ struct ProbeSession::Impl {
       if (!l) {
         eno = prog ? errno : ENOENT;
         err = fmt::format("attach of {} failed: {}", name, errno_text(eno));
+        if (eno == 524 && mode == AttachMode::kFentry)
+          err += fmt::format(" (the BPF trampoline cannot take {}: before 6.6 x86 attaches fentry/fexit only to "
+                             "functions with at most 6 arguments)", spec.func);
         for (auto* x : mine) bpf_link__destroy(x);
         return false;
       }
@@ -229,24 +331,54 @@ struct ProbeSession::Impl {
       }
       if (s) fam.destroy(s);
       c.skip = err;
-      if (mode_wide(eno) && !spec.tracepoint) refused[c.mode] = fmt::format("refused by this kernel ({})", err);
-      if (mode_wide(eno) && !spec.tracepoint) c.skip = refused[c.mode];
+      if (mode_wide(eno, err) && !spec.tracepoint) {
+        refused[c.mode] = fmt::format("refused by this kernel ({})", err);
+        c.skip = refused[c.mode];
+      }
     }
     r.mode = AttachMode::kNone;
     r.reason = summarize_reasons(cands);
     return r;
   }
 
+  // The planner's candidates for `spec`, with the modes this session already saw fail for this probe
+  // alone (a verifier rejection, a function the trampoline cannot take) skipped with that reason.
+  std::vector<Candidate> plan(const ProbeSpec& spec) {
+    auto cands = plan_probe(spec, k, refused);
+    auto f = failed.find(spec.id);
+    if (f != failed.end())
+      for (auto& c : cands) {
+        auto it = f->second.find(c.mode);
+        if (c.skip.empty() && it != f->second.end()) c.skip = it->second;
+      }
+    return cands;
+  }
+
+  // "fentry/fexit: <why>; ..." for the modes before `mode` that were skipped.
+  static std::string fallback_notes(const std::vector<Candidate>& cands, AttachMode mode) {
+    std::string joined;
+    for (const auto& c : cands)
+      if (c.mode != mode && !c.skip.empty() && int(c.mode) < int(mode))
+        joined += fmt::format("{}{}: {}", joined.empty() ? "" : "; ", attach_mode_name(c.mode), c.skip);
+    return joined;
+  }
+
   void start_all(std::vector<ProbeResult>& results) {
-    // Function attach modes are refused or allowed kernel-wide: find out once on the first function
-    // probe whose precheck passes, so the family objects below do not fail as a whole.
+    // Function attach modes are refused or allowed kernel-wide: find out once, on the first function
+    // probe that would use the mode, so the family objects below do not fail as a whole. A failure
+    // of that probe alone (the verifier rejecting its program, ...) says nothing about the mode: it
+    // is remembered for the probe and the mode is tested on the next one.
     for (AttachMode m : {AttachMode::kFentry, AttachMode::kKprobe}) {
       for (const auto& spec : probe_catalog()) {
-        if (spec.tracepoint) continue;
-        auto cands = plan_probe(spec, k, refused);
-        bool usable = false;
-        for (const auto& c : cands) usable |= c.mode == m && c.skip.empty();
-        if (!usable) continue;
+        if (spec.tracepoint || results[spec.id].mode != AttachMode::kNone) continue;
+        auto cands = plan(spec);
+        AttachMode first = AttachMode::kNone;
+        for (const auto& c : cands)
+          if (c.skip.empty()) {
+            first = c.mode;
+            break;
+          }
+        if (first != m) continue;
         const FamilyOps* fam = nullptr;
         for (const auto& f : families())
           if (f.name == spec.family) fam = &f;
@@ -257,15 +389,18 @@ struct ProbeSession::Impl {
           if (attach(s, *fam, spec, m, err, eno)) {
             // keep it: this probe is done
             instances.push_back({fam, s});
-            ProbeResult r{&spec, m, "", false};
-            results[spec.id] = r;
+            results[spec.id] = ProbeResult{&spec, m, fallback_notes(cands, m), false};
           } else {
             fam->destroy(s);
           }
         }
         if (!s || !err.empty()) {
-          if (mode_wide(eno)) refused[m] = fmt::format("refused by this kernel ({})", err);
-          else continue;  // probe-specific problem: test the mode on the next function
+          if (mode_wide(eno, err)) {
+            refused[m] = fmt::format("refused by this kernel ({})", err);
+          } else {
+            failed[spec.id][m] = err;
+            continue;  // probe-specific problem: test the mode on the next function
+          }
         }
         break;
       }
@@ -275,7 +410,7 @@ struct ProbeSession::Impl {
       std::map<int, std::vector<Candidate>> plans;
       for (const auto& spec : probe_catalog()) {
         if (spec.family != fam.name || results[spec.id].mode != AttachMode::kNone) continue;
-        auto cands = plan_probe(spec, k, refused);
+        auto cands = plan(spec);
         plans[spec.id] = cands;
         AttachMode pick = AttachMode::kNone;
         for (const auto& c : cands)

@@ -44,6 +44,15 @@ struct SessionStats {
   nlohmann::json per_probe;     // name -> {hits, emitted, dropped}
 };
 
+// One line from libbpf's output of a failed bpf_object__load: "verifier on <prog>: <last lines of the
+// verifier log>" (joined with " | "), else libbpf's last warning; "" if there is nothing useful.
+std::string verifier_summary(const std::string& libbpf_log, size_t max_lines = 3);
+
+// Whether a load/attach failure (errno, and the message the loader made of it) means the attach mode is
+// refused on this kernel for every probe (EPERM, ...) rather than a problem of this probe's program
+// (the verifier rejecting it, the trampoline not taking this function).
+bool mode_wide(int eno, const std::string& err);
+
 class ProbeSession {
  public:
   // Plans, loads and attaches. Never throws for a missing probe unless it is required; BPF being

@@ -35,8 +35,8 @@ static __always_inline int acquire_enter(__u32 probe, void *sem, __u64 write)
 	if (!e)
 		return 0;
 	e->a[0] = write;
-	fsr_submit(e);
 	struct fsr_stash s = {.ino = e->ino, .dev = e->dev, .mode = (__u32)write, .ptr = (__u64)sem};
+	fsr_submit(e); /* after the last access to e: a submitted record is no longer ours */
 	__u64 k = fsr_stash_key(probe);
 	bpf_map_update_elem(&fsr_stash_map, &k, &s, BPF_ANY);
 	return 0;

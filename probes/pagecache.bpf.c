@@ -12,10 +12,35 @@ struct folio___v618 {
 	unsigned long _flags_1;
 } __attribute__((preserve_access_index));
 
+/* folio->flags: unsigned long on 6.1, memdesc_flags_t (a struct wrapping the unsigned long) on recent
+ * kernels such as 6.18. A field access through the build kernel's struct folio would not relocate on the other kind
+ * (CO-RE refuses an int <-> struct field match, and the program fails to load), so each layout gets
+ * its own flavor and the existing one is read. */
+struct folio___flags_ul {
+	unsigned long flags;
+} __attribute__((preserve_access_index));
+struct fsr_memdesc_flags {
+	unsigned long f;
+};
+struct folio___flags_md {
+	struct fsr_memdesc_flags flags;
+} __attribute__((preserve_access_index));
+
+static __always_inline unsigned long folio_flags(struct folio *folio)
+{
+	struct folio___flags_ul *ful = (void *)folio;
+	struct folio___flags_md *fmd = (void *)folio;
+	unsigned long flags = 0;
+	if (bpf_core_field_exists(ful->flags))
+		bpf_core_read(&flags, sizeof(flags), &ful->flags);
+	else if (bpf_core_field_exists(fmd->flags))
+		bpf_core_read(&flags, sizeof(flags), &fmd->flags);
+	return flags;
+}
+
 static __always_inline __u64 folio_pages(struct folio *folio)
 {
-	unsigned long flags = 0;
-	bpf_core_read(&flags, sizeof(flags), &folio->flags);
+	unsigned long flags = folio_flags(folio);
 	int head = bpf_core_enum_value(enum pageflags, PG_head);
 	if (!(flags & (1UL << head)))
 		return 1;
@@ -109,8 +134,8 @@ static __always_inline int trunc_enter(struct inode *inode, long long lstart, lo
 		return 0;
 	e->a[0] = lstart;
 	e->a[1] = lend;
-	fsr_submit(e);
 	struct fsr_stash s = {.ino = e->ino, .dev = e->dev, .a = {lstart, lend, 0}, .ptr = (__u64)inode};
+	fsr_submit(e); /* after the last access to e: a submitted record is no longer ours */
 	__u64 k = fsr_stash_key(FSR_P_TRUNC_PC);
 	bpf_map_update_elem(&fsr_stash_map, &k, &s, BPF_ANY);
 	return 0;
@@ -151,8 +176,8 @@ static __always_inline int inval2_enter(struct address_space *mapping, unsigned 
 		return 0;
 	e->a[0] = start;
 	e->a[1] = end;
-	fsr_submit(e);
 	struct fsr_stash s = {.ino = e->ino, .dev = e->dev, .a = {start, end, 0}, .ptr = (__u64)inode};
+	fsr_submit(e); /* after the last access to e: a submitted record is no longer ours */
 	__u64 k = fsr_stash_key(FSR_P_INVAL2);
 	bpf_map_update_elem(&fsr_stash_map, &k, &s, BPF_ANY);
 	return 0;

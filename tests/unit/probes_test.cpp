@@ -15,6 +15,7 @@
 #include "probes/catalog.h"
 #include "probes/events.h"
 #include "probes/kernel_info.h"
+#include "probes/loader.h"
 
 using namespace fsrace;
 using namespace fsrace::probes;
@@ -201,6 +202,43 @@ TEST(ProbePlan, RecordedDebian61) {
   std::map<AttachMode, std::string> refused = {{AttachMode::kFentry, "refused"}};
   EXPECT_EQ(first_usable(plan_probe(probe("xfs_iomap_valid"), k, refused)), AttachMode::kKprobe);
   EXPECT_EQ(first_usable(plan_probe(probe("down_write"), k)), AttachMode::kFentry);
+}
+
+// libbpf's output of a failed load as the loader captures it (shape of libbpf 1.1 on the 6.1 guest,
+// where the entry stash was read after bpf_ringbuf_submit): the reason keeps the verifier's verdict.
+TEST(ProbeLoader, VerifierSummaryKeepsTheVerdict) {
+  const std::string log =
+      "libbpf: prog 'fentry__trunc_pc': BPF program load failed: Permission denied\n"
+      "libbpf: prog 'fentry__trunc_pc': -- BEGIN PROG LOAD LOG --\n"
+      "0: R1=ctx(off=0,imm=0) R10=fp0\n"
+      "; int BPF_PROG(fentry__trunc_pc, struct inode *inode, long long lstart, long long lend)\n"
+      "0: (79) r7 = *(u64 *)(r1 +8)         ; R1=ctx(off=0,imm=0) R7_w=scalar()\n"
+      "; struct fsr_stash s = {.ino = e->ino, .dev = e->dev};\n"
+      "193: (79) r1 = *(u64 *)(r6 +8)\n"
+      "R6 invalid mem access 'scalar'\n"
+      "processed 180 insns (limit 1000000) max_states_per_insn 0 total_states 10 peak_states 10 mark_read 6\n"
+      "-- END PROG LOAD LOG --\n"
+      "libbpf: prog 'fentry__trunc_pc': failed to load: -13\n"
+      "libbpf: failed to load object 'pagecache_bpf'\n";
+  EXPECT_EQ(verifier_summary(log),
+            "verifier on fentry__trunc_pc: ; struct fsr_stash s = {.ino = e->ino, .dev = e->dev}; | "
+            "193: (79) r1 = *(u64 *)(r6 +8) | R6 invalid mem access 'scalar'");
+  EXPECT_EQ(verifier_summary(log, 1), "verifier on fentry__trunc_pc: R6 invalid mem access 'scalar'");
+  // refused before verification (no log): libbpf's last useful line
+  EXPECT_EQ(verifier_summary("libbpf: prog 'fentry__trunc_pc': failed to load: -1\n"
+                             "libbpf: failed to load object 'pagecache_bpf'\n"
+                             "libbpf: failed to load BPF skeleton 'pagecache_bpf': -1\n"),
+            "prog 'fentry__trunc_pc': failed to load: -1");
+  EXPECT_EQ(verifier_summary(""), "");
+}
+
+TEST(ProbeLoader, VerifierRejectionIsNotAModeRefusal) {
+  EXPECT_TRUE(mode_wide(EPERM, "load failed: EPERM (Operation not permitted) — prog 'fentry__trunc_pc': failed to load: -1"));
+  EXPECT_TRUE(mode_wide(EACCES, "load failed: EACCES (Permission denied)"));
+  EXPECT_FALSE(mode_wide(EACCES, "load failed: EACCES (Permission denied) — verifier on kprobe__trunc_pc: R6 invalid mem access 'scalar'"));
+  // 6.1's trampoline refuses iomap_dio_rw (7 arguments) at attach: that function only
+  EXPECT_FALSE(mode_wide(524, "attach of fentry__iomap_dio_rw failed: ENOTSUPP (not supported)"));
+  EXPECT_TRUE(mode_wide(EPERM, "attach of fentry__down_write failed: EPERM (Operation not permitted)"));
 }
 
 TEST(ProbePlan, ParseStaleFlag) {
