@@ -117,6 +117,7 @@ class ThreadLog {
   uint32_t thread_;
   bool enabled_;
   uint64_t seq_ = 0;
+  uint64_t progress_local_ = 0;
   std::vector<uint8_t> buf_;
   size_t used_ = 0;
   uint32_t nops_ = 0;
