@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cerrno>
@@ -271,7 +272,12 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   uint64_t deadline = now_ns() + uint64_t(env.duration_s * 1e9);
   bool quiesce = env.quiesce && env.quiesce_ms > 0;
   bool pin = env.cfg->params.count("pin_cpus") && env.cfg->i("pin_cpus") != 0;
-  uint64_t jitter_ns = env.cfg->params.count("jitter_us") ? uint64_t(env.cfg->d("jitter_us") * 1000) : 0;
+  // jitter_us > 0: fixed; -1: calibrated on this kernel from the ops' own latency (below); 0: off.
+  double jitter_param = env.cfg->params.count("jitter_us") ? env.cfg->d("jitter_us") : 0;
+  bool jitter_auto = jitter_param < 0;
+  std::atomic<uint64_t> jitter_a{jitter_auto ? 0 : uint64_t(jitter_param * 1000)};
+  constexpr uint64_t kCalibNs = 300000000;  // calibration window at the start of the race
+  std::vector<std::atomic<uint64_t>> mean_step(size_t(nthreads) + 1);
   unsigned ncpus = std::max(1u, std::thread::hardware_concurrency());
 
   RaceStats stats;
@@ -301,9 +307,13 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
           pthread_setaffinity_np(pthread_self(), sizeof set, &set);
         }
         while (!go.load()) std::this_thread::yield();
+        Rng jrng(env.seed ^ (uint64_t(tid) << 32) ^ 0x6a17);  // own stream: jitter never shifts the op sequence
+        uint64_t t_go = now_ns(), calib_sum = 0, calib_n = 0;
+        bool calibrating = jitter_auto;
         for (uint64_t done = 0; running(done); ++done) {
-          if (jitter_ns) {  // spin, not sleep: a sleep's wakeup latency dwarfs the windows we aim at
-            uint64_t until = now_ns() + ctx.rng.below(jitter_ns);
+          if (uint64_t j = jitter_a.load(std::memory_order_relaxed)) {
+            // spin, not sleep: a sleep's wakeup latency dwarfs the windows we aim at
+            uint64_t until = now_ns() + jrng.below(j);
             while (now_ns() < until) {
             }
           }
@@ -311,7 +321,17 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
             sync.arrive_and_wait();  // stopped: the coordinator checks
             sync.arrive_and_wait();  // resumed
           }
+          uint64_t s0 = calibrating ? now_ns() : 0;
           step(ctx);
+          if (calibrating) {
+            uint64_t s1 = now_ns();
+            calib_sum += s1 - s0;
+            ++calib_n;
+            if (s1 - t_go > kCalibNs) {
+              mean_step[tid].store(calib_sum / calib_n);
+              calibrating = false;
+            }
+          }
         }
         sync.arrive_and_drop();
         live.fetch_sub(1);
@@ -324,6 +344,24 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   uint64_t t0 = now_ns();
   go = true;
   uint32_t round = 100;  // verification rounds 1 and 2 belong to the post-race checks
+  std::string jitter_note;
+  if (jitter_auto) {
+    // Calibration: spread each thread's op starts over about twice the typical op latency of this kernel
+    // and filesystem, so the racing ops' windows land on each other instead of in lockstep.
+    while (now_ns() - t0 < kCalibNs + 20000000 && live.load() == nthreads) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::vector<uint64_t> means;
+    for (auto& m : mean_step)
+      if (uint64_t v = m.load()) means.push_back(v);
+    if (!means.empty()) {
+      std::sort(means.begin(), means.end());
+      uint64_t med = means[means.size() / 2];
+      jitter_a = std::max<uint64_t>(2 * med, 1000);
+      jitter_note = fmt::format("calibrated: median op latency {:.1f} us -> 0..{:.1f} us spin before each op", med / 1e3,
+                                jitter_a.load() / 1e3);
+    } else {
+      jitter_note = "calibration did not finish (race shorter than 0.3 s): no jitter";
+    }
+  }
   if (quiesce) {
     while (live.load() == nthreads) {
       uint64_t next = now_ns() + uint64_t(env.quiesce_ms * 1e6);
@@ -341,7 +379,8 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   stats.seconds = double(now_ns() - t0) / 1e9;
   stats.quiescent_rounds = round - 100;
   if (pin) stats.widening["pin_cpus"] = fmt::format("threads pinned round-robin to {} CPUs", ncpus);
-  if (jitter_ns) stats.widening["jitter"] = fmt::format("0..{} us spin before each op", jitter_ns / 1000);
+  if (jitter_auto) stats.widening["jitter"] = jitter_note;
+  else if (uint64_t j = jitter_a.load()) stats.widening["jitter"] = fmt::format("0..{} us spin before each op", j / 1000);
   if (uint64_t n = stats.widening_counts["uffd-paused"]) {
     uint64_t inside = stats.widening_counts["uffd-race-inside-pause"];
     stats.widening["userfaultfd"] =

@@ -37,7 +37,8 @@ class TableScenario : public Scenario {
         {"max_range_blocks", T::kInt, 8, 1, 4096, "largest range of one op, in blocks"},
         {"iterations", T::kInt, 0, 0, 1e12, "ops per thread (0: until the duration ends)"},
         {"pin_cpus", T::kInt, 0, 0, 1, "1: pin racing threads round-robin to CPUs (widening)"},
-        {"jitter_us", T::kDouble, 0, 0, 100000, "random spin of 0..N us before each op (widening)"},
+        {"jitter_us", T::kDouble, 0, -1, 100000,
+         "random spin of 0..N us before each op (widening); -1: calibrate N from this kernel's op latency"},
     };
     spec_.params.insert(spec_.params.end(), params.begin(), params.end());
   }

@@ -16,13 +16,15 @@ namespace {
 
 using Seq = std::map<uint32_t, std::vector<std::tuple<uint16_t, uint16_t, uint64_t, uint64_t>>>;
 
-Seq run_once(const std::string& scenario, uint64_t seed, const std::string& tag) {
+Seq run_once(const std::string& scenario, uint64_t seed, const std::string& tag,
+             const std::map<std::string, double>& overrides = {}) {
   std::string dir = fmt::format("/tmp/fsrace-det-{}-{}", getpid(), tag);
   make_dirs(dir);
   Scenario* sc = find_scenario(scenario);
   ScenarioConfig cfg{scenario, {}};
   for (const auto& p : sc->spec().params) cfg.params[p.name] = p.def;
   cfg.params["iterations"] = 150;
+  for (const auto& [k, v] : overrides) cfg.params[k] = v;
   ScenarioEnv env;
   env.dir = dir;
   env.cfg = &cfg;
@@ -80,3 +82,9 @@ INSTANTIATE_TEST_SUITE_P(AllScenarios, Determinism,
                              if (ch == '-') ch = '_';
                            return n;
                          });
+
+TEST(Determinism, JitterNeverShiftsTheOpSequence) {
+  Seq plain = run_once("punch-vs-fault", 42, "plain");
+  Seq jittered = run_once("punch-vs-fault", 42, "jitter", {{"jitter_us", 30}});
+  EXPECT_EQ(plain, jittered);
+}
