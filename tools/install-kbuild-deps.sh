@@ -13,22 +13,5 @@ PKGS=(
   perl patch xz-utils cpio rsync python3
   qemu-system-x86             # boot checks (TCG)
 )
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "kbuild-deps: all ${#PKGS[@]} packages already installed"
-  exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "kbuild-deps: missing packages ${missing[*]}: run 'sudo $0' (apt-get needs root)" >&2
-  exit 2
-fi
-echo "kbuild-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "kbuild-deps: installed ${missing[*]}"
+source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
+ensure_packages kbuild-deps "${PKGS[@]}"
