@@ -1,4 +1,5 @@
 #include "harness/agent.h"
+#include "harness/host.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,15 +38,7 @@ double uptime_s() {
   return up;
 }
 
-bool fs_listed(const std::string& type) {
-  std::ifstream in("/proc/filesystems");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto tab = line.rfind('\t');
-    if ((tab == std::string::npos ? line : line.substr(tab + 1)) == type) return true;
-  }
-  return false;
-}
+bool fs_listed(const std::string& type) { return fs_registered(type); }
 
 // Every thread of this process: name, scheduler state, wait channel and current syscall (number and
 // arguments, from /proc/self/task/<tid>/syscall): what was in flight when the guest stopped.

@@ -102,7 +102,6 @@ bool find_in_path(const std::string& prog) {
   return false;
 }
 
-namespace {
 bool fs_registered(const std::string& type) {
   std::ifstream in("/proc/filesystems");
   std::string line;
@@ -112,7 +111,6 @@ bool fs_registered(const std::string& type) {
   }
   return false;
 }
-}  // namespace
 
 void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
   if (geteuid() != 0)

@@ -20,6 +20,8 @@ struct CommandResult {
 };
 CommandResult run_command(const std::vector<std::string>& argv);
 bool find_in_path(const std::string& prog);
+// Is `type` listed in /proc/filesystems (built in or its module loaded)?
+bool fs_registered(const std::string& type);
 
 // Host-mode preconditions for these filesystems; throws UsageError with the fix.
 // need_loop = false when the block devices are given (VM guest: virtio disks).
