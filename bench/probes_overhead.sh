@@ -27,10 +27,15 @@ for fs in ext4 xfs; do
 import statistics, sys
 fs, base, probed, ev = sys.argv[1], list(map(float, sys.argv[2].split())), list(map(float, sys.argv[3].split())), sys.argv[4].split()
 b, p = statistics.median(base), statistics.median(probed)
+mb, mp = statistics.mean(base), statistics.mean(probed)
+sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
 triples = [ev[i:i+3] for i in range(0, len(ev), 3)]
-print(f"{fs:5} no probes: median {b:9.0f} ops/s  {' '.join(f'{x:.0f}' for x in base)}")
-print(f"{fs:5} probes:    median {p:9.0f} ops/s  {' '.join(f'{x:.0f}' for x in probed)}  "
+print(f"{fs:5} no probes: median {b:9.0f} mean {mb:9.0f} sd {sd(base):7.0f} ops/s  {' '.join(f'{x:.0f}' for x in base)}")
+print(f"{fs:5} probes:    median {p:9.0f} mean {mp:9.0f} sd {sd(probed):7.0f} ops/s  {' '.join(f'{x:.0f}' for x in probed)}  "
       f"(attached {triples[0][2]}, events/run {' '.join(t[0] for t in triples)}, dropped {' '.join(t[1] for t in triples)})")
-print(f"{fs:5} probes/none = {100*p/b:.1f} %  (target >= 95 %)")
+# pairwise ratios (each probed run against the unprobed run just before it) show the run-to-run spread
+pairs = [100 * x / y for x, y in zip(probed, base)]
+print(f"{fs:5} probes/none = {100*p/b:.1f} % of medians, {100*mp/mb:.1f} % of means, per pair {' '.join(f'{x:.0f}' for x in pairs)} "
+      f"(sd {sd(pairs):.1f})  (target >= 95 %)")
 PY
 done

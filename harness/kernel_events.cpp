@@ -213,7 +213,8 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
   };
   std::map<std::string, uint64_t> by_kind;
   struct Resv {
-    uint64_t reserve_events = 0, released = 0, used = 0;
+    uint64_t reserve_events = 0, released = 0, used = 0;  // from individual events (older streams, negative balances)
+    uint64_t sum_reserve = 0, sum_released = 0, sum_used = 0;  // latest BPF-side totals (FSR_EV_EXT4_RESV_SUMMARY)
     int64_t last = -1;          // i_reserved_data_blocks after the last event that showed it
     const fsr_event* sync_after_race = nullptr;  // first fsync exit after the race with blocks still reserved
     const fsr_event* evict = nullptr;
@@ -227,7 +228,7 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
     ++by_kind[probes::event_kind_name(e.kind)];
     auto sv = [](uint64_t v) { return int64_t(v); };
     Resv* r = nullptr;
-    if (e.kind >= FSR_EV_EXT4_DA_RESERVE && e.kind <= FSR_EV_EXT4_EVICT) {
+    if ((e.kind >= FSR_EV_EXT4_DA_RESERVE && e.kind <= FSR_EV_EXT4_EVICT) || e.kind == FSR_EV_EXT4_RESV_SUMMARY) {
       r = &resv[{e.dev, e.ino}];
       r->ext4 = true;
     }
@@ -249,6 +250,12 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
           r->last = sv(e.a[0]);
           if (r->last > 0 && ctx.race_end_ns && e.ts_ns > ctx.race_end_ns && !r->sync_after_race) r->sync_after_race = &e;
         }
+        break;
+      case FSR_EV_EXT4_RESV_SUMMARY:  // cumulative since the probes attached: the latest one wins
+        r->sum_reserve = e.a[0];
+        r->sum_released = e.a[1];
+        r->sum_used = e.a[2];
+        if (e.a[3] != kUnknown) r->last = sv(e.a[3]);
         break;
       case FSR_EV_EXT4_EVICT:
         if (e.a[0] != kUnknown) r->last = sv(e.a[0]);
@@ -285,7 +292,10 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
     }
   }
   nlohmann::json rj = nlohmann::json::array();
-  for (const auto& [id, r] : resv) {
+  for (auto& [id, r] : resv) {
+    r.reserve_events = std::max(r.reserve_events, r.sum_reserve);
+    r.released = std::max(r.released, r.sum_released);
+    r.used = std::max(r.used, r.sum_used);
     std::string file = name_of(id.dev, id.ino);
     nlohmann::json j = {{"file", file}, {"ino", id.ino}, {"reserve_events", r.reserve_events}, {"released_blocks", r.released},
                         {"used_blocks", r.used}, {"last_reserved", r.last}};

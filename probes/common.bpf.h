@@ -73,6 +73,22 @@ static __always_inline bool fsr_inode_id(struct inode *inode, __u32 *dev, __u64 
 	return true;
 }
 
+/* The same from a tp_btf program, whose arguments are BTF pointers: plain loads (CO-RE relocated through
+ * vmlinux.h's preserve_access_index, NULL-safe: a faulting BTF load reads 0) instead of one
+ * bpf_probe_read_kernel helper call per field. This runs for every event system-wide before the
+ * filter, so it is the hot path. Only for tp_btf / fentry: raw_tp arguments are plain scalars. */
+static __always_inline bool fsr_inode_id_btf(struct inode *inode, __u32 *dev, __u64 *ino)
+{
+	if (!inode)
+		return false;
+	struct super_block *sb = inode->i_sb;
+	if (!sb)
+		return false;
+	*dev = sb->s_dev;
+	*ino = inode->i_ino;
+	return true;
+}
+
 /* Address of mapping->invalidate_lock, 0 if this kernel's address_space has none. */
 static __always_inline __u64 fsr_lock_addr(struct address_space *mapping)
 {
@@ -157,18 +173,30 @@ static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct addres
 		e->flags |= FSR_F_LOCK_SELF;
 }
 
-/* The common case: an event about `inode` from a probe that has the inode pointer. */
-static __always_inline struct fsr_event *fsr_inode_event(__u32 probe, __u16 kind, struct inode *inode)
+/* The common case: an event about `inode` from a probe that has the inode pointer. `btf`: a
+ * compile-time constant, true in tp_btf programs (direct loads, see fsr_inode_id_btf). */
+static __always_inline struct fsr_event *fsr_inode_event_x(__u32 probe, __u16 kind, struct inode *inode, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (btf) {
+		if (!fsr_inode_id_btf(inode, &dev, &ino))
+			return NULL;
+	} else if (!fsr_inode_id(inode, &dev, &ino)) {
+		return NULL;
+	}
+	if (!fsr_match(dev, ino))
 		return NULL;
 	struct fsr_event *e = fsr_reserve(probe, kind, dev, ino);
 	if (!e)
 		return NULL;
 	fsr_lock_snapshot(e, BPF_CORE_READ(inode, i_mapping));
 	return e;
+}
+
+static __always_inline struct fsr_event *fsr_inode_event(__u32 probe, __u16 kind, struct inode *inode)
+{
+	return fsr_inode_event_x(probe, kind, inode, false);
 }
 
 /* An event from a classic tracepoint: only dev/ino from the trace record, no inode pointer. */

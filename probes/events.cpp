@@ -129,6 +129,7 @@ const char* event_kind_name(uint16_t k) {
     case FSR_EV_EXT4_FALLOC_EXIT: return "ext4-fallocate-done";
     case FSR_EV_EXT4_SYNC_EXIT: return "ext4-fsync-done";
     case FSR_EV_EXT4_EVICT: return "ext4-evict";
+    case FSR_EV_EXT4_RESV_SUMMARY: return "ext4-reservation-totals";
     case FSR_EV_FN_ENTER: return "enter";
     case FSR_EV_FN_EXIT: return "return";
   }
@@ -194,6 +195,9 @@ std::string describe_event(const fsr_event& e, uint64_t t0) {
     case FSR_EV_EXT4_FALLOC_EXIT: what += fmt::format(" offset {} blocks {} ret {}", sa(e.a[0]), e.a[1], e.ret); break;
     case FSR_EV_EXT4_SYNC_EXIT: what += fmt::format(" ret {} reserved {}", e.ret, sa(e.a[0])); break;
     case FSR_EV_EXT4_EVICT: what += fmt::format(" reserved {} nlink {}", sa(e.a[0]), e.a[1]); break;
+    case FSR_EV_EXT4_RESV_SUMMARY:
+      what += fmt::format(" {} reserve events, {} blocks released, {} converted, reserved now {}", e.a[0], e.a[1], e.a[2], sa(e.a[3]));
+      break;
     case FSR_EV_FN_ENTER: what = fmt::format("{} enter offset {} len {}", probe_name(e.probe), sa(e.a[0]), sa(e.a[1])); break;
     case FSR_EV_FN_EXIT: what = fmt::format("{} returned {}", probe_name(e.probe), e.ret); break;
     default: break;

@@ -38,13 +38,88 @@ static __always_inline struct fsr_event *ext4_event(__u32 probe, __u16 kind, str
 	return fsr_inode_event(probe, kind, inode);
 }
 
+/* Per-inode reservation totals. Reserve / release / update fire for every delayed-allocation block
+ * (about 100k/s during a punch-vs-fault race, a third of all events), so they are counted here and
+ * sent as one FSR_EV_EXT4_RESV_SUMMARY before every fsync-exit and evict event; an individual event
+ * is still emitted when the balance would go negative (the accounting bug itself). */
+struct fsr_resv_totals {
+	__u64 reserves;
+	__u64 released;
+	__u64 used;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct fsr_inode_key);
+	__type(value, struct fsr_resv_totals);
+} fsr_resv SEC(".maps");
+
+static __always_inline struct fsr_resv_totals *resv_totals(__u32 dev, __u64 ino)
+{
+	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
+	struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &k);
+	if (t)
+		return t;
+	struct fsr_resv_totals z = {};
+	bpf_map_update_elem(&fsr_resv, &k, &z, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&fsr_resv, &k);
+}
+
+/* Counts one reserve (which = 0), release (1, n blocks) or update (2, n blocks) for a test inode.
+ * Returns true when the event must still be emitted: the reserved count read before the change,
+ * minus n, is negative. */
+static __always_inline bool resv_count(__u32 probe, __u32 dev, __u64 ino, int which, __s64 before, __s64 n)
+{
+	struct fsr_probe_stats *st = fsr_stat(probe);
+	if (st)
+		st->hits++;
+	struct fsr_resv_totals *t = resv_totals(dev, ino);
+	if (t) {
+		if (which == 0)
+			__sync_fetch_and_add(&t->reserves, 1);
+		else if (which == 1)
+			__sync_fetch_and_add(&t->released, n);
+		else
+			__sync_fetch_and_add(&t->used, n);
+	}
+	if (before == -1)
+		return false; /* unknown layout: the summary's totals are all there is */
+	return (__s32)before - (which == 0 ? 0 : n) < 0;
+}
+
+/* The totals event, sent before the fsync-exit / evict event of the same inode. */
+static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __s64 reserved_now, bool no_inode)
+{
+	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
+	struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &k);
+	struct fsr_event *e = fsr_reserve(probe, FSR_EV_EXT4_RESV_SUMMARY, dev, ino);
+	if (!e)
+		return;
+	if (t) {
+		e->a[0] = t->reserves;
+		e->a[1] = t->released;
+		e->a[2] = t->used;
+	}
+	e->a[3] = (__u64)reserved_now;
+	if (no_inode)
+		e->flags |= FSR_F_NO_INODE;
+	fsr_submit(e);
+}
+
 /* --- reservations --- */
 static __always_inline int reserve_body(struct inode *inode)
 {
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return 0;
+	__s64 now = reserved_blocks(inode);
+	if (!resv_count(FSR_P_EXT4_DA_RESERVE, dev, ino, 0, now, 0))
+		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode);
 	if (!e)
 		return 0;
-	e->a[0] = reserved_blocks(inode);
+	e->a[0] = now;
 	e->a[1] = (__u64)-1; /* the count argument exists only on 6.x>=6.10; derived from the balance */
 	fsr_submit(e);
 	return 0;
@@ -56,10 +131,17 @@ int BPF_PROG(raw__da_reserve, struct inode *inode) { return reserve_body(inode);
 SEC("tracepoint/ext4/ext4_da_reserve_space")
 int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+	__u64 ino = BPF_CORE_READ(ctx, ino);
+	if (!fsr_match(dev, ino))
+		return 0;
+	__s64 now = BPF_CORE_READ(ctx, reserved_data_blocks);
+	if (!resv_count(FSR_P_EXT4_DA_RESERVE, dev, ino, 0, now, 0))
+		return 0;
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, dev, ino);
 	if (!e)
 		return 0;
-	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
+	e->a[0] = now;
 	e->a[1] = bpf_core_field_exists(ctx->reserve_blocks) ? (__u64)(__s64)BPF_CORE_READ(ctx, reserve_blocks) : (__u64)-1;
 	fsr_submit(e);
 	return 0;
@@ -67,10 +149,17 @@ int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
 
 static __always_inline int release_body(struct inode *inode, int freed)
 {
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return 0;
+	__s64 before = reserved_blocks(inode);
+	if (!resv_count(FSR_P_EXT4_DA_RELEASE, dev, ino, 1, before, freed))
+		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, inode);
 	if (!e)
 		return 0;
-	e->a[0] = reserved_blocks(inode);
+	e->a[0] = before;
 	e->a[1] = (__u64)(__s64)freed;
 	fsr_submit(e);
 	return 0;
@@ -82,21 +171,36 @@ int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_b
 SEC("tracepoint/ext4/ext4_da_release_space")
 int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+	__u64 ino = BPF_CORE_READ(ctx, ino);
+	if (!fsr_match(dev, ino))
+		return 0;
+	__s64 before = BPF_CORE_READ(ctx, reserved_data_blocks);
+	__s64 freed = BPF_CORE_READ(ctx, freed_blocks);
+	if (!resv_count(FSR_P_EXT4_DA_RELEASE, dev, ino, 1, before, freed))
+		return 0;
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, dev, ino);
 	if (!e)
 		return 0;
-	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
-	e->a[1] = (__u64)(__s64)BPF_CORE_READ(ctx, freed_blocks);
+	e->a[0] = before;
+	e->a[1] = (__u64)freed;
 	fsr_submit(e);
 	return 0;
 }
 
 static __always_inline int update_body(struct inode *inode, int used, int quota_claim)
 {
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return 0;
+	__s64 before = reserved_blocks(inode);
+	if (!resv_count(FSR_P_EXT4_DA_UPDATE, dev, ino, 2, before, used))
+		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, inode);
 	if (!e)
 		return 0;
-	e->a[0] = reserved_blocks(inode);
+	e->a[0] = before;
 	e->a[1] = (__u64)(__s64)used;
 	e->a[2] = quota_claim;
 	fsr_submit(e);
@@ -109,11 +213,19 @@ int BPF_PROG(raw__da_update, struct inode *inode, int used, int quota_claim) { r
 SEC("tracepoint/ext4/ext4_da_update_reserve_space")
 int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+	__u64 ino = BPF_CORE_READ(ctx, ino);
+	if (!fsr_match(dev, ino))
+		return 0;
+	__s64 before = BPF_CORE_READ(ctx, reserved_data_blocks);
+	__s64 used = BPF_CORE_READ(ctx, used_blocks);
+	if (!resv_count(FSR_P_EXT4_DA_UPDATE, dev, ino, 2, before, used))
+		return 0;
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, dev, ino);
 	if (!e)
 		return 0;
-	e->a[0] = BPF_CORE_READ(ctx, reserved_data_blocks);
-	e->a[1] = (__u64)(__s64)BPF_CORE_READ(ctx, used_blocks);
+	e->a[0] = before;
+	e->a[1] = (__u64)used;
 	e->a[2] = BPF_CORE_READ(ctx, quota_claim);
 	fsr_submit(e);
 	return 0;
@@ -289,10 +401,16 @@ int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
 /* --- fsync exit and eviction: the reserved count must be back to zero --- */
 static __always_inline int sync_body(struct inode *inode, int ret)
 {
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return 0;
+	__s64 now = reserved_blocks(inode);
+	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, now, false);
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, inode);
 	if (!e)
 		return 0;
-	e->a[0] = reserved_blocks(inode);
+	e->a[0] = now;
 	e->ret = ret;
 	e->flags |= FSR_F_HAS_RET;
 	fsr_submit(e);
@@ -305,7 +423,12 @@ int BPF_PROG(raw__sync_exit, struct inode *inode, int ret) { return sync_body(in
 SEC("tracepoint/ext4/ext4_sync_file_exit")
 int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+	__u64 ino = BPF_CORE_READ(ctx, ino);
+	if (!fsr_match(dev, ino))
+		return 0;
+	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, -1, true);
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = (__u64)-1;
@@ -317,10 +440,16 @@ int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
 
 static __always_inline int evict_body(struct inode *inode)
 {
+	__u32 dev;
+	__u64 ino;
+	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+		return 0;
+	__s64 now = reserved_blocks(inode);
+	resv_summary(FSR_P_EXT4_EVICT, dev, ino, now, false);
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, inode);
 	if (!e)
 		return 0;
-	e->a[0] = reserved_blocks(inode);
+	e->a[0] = now;
 	e->a[1] = BPF_CORE_READ(inode, __i_nlink);
 	fsr_submit(e);
 	return 0;
@@ -332,7 +461,12 @@ int BPF_PROG(raw__evict, struct inode *inode) { return evict_body(inode); }
 SEC("tracepoint/ext4/ext4_evict_inode")
 int tp__evict(struct trace_event_raw_ext4_evict_inode *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+	__u64 ino = BPF_CORE_READ(ctx, ino);
+	if (!fsr_match(dev, ino))
+		return 0;
+	resv_summary(FSR_P_EXT4_EVICT, dev, ino, -1, true);
+	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = (__u64)-1;

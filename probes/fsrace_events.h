@@ -47,7 +47,11 @@ enum fsr_event_kind {
 	FSR_EV_EXT4_EVICT = 29,        /* inode evicted: a0 reserved_data_blocks (-1 unknown), a1 nlink */
 	FSR_EV_FN_ENTER = 30,          /* fs entry point entered: a0 offset, a1 length, a2 mode / flags */
 	FSR_EV_FN_EXIT = 31,           /* fs entry point returned: ret */
-	FSR_EV_KIND_MAX = 32,
+	FSR_EV_EXT4_RESV_SUMMARY = 32, /* per-inode reservation totals kept in BPF (individual reserve / release /
+					  * update events are not emitted unless the balance goes negative), sent
+					  * just before each fsync-exit and evict event: a0 reserve events, a1 blocks
+					  * released, a2 blocks converted at allocation, a3 reserved_data_blocks now */
+	FSR_EV_KIND_MAX = 33,
 };
 
 /* fsr_event.flags */

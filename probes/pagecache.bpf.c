@@ -55,12 +55,14 @@ static __always_inline __u64 folio_pages(struct folio *folio)
 	return 0; /* unknown */
 }
 
-static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind)
+static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind, const bool btf)
 {
-	struct address_space *mapping = BPF_CORE_READ(folio, mapping);
+	/* every page-cache insertion / deletion on the machine comes here: tp_btf reads the chain
+	 * folio->mapping->host->i_sb->s_dev, ->i_ino with plain loads, raw_tp with helper calls */
+	struct address_space *mapping = btf ? folio->mapping : BPF_CORE_READ(folio, mapping);
 	if (!mapping)
 		return 0;
-	struct fsr_event *e = fsr_inode_event(probe, kind, BPF_CORE_READ(mapping, host));
+	struct fsr_event *e = fsr_inode_event_x(probe, kind, btf ? mapping->host : BPF_CORE_READ(mapping, host), btf);
 	if (!e)
 		return 0;
 	e->a[0] = BPF_CORE_READ(folio, index);
@@ -70,13 +72,13 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind)
 }
 
 SEC("tp_btf/mm_filemap_add_to_page_cache")
-int BPF_PROG(btf__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD); }
+int BPF_PROG(btf__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, true); }
 SEC("raw_tp/mm_filemap_add_to_page_cache")
-int BPF_PROG(raw__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD); }
+int BPF_PROG(raw__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, false); }
 SEC("tp_btf/mm_filemap_delete_from_page_cache")
-int BPF_PROG(btf__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE); }
+int BPF_PROG(btf__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, true); }
 SEC("raw_tp/mm_filemap_delete_from_page_cache")
-int BPF_PROG(raw__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE); }
+int BPF_PROG(raw__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, false); }
 
 static __always_inline int pc_tp(struct trace_event_raw_mm_filemap_op_page_cache *ctx, __u32 probe, __u16 kind)
 {

@@ -431,6 +431,33 @@ TEST(KernelEventsAnalyzer, ReservationLeak) {
   EXPECT_TRUE(analyze_events(d, {"ext4", "s", "c", 100}).findings.empty());
 }
 
+TEST(KernelEventsAnalyzer, ReservationLeakFromBpfTotals) {
+  // current probes: no individual reserve/release/update events, a totals record before each fsync / evict
+  auto totals = [](uint64_t ts, uint16_t probe, uint64_t reserves, uint64_t released, uint64_t used, uint64_t now) {
+    fsr_event e = ev(ts, FSR_EV_EXT4_RESV_SUMMARY, probe, reserves, released);
+    e.a[2] = used;
+    e.a[3] = now;
+    return e;
+  };
+  auto d = stream({totals(199, FSR_P_EXT4_SYNC_EXIT, 5, 3, 1, 1), ev(200, FSR_EV_EXT4_SYNC_EXIT, FSR_P_EXT4_SYNC_EXIT, 1),
+                   totals(299, FSR_P_EXT4_EVICT, 6, 4, 1, 1), ev(300, FSR_EV_EXT4_EVICT, FSR_P_EXT4_EVICT, 1)});
+  EventAnalysis an = analyze_events(d, {"ext4", "s", "c", 100});
+  ASSERT_EQ(an.findings.size(), 1u);
+  EXPECT_EQ(an.findings[0].cls, "reservation-leak");
+  EXPECT_EQ(an.findings[0].time_ns, 200u);
+  EXPECT_NE(an.findings[0].detail.find("6 reserve, 4 blocks released, 1 blocks converted"), std::string::npos) << an.findings[0].detail;
+  ASSERT_EQ(an.summary["reservations"].size(), 1u);
+  EXPECT_EQ(an.summary["reservations"][0]["reserve_events"], 6u);
+  EXPECT_EQ(an.summary["reservations"][0]["last_reserved"], 1);
+  EXPECT_EQ(an.summary["by_kind"]["ext4-reservation-totals"], 2u);
+  // balanced totals: no finding
+  d = stream({totals(199, FSR_P_EXT4_SYNC_EXIT, 5, 4, 1, 0), ev(200, FSR_EV_EXT4_SYNC_EXIT, FSR_P_EXT4_SYNC_EXIT, 0),
+              totals(299, FSR_P_EXT4_EVICT, 5, 4, 1, 0), ev(300, FSR_EV_EXT4_EVICT, FSR_P_EXT4_EVICT, 0)});
+  EXPECT_TRUE(analyze_events(d, {"ext4", "s", "c", 100}).findings.empty());
+  EXPECT_NE(probes::describe_event(d.events[0]).find("5 reserve events, 4 blocks released, 1 converted, reserved now 0"), std::string::npos)
+      << probes::describe_event(d.events[0]);
+}
+
 TEST(KernelEventsAnalyzer, DioInvalidateFailedAndStaleIomap) {
   auto d = stream({ev(10, FSR_EV_DIO_INVALIDATE_FAIL, FSR_P_DIO_INVALIDATE_FAIL, 65536, 8192),
                    ev(20, FSR_EV_INVAL2_EXIT, FSR_P_INVAL2, 3, 4, -16), ev(21, FSR_EV_INVAL2_EXIT, FSR_P_INVAL2, 3, 4, 0),
