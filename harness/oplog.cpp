@@ -95,7 +95,7 @@ void ThreadLog::flush() {
   std::memcpy(buf_.data(), &h, sizeof h);
   buf_.resize(used_);
   log_->submit(std::move(buf_));
-  buf_ = std::vector<uint8_t>(kChunkBytes);
+  buf_ = log_->take_buffer();
   used_ = 0;
   nops_ = 0;
   last_op_ = SIZE_MAX;
@@ -188,6 +188,12 @@ void OpLog::writer_main() {
       queue_.pop_front();
     }
     size_t off = 0;
+    auto recycle = [&] {  // reuse chunk buffers: a fresh 1 MiB allocation is an mmap/munmap pair, whose
+                          // mmap_lock write side stalls the workload's page faults
+      c.resize(kChunkBytes);
+      std::lock_guard<std::mutex> g(mu_);
+      if (pool_.size() < 64) pool_.push_back(std::move(c));
+    };
     while (off < c.size()) {
       ssize_t n = write(fd_, c.data() + off, c.size() - off);
       if (n < 0) {
@@ -198,7 +204,20 @@ void OpLog::writer_main() {
       off += size_t(n);
     }
     bytes_ += c.size();
+    recycle();
   }
+}
+
+std::vector<uint8_t> OpLog::take_buffer() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!pool_.empty()) {
+      std::vector<uint8_t> b = std::move(pool_.back());
+      pool_.pop_back();
+      return b;
+    }
+  }
+  return std::vector<uint8_t>(kChunkBytes);
 }
 
 void OpLog::close() {

@@ -143,6 +143,7 @@ class OpLog {
  private:
   friend class ThreadLog;
   void submit(std::vector<uint8_t>&& chunk);
+  std::vector<uint8_t> take_buffer();
   void writer_main();
 
   std::string path_;
@@ -152,6 +153,7 @@ class OpLog {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::vector<uint8_t>> queue_;
+  std::vector<std::vector<uint8_t>> pool_;  // written chunk buffers, reused by the threads
   bool stop_ = false;
   std::thread writer_;
   std::vector<std::unique_ptr<ThreadLog>> threads_;
