@@ -36,6 +36,8 @@ const char* op_kind_name(OpKind k) {
     case OpKind::kSyncRange: return "sync-file-range";
     case OpKind::kPageout: return "pageout";
     case OpKind::kStatBlocks: return "stat-blocks";
+    case OpKind::kCollapse: return "collapse-range";
+    case OpKind::kInsert: return "insert-range";
     case OpKind::kVerifyCached: return "verify-cached";
     case OpKind::kVerifyMmap: return "verify-mmap";
     case OpKind::kVerifyDirect: return "verify-direct";
@@ -64,6 +66,8 @@ bool op_kind_modifies(OpKind k) {
 }
 
 bool op_kind_zeroes(OpKind k) { return k == OpKind::kPunch || k == OpKind::kZeroRange; }
+
+bool op_kind_shifts(OpKind k) { return k == OpKind::kCollapse || k == OpKind::kInsert; }
 
 bool op_kind_quiescent(OpKind k) {
   return k == OpKind::kVerifyCached || k == OpKind::kVerifyMmap || k == OpKind::kVerifyDirect ||

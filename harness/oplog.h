@@ -42,6 +42,8 @@ enum class OpKind : uint16_t {
   kSyncRange = 20,    // sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)
   kPageout = 21,      // madvise(PAGEOUT) on the mapping: reclaim
   kStatBlocks = 22,   // quiescent point: fsync + fstat; result = allocated fs blocks (space check)
+  kCollapse = 23,     // fallocate(COLLAPSE_RANGE): blocks [offset, offset+length) removed, the rest shifts down
+  kInsert = 24,       // fallocate(INSERT_RANGE): a hole of `length` inserted at offset, the rest shifts up
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 
@@ -49,6 +51,9 @@ const char* op_kind_name(OpKind k);
 bool op_kind_is_read(OpKind k);
 bool op_kind_modifies(OpKind k);  // init, write, punch, zero-range, dio-write, mmap-write
 bool op_kind_zeroes(OpKind k);    // punch, zero-range
+// collapse / insert range: move every block from offset to EOF. Not counted by op_kind_modifies (their
+// effect is not confined to [offset, offset+length)); the oracle models them as barriers (see oracle.h).
+bool op_kind_shifts(OpKind k);
 bool op_kind_quiescent(OpKind k); // verification reads (no race in flight)
 
 // Op ids: (thread + 1) << 40 | sequence; thread 0 is the setup/verify thread. Id 0 is never used.

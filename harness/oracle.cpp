@@ -26,40 +26,38 @@ bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 BlockModel::BlockModel(const OpLogData& d) : d_(d) {
   for (size_t i = 0; i < d.ops.size(); ++i) op_index_[d.ops[i].id] = i;
+  std::vector<uint64_t> blocks;
   if (d.meta.contains("files")) {
     for (const auto& f : d.meta["files"]) {
       file_ids_.push_back(f.value("file_id", uint64_t(0)));
       file_names_.push_back(f.value("name", std::string()));
-      uint64_t blocks = f.value("blocks", uint64_t(0));
+      blocks.push_back(f.value("blocks", uint64_t(0)));
       uint16_t fi = uint16_t(file_ids_.size() - 1);
-      for (uint64_t b = 0; b < blocks; ++b) {
-        hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
-        alloc_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false});
+      for (uint64_t b = 0; b < blocks.back(); ++b) {
+        hist_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false, uint32_t(b)});
+        alloc_[key(fi, b)].mods.push_back(Mod{0, 0, 0, true, true, false, uint32_t(b)});
       }
     }
   }
-  for (const auto& r : d.ops) {
-    OpKind k = OpKind(r.kind);
-    if (op_kind_modifies(k) || k == OpKind::kFalloc) {
-      bool frees = k == OpKind::kPunch;
-      bool ok = (frees || k == OpKind::kZeroRange || k == OpKind::kFalloc) ? r.result == 0 : r.result == int64_t(r.length);
-      uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
-      for (uint64_t b = b0; b < b1; ++b) alloc_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, frees, ok, false});
-    }
-    if (!op_kind_modifies(k)) continue;
-    bool punch = op_kind_zeroes(k);
-    bool ok = punch ? r.result == 0 : r.result == int64_t(r.length);
-    bool mmap = k == OpKind::kMmapWrite;
-    uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
-    for (uint64_t b = b0; b < b1; ++b) hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap});
+  // Files that a successful collapse / insert shifted are modelled in op order (build_shifted).
+  std::map<uint16_t, std::vector<size_t>> shifted;
+  for (const auto& r : d.ops)
+    if (op_kind_shifts(OpKind(r.kind)) && r.result == 0) shifted[r.file];
+  for (size_t i = 0; i < d.ops.size(); ++i) {
+    auto it = shifted.find(d.ops[i].file);
+    if (it != shifted.end()) it->second.push_back(i);
+    else add_op_mods(d.ops[i]);
   }
+  for (const auto& [file, ops] : shifted) build_shifted(file, file < blocks.size() ? blocks[file] : 0, ops);
   for (auto* table : {&hist_, &alloc_})
   for (auto& [k, h] : *table) {
     std::stable_sort(h.mods.begin(), h.mods.end(), [](const Mod& a, const Mod& b) { return a.start < b.start; });
     size_t n = h.mods.size();
     h.suffix_min_end.assign(n + 1, UINT64_MAX);
-    for (size_t i = n; i-- > 0;)
+    for (size_t i = n; i-- > 0;) {
       h.suffix_min_end[i] = std::min(h.suffix_min_end[i + 1], h.mods[i].ok ? h.mods[i].end : UINT64_MAX);
+      h.max_dur = std::max(h.max_dur, h.mods[i].end - h.mods[i].start);
+    }
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < n; ++i)
       if (h.mods[i].punch) {
@@ -67,6 +65,114 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
         if (best == SIZE_MAX || h.mods[i].end > h.mods[best].end) best = i;
         h.punch_prefix_best.push_back(best);
       }
+  }
+}
+
+void BlockModel::add_op_mods(const OpRecord& r) {
+  OpKind k = OpKind(r.kind);
+  uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
+  if (op_kind_modifies(k) || k == OpKind::kFalloc) {
+    bool frees = k == OpKind::kPunch;
+    bool ok = (frees || k == OpKind::kZeroRange || k == OpKind::kFalloc) ? r.result == 0 : r.result == int64_t(r.length);
+    for (uint64_t b = b0; b < b1; ++b)
+      alloc_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, frees, ok, false, uint32_t(b)});
+  }
+  if (!op_kind_modifies(k)) return;
+  bool punch = op_kind_zeroes(k);
+  bool ok = punch ? r.result == 0 : r.result == int64_t(r.length);
+  bool mmap = k == OpKind::kMmapWrite;
+  for (uint64_t b = b0; b < b1; ++b)
+    hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap, uint32_t(b)});
+}
+
+void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector<size_t>& ops) {
+  std::vector<size_t> order = ops;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d_.ops[a].start_ns < d_.ops[b].start_ns; });
+  // A block past the nominal size starts as a hole (it is reached only by shifts).
+  auto at = [&](std::unordered_map<uint64_t, Hist>& table, uint64_t b) -> Hist& {
+    Hist& h = table[key(file, b)];
+    if (h.mods.empty()) h.mods.push_back(Mod{0, 0, 0, true, true, false, uint32_t(b)});
+    h.shifted = true;
+    return h;
+  };
+  std::vector<uint64_t> since;  // per block: start of the last shift that rewrote it (0: none)
+  // The values block h may hold once every op on it has ended (all did: shifts are barriers): mods not
+  // superseded, i.e. whose end is at or after the start of the last successful mod. Mods older than the
+  // last shift that rewrote the block ended before it, so the scan stops there.
+  auto finals = [](const Hist& h, uint64_t from) {
+    uint64_t last_ok = 0;
+    for (size_t i = h.mods.size(); i-- > 0;)
+      if (h.mods[i].ok) {
+        last_ok = h.mods[i].start;
+        break;
+      }
+    std::vector<Mod> out;
+    bool zero = false;
+    for (size_t i = h.mods.size(); i-- > 0 && h.mods[i].start >= from;) {
+      const Mod& m = h.mods[i];
+      if (m.end < last_ok) continue;
+      if (m.punch) {
+        if (zero) continue;
+        zero = true;
+      } else if (std::any_of(out.begin(), out.end(), [&](const Mod& o) { return o.id == m.id && o.origin == m.origin; })) {
+        continue;
+      }
+      out.push_back(m);
+    }
+    return out;
+  };
+  uint64_t size = blocks, max_end = 0, last_shift_end = 0;
+  for (size_t i : order) {
+    const OpRecord& r = d_.ops[i];
+    OpKind k = OpKind(r.kind);
+    bool shift = op_kind_shifts(k);
+    if (!shift && !op_kind_modifies(k) && k != OpKind::kFalloc) continue;
+    if (shift ? r.start_ns < max_end : r.start_ns < last_shift_end) ++shift_conflicts_;
+    if (!shift) {
+      for (uint64_t b = r.offset / kBlockSize; b < (r.offset + r.length + kBlockSize - 1) / kBlockSize; ++b) {
+        at(hist_, b);
+        at(alloc_, b);
+      }
+      add_op_mods(r);
+      max_end = std::max(max_end, r.end_ns);
+      continue;
+    }
+    max_end = std::max(max_end, r.end_ns);
+    if (r.result != 0) continue;  // a refused shift moved nothing
+    ++shifts_;
+    last_shift_end = r.end_ns;
+    uint64_t o = r.offset / kBlockSize, n = r.length / kBlockSize;
+    bool collapse = k == OpKind::kCollapse;
+    uint64_t new_size = collapse ? (size > n ? size - n : 0) : size + n;
+    // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse.
+    uint64_t top = std::max(size, new_size);
+    since.resize(top, 0);
+    std::vector<std::pair<std::vector<Mod>, std::vector<Mod>>> moved(top);
+    for (uint64_t p = o; p < top; ++p) {
+      bool hole = collapse ? p >= new_size : p < o + n;
+      if (hole) continue;
+      uint64_t src = collapse ? p + n : p - n;
+      moved[p] = {finals(at(hist_, src), since[src]), finals(at(alloc_, src), since[src])};
+    }
+    for (uint64_t p = o; p < top; ++p) {
+      bool hole = collapse ? p >= new_size : p < o + n;
+      for (int t = 0; t < 2; ++t) {
+        Hist& h = at(t ? alloc_ : hist_, p);
+        if (hole) {
+          h.mods.push_back(Mod{r.start_ns, r.end_ns, r.id, true, true, false, uint32_t(p), r.id});
+          continue;
+        }
+        for (Mod m : t ? moved[p].second : moved[p].first) {
+          m.start = r.start_ns;
+          m.end = r.end_ns;
+          m.ok = true;  // after the shift the block definitely holds one of these
+          m.via = r.id;
+          h.mods.push_back(m);
+        }
+      }
+      since[p] = r.start_ns;
+    }
+    size = new_size;
   }
 }
 
@@ -111,6 +217,39 @@ const BlockModel::Mod* BlockModel::find(const Hist& h, uint64_t id) const {
   return nullptr;
 }
 
+const BlockModel::Mod* BlockModel::find_value(const Hist& h, uint64_t id, uint32_t origin, uint64_t block, uint64_t rs,
+                                              uint64_t re) const {
+  if (!h.shifted) {
+    if (origin != block) return nullptr;
+    const Mod* x = find(h, id);
+    return x && !x->punch ? x : nullptr;
+  }
+  auto match = [&](const Mod& m) { return !m.punch && m.id == id && m.origin == origin; };
+  // Backwards from the last mod that started before the read ended. Once a successful mod that ended
+  // before the read started is behind us (the latest-starting such mod, start ymax), every mod with
+  // start + max_dur < ymax ended before it began: superseded, so the scan can stop.
+  auto it = std::lower_bound(h.mods.begin(), h.mods.end(), re, [](const Mod& m, uint64_t t) { return m.start < t; });
+  const Mod* latest = nullptr;
+  uint64_t ymax = 0;
+  bool have_y = false;
+  for (size_t i = size_t(it - h.mods.begin()); i-- > 0;) {
+    const Mod& m = h.mods[i];
+    if (have_y && m.start + h.max_dur < ymax) break;
+    if (match(m)) {
+      if (allowed(h, m, rs, re)) return &m;
+      if (!latest) latest = &m;
+    }
+    if (!have_y && m.ok && m.end < rs) {
+      have_y = true;
+      ymax = m.start;
+    }
+  }
+  if (latest) return latest;
+  for (size_t i = h.mods.size(); i-- > 0;)  // only data from the future (or nowhere) is left
+    if (match(h.mods[i])) return &h.mods[i];
+  return nullptr;
+}
+
 const BlockModel::Mod* BlockModel::superseder(const Hist& h, uint64_t after_end, uint64_t rs) const {
   const Mod* best = nullptr;
   for (const auto& m : h.mods)
@@ -144,6 +283,8 @@ std::vector<std::string> BlockModel::allowed_values(const Hist& h, uint64_t rs, 
     if (m.punch) {
       if (!zero) out.push_back(m.id ? fmt::format("zeroes (punch op={})", m.id) : "zeroes (initial hole)");
       zero = true;
+    } else if (m.via) {
+      out.push_back(fmt::format("data op={} (written at block {}, moved here by op={})", m.id, m.origin, m.via));
     } else {
       out.push_back(fmt::format("data op={}", m.id));
     }
@@ -155,8 +296,8 @@ std::vector<std::string> BlockModel::allowed_values(const Hist& h, uint64_t rs, 
 bool BlockModel::allowed_data(uint16_t file, uint64_t block, uint64_t id, uint64_t rs, uint64_t re) const {
   const Hist* h = hist(file, block);
   if (!h) return false;
-  const Mod* x = find(*h, id);
-  return x && !x->punch && allowed(*h, *x, rs, re);
+  const Mod* x = find_value(*h, id, uint32_t(block), block, rs, re);
+  return x && allowed(*h, *x, rs, re);
 }
 
 bool BlockModel::allowed_zero(uint16_t file, uint64_t block, uint64_t rs, uint64_t re) const {
@@ -197,7 +338,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
   for (size_t i = 0; i < d.ops.size(); ++i) {
     const OpRecord& r = d.ops[i];
     OpKind kind = OpKind(r.kind);
-    if (op_kind_modifies(kind)) ++st.modifying_ops;
+    if (op_kind_modifies(kind) || op_kind_shifts(kind)) ++st.modifying_ops;
     if (!op_kind_is_read(kind)) continue;
     ++st.reads_checked;
     for (uint32_t k = 0; k < r.nobs; ++k) {
@@ -213,7 +354,9 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
       uint64_t rs = r.start_ns, re = r.end_ns;
       uint64_t fid = model.file_id(r.file);
 
-      if (v.cls != BlockClass::kZero && v.file_id != 0 && (v.file_id != fid || v.block != o.block)) {
+      // A stamp of another block is foreign unless collapse / insert can have moved it here (checked below).
+      bool moved = v.block != o.block && h && h->shifted;
+      if (v.cls != BlockClass::kZero && v.file_id != 0 && (v.file_id != fid || (v.block != o.block && !moved))) {
         Finding f = base(r, o.block, "foreign");
         f.got = describe(v);
         f.got_value = v;
@@ -226,12 +369,34 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
       if (!h) continue;  // block outside the modelled file
       switch (v.cls) {
         case BlockClass::kData: {
-          const BlockModel::Mod* x = model.find(*h, v.gen);
-          if (!x || x->punch) {
+          const BlockModel::Mod* x = model.find_value(*h, v.gen, uint32_t(v.block), o.block, rs, re);
+          const OpRecord* w = model.op(v.gen);
+          auto same_block = [&] {  // did a shift ever move (some generation of) block v.block here?
+            return std::any_of(h->mods.begin(), h->mods.end(), [&](const BlockModel::Mod& m) {
+              return !m.punch && m.via && m.origin == v.block && m.start < re;
+            });
+          };
+          if (!x && moved && w && w->start_ns < re && same_block()) {
+            // Block v.block's data, moved here, but an older generation than any a shift can have moved.
+            Finding f = base(r, o.block, "stale");
+            f.got = describe(v);
+            f.got_value = v;
+            add_op(f, v.gen);
+            f.detail = fmt::format("data op {} wrote at block {}, not among the values collapse / insert range can "
+                                   "have moved here",
+                                   v.gen, v.block);
+            f.expected = model.allowed_values(*h, rs, re);
+            out.add(std::move(f), ctx.keep_per_class);
+            break;
+          }
+          if (!x) {
             Finding f = base(r, o.block, "foreign");
             f.got = describe(v);
             f.got_value = v;
-            f.detail = fmt::format("op {} never wrote this block", v.gen);
+            f.detail = v.block == o.block
+                           ? fmt::format("op {} never wrote this block", v.gen)
+                           : fmt::format("block {} as op {} wrote it, which no collapse / insert range moved here",
+                                         v.block, v.gen);
             f.expected = model.allowed_values(*h, rs, re);
             out.add(std::move(f), ctx.keep_per_class);
             break;
@@ -252,7 +417,12 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
           f.got = describe(v);
           f.got_value = v;
           add_op(f, x->id);
-          if (y) {
+          if (y && y->via) {  // the block's content was replaced by a collapse / insert range
+            add_op(f, y->via);
+            f.detail = fmt::format("{} op {} completed {} ns before the read started and moved {} here, after op {} ended",
+                                   model.op(y->via) ? op_kind_name(OpKind(model.op(y->via)->kind)) : "shift", y->via,
+                                   rs - y->end, y->punch ? "a hole" : fmt::format("data of op {}", y->id), x->via ? x->via : x->id);
+          } else if (y) {
             add_op(f, y->id);
             f.detail = y->punch ? fmt::format("punch op {} completed {} ns before the read started, after op {} ended",
                                               y->id, rs - y->end, x->id)
@@ -319,6 +489,8 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
       out.add(std::move(f), ctx.keep_per_class);
     }
   }
+  st.shifts = model.shifts();
+  st.shift_conflicts = model.shift_conflicts();
   if (stats) *stats = st;
   return out;
 }

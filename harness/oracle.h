@@ -5,6 +5,14 @@
 // other successful op Y on b has Y.start > X.end and Y.end < R.start — i.e. v was current at some
 // instant of the read under some order consistent with the op intervals. Tearing (mixed stamps,
 // partial sectors) is legal only while a modifying op on b overlapped the read.
+//
+// Collapse / insert range move every block after their offset. The workload orders them against every
+// other modifying op on the file (reads still race them), so each shift S is a barrier: once every op
+// before it has ended, block q holds one of its possible final values, and S moves that set to q's new
+// position p as values "produced" by S over [S.start, S.end] (a collapse drops its range and leaves
+// holes past the new EOF; an insert leaves a hole at its range). A read racing S may therefore see p's
+// value from before or after S, and nothing else; a stamp keeps the block it was written at, so values
+// are matched by (generation, stamp block) in such files.
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -27,6 +35,9 @@ struct OracleStats {
   uint64_t blocks_checked = 0;  // observations
   uint64_t torn_legal = 0;      // torn blocks seen while a write/punch overlapped (allowed)
   uint64_t modifying_ops = 0;
+  uint64_t shifts = 0;           // successful collapse / insert range ops modelled
+  uint64_t shift_conflicts = 0;  // modifying ops that overlapped a shift on the same file (unordered:
+                                 // the model then assumes the log order; the workload prevents this)
 };
 
 // The per-block history the rule is evaluated against (exposed for tests and kernel-event matching).
@@ -37,6 +48,8 @@ class BlockModel {
     bool punch;
     bool ok;  // completed successfully: only such ops can supersede another
     bool mmap = false;  // a store through a mapping (not atomic per block)
+    uint32_t origin = 0;  // shifted files: the block the value was written at (its stamp block)
+    uint64_t via = 0;     // shifted files: the collapse / insert op that moved the value here (0: none)
   };
   explicit BlockModel(const OpLogData& d);
 
@@ -49,6 +62,8 @@ class BlockModel {
     std::vector<uint64_t> suffix_min_end;  // over ok mods, UINT64_MAX otherwise
     std::vector<size_t> punch_idx;     // indexes of punches (and the initial hole), by start
     std::vector<size_t> punch_prefix_best;  // per punch prefix: index of the punch with the latest end
+    bool shifted = false;              // the file saw collapse / insert: match values by (id, origin)
+    uint64_t max_dur = 0;              // longest mod (bounds find_value's backward scan)
   };
   const Hist* hist(uint16_t file, uint64_t block) const;
   // Allocation: can block b hold allocated space at instant t (every op before t finished)? Allocating ops
@@ -60,6 +75,11 @@ class BlockModel {
 
   bool allowed(const Hist& h, const Mod& x, uint64_t rs, uint64_t re) const;
   const Mod* find(const Hist& h, uint64_t id) const;
+  // The mod that produced data (generation `id`, stamp block `origin`) at this block: one allowed for a read
+  // over [rs, re] if there is one, else the latest such mod (nullptr: no op can have put it here).
+  const Mod* find_value(const Hist& h, uint64_t id, uint32_t origin, uint64_t block, uint64_t rs, uint64_t re) const;
+  uint64_t shifts() const { return shifts_; }
+  uint64_t shift_conflicts() const { return shift_conflicts_; }
   // The successful op that ended last before `rs` among those that started after `after_end`.
   const Mod* superseder(const Hist& h, uint64_t after_end, uint64_t rs) const;
   // Every value allowed for a read over [rs, re], described.
@@ -75,6 +95,9 @@ class BlockModel {
   std::unordered_map<uint64_t, size_t> op_index_;
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;
+  uint64_t shifts_ = 0, shift_conflicts_ = 0;
+  void add_op_mods(const OpRecord& r);
+  void build_shifted(uint16_t file, uint64_t blocks, const std::vector<size_t>& ops);
 };
 
 FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats = nullptr);

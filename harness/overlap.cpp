@@ -11,7 +11,7 @@ OverlapStats overlap_stats(const OpLogData& d) {
     OpKind k = OpKind(r.kind);
     if (r.thread == 0 || op_kind_quiescent(k)) continue;  // setup, verification and quiescent checks
     if (k == OpKind::kRead || k == OpKind::kMmapRead || k == OpKind::kDioRead) reads.push_back(&r);
-    else if ((op_kind_modifies(k) && k != OpKind::kInit) || k == OpKind::kFalloc) mods.push_back(&r);
+    else if ((op_kind_modifies(k) && k != OpKind::kInit) || k == OpKind::kFalloc || op_kind_shifts(k)) mods.push_back(&r);
   }
   std::sort(reads.begin(), reads.end(), [](const OpRecord* a, const OpRecord* b) { return a->start_ns < b->start_ns; });
   uint64_t longest = 0;
@@ -26,7 +26,9 @@ OverlapStats overlap_stats(const OpLogData& d) {
     for (; it != reads.end() && (*it)->start_ns < m->end_ns; ++it) {
       const OpRecord* r = *it;
       if (r->thread == m->thread || r->file != m->file || r->end_ns <= m->start_ns) continue;
-      if (r->offset < m->offset + m->length && m->offset < r->offset + r->length) {
+      // collapse / insert range move every block from their offset to EOF
+      uint64_t m_end = op_kind_shifts(OpKind(m->kind)) ? UINT64_MAX : m->offset + m->length;
+      if (r->offset < m_end && m->offset < r->offset + r->length) {
         ++st.overlapped;
         break;
       }

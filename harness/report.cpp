@@ -31,8 +31,13 @@ std::string case_block(const nlohmann::json& c) {
       s += fmt::format("  widening: {}: {}\n", it.key(), it.value().get<std::string>());
   if (c.contains("oracle")) {
     const auto& o = c["oracle"];
-    s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)\n", o.value("reads_checked", 0),
+    s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),
                      o.value("blocks_checked", 0), o.value("torn_legal", 0));
+    if (uint64_t n = o.value("shifts", uint64_t(0)))
+      s += fmt::format("; {} collapse/insert range shifts modelled", n);
+    if (uint64_t n = o.value("shift_conflicts", uint64_t(0)))
+      s += fmt::format("; WARNING: {} modifying ops overlapped a shift (model assumed log order)", n);
+    s += "\n";
   }
   if (c.contains("kernel_log")) {
     const auto& k = c["kernel_log"];

@@ -281,7 +281,8 @@ class CaseRunner {
     info["widening"] = rs.widening;
     if (!overlap.is_null()) info["ops"]["overlap"] = overlap;
     info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
-                      {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops}};
+                      {"torn_legal", ost.torn_legal}, {"modifying_ops", ost.modifying_ops},
+                      {"shifts", ost.shifts}, {"shift_conflicts", ost.shift_conflicts}};
     info["kernel_log"] = {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lines", klines.size()},
                           {"lost", kmsg.lost()}, {"dio_invalidate_failures", ks.dio_invalidate_failures},
                           {"notices", notices}};

@@ -25,6 +25,7 @@ void FileHandles::open_all(const std::vector<TestFile>& files) {
     void* m = mmap(nullptr, f.blocks * kBlockSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) throw UsageError(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
     this->fd.push_back(fd);
+    shift_lock.push_back(std::make_unique<std::shared_mutex>());
     dfd.push_back(open(f.path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
     map.push_back(static_cast<char*>(m));
   }
@@ -39,6 +40,7 @@ void FileHandles::close_all(const std::vector<TestFile>& files) {
   fd.clear();
   dfd.clear();
   map.clear();
+  shift_lock.clear();
 }
 
 OpCtx::OpCtx(ScenarioEnv& env, const std::vector<TestFile>& files, FileHandles& h, uint32_t tid, uint64_t max_blocks)
@@ -79,7 +81,13 @@ namespace {
 int64_t neg_errno(long r) { return r < 0 ? -int64_t(errno) : int64_t(r); }
 }  // namespace
 
+std::shared_lock<std::shared_mutex> OpCtx::mod_guard(uint16_t file) {
+  if (!h_.shifting) return {};
+  return std::shared_lock<std::shared_mutex>(*h_.shift_lock[file]);
+}
+
 void OpCtx::write(const Range& r) {
+  auto g = mod_guard(r.file);
   uint64_t id = tl_.new_id();
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
@@ -90,6 +98,7 @@ void OpCtx::write(const Range& r) {
 }
 
 void OpCtx::dio_write(const Range& r) {
+  auto g = mod_guard(r.file);
   uint64_t id = tl_.new_id();
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
@@ -100,6 +109,7 @@ void OpCtx::dio_write(const Range& r) {
 }
 
 void OpCtx::mmap_write(const Range& r) {
+  auto g = mod_guard(r.file);
   uint64_t id = tl_.new_id();
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
@@ -109,21 +119,52 @@ void OpCtx::mmap_write(const Range& r) {
 }
 
 void OpCtx::punch(const Range& r) {
+  auto g = mod_guard(r.file);
   simple(OpKind::kPunch, r, "punch", [&] {
     return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
   });
 }
 
 void OpCtx::zero_range(const Range& r) {
+  auto g = mod_guard(r.file);
   simple(OpKind::kZeroRange, r, "zero-range", [&] {
     return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
   });
 }
 
 void OpCtx::falloc(const Range& r) {
+  auto g = mod_guard(r.file);
   simple(OpKind::kFalloc, r, "falloc", [&] {
     return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
   });
+}
+
+bool OpCtx::shift(OpKind k, const Range& r) {
+  std::unique_lock<std::shared_mutex> g(*h_.shift_lock[r.file]);
+  int mode = k == OpKind::kCollapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
+  const char* name = op_kind_name(k);
+  uint64_t id = tl_.new_id(), t0 = now_ns();
+  int64_t res = neg_errno(fallocate(h_.fd[r.file], mode, off_t(r.off()), off_t(r.len())));
+  tl_.op(id, k, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
+  ++stats.ops_by_kind[name];
+  if (res == -EOPNOTSUPP || res == -EINVAL) {
+    if (!shifts_refused_) fail(name, res);  // once: the filesystem (or its options) refuses shifts
+    shifts_refused_ = true;
+    return false;
+  }
+  if (res < 0) fail(name, res);
+  return res == 0;
+}
+
+bool OpCtx::insert_collapse(uint64_t max_blocks) {
+  if (shifts_refused_) return false;
+  uint16_t file = uint16_t(rng.below(files_.size()));
+  uint64_t nb = files_[file].blocks;
+  if (nb < 2) return false;  // a collapse must end before EOF
+  uint64_t n = 1 + rng.below(std::min(max_blocks, nb - 1));
+  Range ins{file, rng.below(nb), n}, col{file, rng.below(nb), n};  // offsets < size, collapse ends < size
+  if (!shift(OpKind::kInsert, ins)) return false;
+  return shift(OpKind::kCollapse, col);
 }
 
 void OpCtx::evict(const Range& r) {
@@ -268,7 +309,10 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
   FileHandles h;
   h.open_all(files);
   int nthreads = 0;
-  for (const auto& r : roles) nthreads += r.count;
+  for (const auto& r : roles) {
+    nthreads += r.count;
+    h.shifting |= r.shifts;
+  }
   uint64_t deadline = now_ns() + uint64_t(env.duration_s * 1e9);
   bool quiesce = env.quiesce && env.quiesce_ms > 0;
   bool pin = env.cfg->params.count("pin_cpus") && env.cfg->i("pin_cpus") != 0;

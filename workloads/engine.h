@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,12 @@ struct FileHandles {
   std::vector<int> fd;      // O_RDWR
   std::vector<int> dfd;     // O_RDWR | O_DIRECT (-1 if the filesystem refuses O_DIRECT)
   std::vector<char*> map;   // PROT_READ | PROT_WRITE, MAP_SHARED over the whole file
+  // Collapse / insert range move every block after their offset, so the oracle needs them ordered
+  // against every other modifying op on the file (reads still race them freely). When a role shifts
+  // (`shifting`), modifying ops hold their file's lock shared and shifts hold it exclusive; the kernel
+  // serializes these ops on i_rwsem anyway, so no kernel-side interleaving is lost.
+  std::vector<std::unique_ptr<std::shared_mutex>> shift_lock;
+  bool shifting = false;
   void open_all(const std::vector<TestFile>& files);
   void close_all(const std::vector<TestFile>& files);
 };
@@ -45,6 +52,12 @@ class OpCtx {
   void mmap_write(const Range& r);  // memcpy of stamped blocks into the shared mapping (page_mkwrite)
   void punch(const Range& r);       // fallocate(PUNCH_HOLE | KEEP_SIZE)
   void zero_range(const Range& r);  // fallocate(ZERO_RANGE | KEEP_SIZE)
+  // Shifts (the role must set Role::shifts): fallocate(INSERT_RANGE) of a hole of 1..max blocks at a
+  // random block, then fallocate(COLLAPSE_RANGE) of as many blocks at another random block, so the file
+  // is never shorter than its nominal size (no read or fault ever lands past EOF) and is back to it after
+  // the step. Returns false if the filesystem refuses the shifts (EOPNOTSUPP / EINVAL: reported once).
+  bool insert_collapse(uint64_t max_blocks);
+  bool shift(OpKind k, const Range& r);  // one insert (kInsert) or collapse (kCollapse), exclusive
   // Data-neutral ops.
   void falloc(const Range& r);      // fallocate(KEEP_SIZE): unwritten extents over holes
   void evict(const Range& r);       // fadvise(DONTNEED)
@@ -75,6 +88,9 @@ class OpCtx {
   void fail(const std::string& what, int64_t res);
   template <class F>
   void simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok = true);
+  // Held by every modifying op while a role shifts (see FileHandles::shift_lock); unlocked otherwise.
+  std::shared_lock<std::shared_mutex> mod_guard(uint16_t file);
+  bool shifts_refused_ = false;
   ScenarioEnv& env_;
   const std::vector<TestFile>& files_;
   FileHandles& h_;
@@ -95,6 +111,7 @@ struct Role {
   std::string name;
   int count = 1;
   std::function<void(OpCtx&)> step;  // one op (or a small fixed sequence) per call
+  bool shifts = false;  // the step may collapse / insert ranges (orders modifying ops per file)
   std::string tag;  // thread name "fsr-<tag><tid>" (probe events name the thread); default: name
 };
 

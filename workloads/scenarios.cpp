@@ -138,32 +138,40 @@ std::unique_ptr<Scenario> punch_vs_fault() {
 std::unique_ptr<Scenario> punch_vs_read() {
   return make(
       "punch-vs-read", "hole punch / zero range vs every path that fills the page cache",
-      "Hole threads punch holes and zero ranges (fallocate PUNCH_HOLE / ZERO_RANGE, KEEP_SIZE) and rewrite\n"
-      "ranges, against every path that puts pages into the page cache for the same blocks: read(2),\n"
+      "Hole threads punch holes and zero ranges (fallocate PUNCH_HOLE / ZERO_RANGE, KEEP_SIZE), rewrite\n"
+      "ranges, and shift the file: insert range (a hole of n blocks, the rest moves up) followed by collapse\n"
+      "range (n blocks removed elsewhere, the rest moves down), so the file keeps at least its nominal size.\n"
+      "Readers race them on every path that puts pages into the page cache for the same blocks: read(2),\n"
       "readahead(2), posix_fadvise(WILLNEED), madvise(WILLNEED) and mmap read faults with read-around, each\n"
       "followed by a read of the range, often after fadvise(DONTNEED) so the fill must go to disk.\n"
       "Targets seed 001 (invalidate_lock: page_cache_ra_unbounded / filemap_create_folio vs\n"
-      "truncate_pagecache_range + block freeing) for every fill path. Collapse and insert range (which shift\n"
-      "blocks) are not in this scenario yet: the oracle does not model shifted ranges.",
+      "truncate_pagecache_range + block freeing, and vs the extent shifting of collapse / insert, which\n"
+      "truncate the page cache from the offset to EOF) for every fill path. The oracle models the shifts:\n"
+      "a read racing a collapse / insert may see each block's value from before or after it, nothing else.",
       kDataClasses,
       {{"hole_threads", T::kInt, 1, 1, 64, "threads punching / zeroing / rewriting"},
        {"readers", T::kInt, 2, 1, 64, "threads filling the cache (path chosen per op) and reading"},
        {"zero_ratio", T::kDouble, 0.3, 0, 1, "share of zero-range among the hole threads' zeroing ops"},
        {"rewrite_ratio", T::kDouble, 0.4, 0, 1, "share of rewrites among the hole threads' ops"},
+       {"shift_ratio", T::kDouble, 0.1, 0, 1,
+        "share of the hole threads' ops that are an insert-range + collapse-range pair (0: no shifts)"},
        {"evict_ratio", T::kDouble, 0.3, 0, 1, "share of reader ops that first drop the range from the cache"},
        {"uffd_ratio", T::kDouble, 0.1, 0, 1,
         "share of read(2)s parked in copy_to_user by userfaultfd while the range is punched or zeroed, then "
         "read again (widening)"}},
       InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
         double zr = c.d("zero_ratio"), rw = c.d("rewrite_ratio"), ev = c.d("evict_ratio"), uf = c.d("uffd_ratio");
+        double sr = c.d("shift_ratio");
         return std::vector<Role>{
             {"hole", int(c.i("hole_threads")),
              [=](OpCtx& x) {
+               if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
                Range r = x.pick(maxr);
                if (x.rng.unit() < rw) x.write(r);
                else if (x.rng.unit() < zr) x.zero_range(r);
                else x.punch(r);
-             }},
+             },
+             sr > 0},
             {"filler", int(c.i("readers")), [=](OpCtx& x) {
                Range r = x.pick(maxr);
                if (x.rng.unit() < ev) x.evict(r);
@@ -350,12 +358,17 @@ std::unique_ptr<Scenario> mixed() {
       "mixed", "seeded fsx-like random mix of every op over several threads and files (the soak)",
       "Every thread draws each op from the whole set — buffered / O_DIRECT / mmap writes, punch, zero\n"
       "range, fallocate, buffered / O_DIRECT / mmap reads, readahead and WILLNEED hints, writeback and\n"
-      "reclaim — over several files, with weights from the seed. The long-soak default: no single\n"
-      "interleaving, every path against every other.",
+      "reclaim, and collapse / insert range (an insert + collapse pair, like fsx) — over several files,\n"
+      "with weights from the seed. The long-soak default: no single interleaving, every path against every\n"
+      "other.",
       kDataClasses,
-      {{"threads", T::kInt, 4, 1, 64, "worker threads"}}, InitMode::kHalf, true,
+      {{"threads", T::kInt, 4, 1, 64, "worker threads"},
+       {"shift_ratio", T::kDouble, 0.03, 0, 1, "share of ops that are an insert-range + collapse-range pair"}},
+      InitMode::kHalf, true,
       [](const ScenarioConfig& c, uint64_t maxr) {
+        double sr = c.d("shift_ratio");
         return std::vector<Role>{{"mixed", int(c.i("threads")), [=](OpCtx& x) {
+                                    if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
                                     Range r = x.pick(maxr);
                                     switch (x.rng.below(16)) {
                                       case 0: case 1: x.write(r); break;
@@ -372,7 +385,8 @@ std::unique_ptr<Scenario> mixed() {
                                       case 14: x.sync_range(r); break;
                                       default: x.pageout(r); break;
                                     }
-                                  }}};
+                                  },
+                                  sr > 0}};
       });
 }
 

@@ -1,5 +1,6 @@
 // The oracle on hand-built interleavings: each case states the op intervals and what a read saw.
 #include "harness/oracle.h"
+#include "harness/util.h"
 
 #include <gtest/gtest.h>
 #include <fmt/core.h>
@@ -23,6 +24,12 @@ class History {
   uint64_t punch(uint64_t b, uint64_t n, uint64_t s, uint64_t e, bool ok = true) {
     return add(OpKind::kPunch, b, n, s, e, ok ? 0 : -5);
   }
+  // fallocate(COLLAPSE_RANGE) / (INSERT_RANGE) of n blocks at b.
+  uint64_t collapse(uint64_t b, uint64_t n, uint64_t s, uint64_t e, bool ok = true) {
+    return add(OpKind::kCollapse, b, n, s, e, ok ? 0 : -22);
+  }
+  uint64_t insert(uint64_t b, uint64_t n, uint64_t s, uint64_t e) { return add(OpKind::kInsert, b, n, s, e, 0); }
+  uint64_t falloc(uint64_t b, uint64_t n, uint64_t s, uint64_t e) { return add(OpKind::kFalloc, b, n, s, e, 0); }
   // A read of block b over [s, e] that saw `v`.
   void read(uint64_t b, uint64_t s, uint64_t e, BlockValue v, OpKind k = OpKind::kRead, uint32_t round = 0) {
     add(k, b, 1, s, e, int64_t(kBlockSize), round);
@@ -354,9 +361,7 @@ TEST(Oracle, AllocationModel) {
   History h(4);
   h.init(4, 0, 5);
   h.punch(0, 2, 10, 20);
-  h.d.ops.push_back(OpRecord{(1ull << kOpIdThreadShift) | 555, 30, 40, 1 * kBlockSize, kBlockSize, 0, 1,
-                             uint16_t(OpKind::kFalloc), 0, 0, 0});
-  h.d.obs_begin.push_back(h.d.obs.size());
+  h.falloc(1, 1, 30, 40);
   BlockModel m(h.d);
   EXPECT_FALSE(m.may_be_allocated(0, 0, 25));  // punched
   EXPECT_FALSE(m.may_be_allocated(0, 1, 25));
@@ -382,4 +387,167 @@ TEST(Overlap, CountsModifyingOpsRacedByAReadOfTheSameBlocks) {
   OverlapStats st = overlap_stats(h.d);
   EXPECT_EQ(st.attempts, 3u);
   EXPECT_EQ(st.overlapped, 1u);
+}
+
+// Collapse / insert range: values move with their stamps; a read racing the shift may see a block's value
+// from before or after it, nothing else.
+TEST(OracleShift, ReadAfterCollapseSeesTheBlockMovedDown) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);  // blocks 4..7 -> 2..5
+  h.read(2, 30, 40, History::data(4, i));
+  h.read(5, 30, 40, History::data(7, i));
+  h.read(1, 30, 40, History::data(1, i));  // below the offset: unchanged
+  OracleStats st;
+  EXPECT_EQ(h.classes(&st), V{});
+  EXPECT_EQ(st.shifts, 1u);
+  EXPECT_EQ(st.shift_conflicts, 0u);
+}
+
+TEST(OracleShift, OldValueAfterCollapseIsStale) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  uint64_t c = h.collapse(2, 2, 10, 20);
+  h.read(3, 30, 40, History::data(3, i));  // block 3 now holds what was block 5
+  EXPECT_EQ(h.classes(), V{"stale"});
+  const Finding& f = h.last.kept.at(0);
+  EXPECT_NE(f.detail.find("collapse-range op " + std::to_string(c)), std::string::npos) << f.detail;
+  EXPECT_NE(std::find(f.expected.begin(), f.expected.end(),
+                      fmt::format("data op={} (written at block 5, moved here by op={})", i, c)),
+            f.expected.end());
+}
+
+TEST(OracleShift, ReadRacingTheShiftMaySeeEitherSide) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.read(3, 15, 25, History::data(3, i));  // before
+  h.read(3, 15, 25, History::data(5, i));  // after
+  EXPECT_EQ(h.classes(), V{});
+}
+
+TEST(OracleShift, StampThatNoShiftCanHaveMovedHereIsForeign) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.read(3, 30, 40, History::data(4, i));   // 4 would need a shift by 1
+  h.read(0, 30, 40, History::data(2, i));   // below the collapse offset nothing moved
+  EXPECT_EQ(h.classes(), (V{"foreign", "foreign"}));
+}
+
+TEST(OracleShift, InsertLeavesAHoleAndMovesTheRestUp) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.insert(1, 2, 10, 20);  // hole at 1..2, blocks 1..7 -> 3..9
+  h.read(1, 30, 40, History::zero());
+  h.read(3, 30, 40, History::data(1, i));
+  h.read(9, 30, 40, History::data(7, i));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  uint64_t j = g.init(8, 1, 5);
+  g.insert(1, 2, 10, 20);
+  g.read(2, 30, 40, History::data(2, j));  // old data in the inserted hole
+  g.read(4, 30, 40, History::zero());      // a moved block lost
+  EXPECT_EQ(g.classes(), (V{"stale-after-punch", "lost-write"}));
+}
+
+TEST(OracleShift, WriteBeforeAShiftTravelsWithItsBlock) {
+  History h(8);
+  h.init(8, 1, 5);
+  uint64_t w = h.write(5, 1, 10, 20);
+  h.collapse(2, 2, 30, 40);  // block 5 -> 3
+  h.read(3, 50, 60, History::data(5, w));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  uint64_t w2 = g.write(5, 1, 10, 20);
+  g.collapse(2, 2, 30, 40);
+  g.read(5, 50, 60, History::data(5, w2));  // still at its old place after the collapse
+  EXPECT_EQ(g.classes(), V{"stale"});
+}
+
+TEST(OracleShift, EitherOfTwoRacingWritesMayHaveWonBeforeTheShift) {
+  History h(8);
+  h.init(8, 1, 5);
+  uint64_t a = h.write(4, 1, 10, 30), b = h.write(4, 1, 20, 40);
+  h.collapse(2, 2, 50, 60);
+  h.read(2, 70, 80, History::data(4, a));
+  h.read(2, 70, 80, History::data(4, b));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  g.write(4, 1, 10, 20);
+  uint64_t y = g.write(4, 1, 25, 40);  // strictly after: only y survives
+  g.collapse(2, 2, 50, 60);
+  g.read(2, 70, 80, History::data(4, y));
+  g.read(2, 70, 80, History::data(4, y - 1));  // superseded before the shift: never moved here
+  EXPECT_EQ(g.classes(), V{"stale"});
+  EXPECT_NE(g.last.kept.at(0).detail.find("not among the values"), std::string::npos) << g.last.kept.at(0).detail;
+}
+
+TEST(OracleShift, InsertThenCollapseRoundTrip) {
+  // The workload's pair: insert 2 at 1 (size 8 -> 10), collapse 2 at 5 (back to 8).
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.insert(1, 2, 10, 20);    // 0 H H 1 2 3 4 5 6 7
+  h.collapse(5, 2, 30, 40);  // 0 H H 1 2 5 6 7
+  std::vector<BlockValue> want = {History::data(0, i), History::zero(),      History::zero(),      History::data(1, i),
+                                  History::data(2, i), History::data(5, i), History::data(6, i), History::data(7, i)};
+  for (uint64_t b = 0; b < 8; ++b) h.read(b, 50, 60, want[b], OpKind::kVerifyDirect, 1);
+  EXPECT_EQ(h.classes(), V{});
+  BlockModel m(h.d);
+  EXPECT_FALSE(m.may_be_allocated(0, 1, 50));  // the inserted hole
+  EXPECT_TRUE(m.may_be_allocated(0, 3, 50));   // moved data stays allocated
+  EXPECT_FALSE(m.may_be_allocated(0, 8, 50));  // past EOF after the collapse
+}
+
+TEST(OracleShift, FailedShiftMovesNothing) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.collapse(6, 4, 30, 40, false);  // EINVAL: reaches EOF
+  h.read(2, 50, 60, History::data(4, i));
+  EXPECT_EQ(h.classes(), V{});
+}
+
+TEST(OracleShift, ModifyingOpOverlappingAShiftIsCounted) {
+  History h(8);
+  h.init(8, 1, 5);
+  h.write(1, 1, 10, 30);
+  h.collapse(2, 2, 20, 40);
+  OracleStats st;
+  h.classes(&st);
+  EXPECT_EQ(st.shift_conflicts, 1u);
+}
+
+TEST(OracleShift, ManyShiftsStayConsistent) {
+  // A file shifted back and forth many times: simulate the content and check every block after each
+  // pair, plus a stale read of each pair's pre-shift value (which must be flagged).
+  const uint64_t N = 16;
+  History h(N);
+  uint64_t i = h.init(N, 1, 5);
+  std::vector<std::pair<uint64_t, uint64_t>> content;  // (op, origin), op 0 = hole
+  for (uint64_t b = 0; b < N; ++b) content.push_back({i, b});
+  uint64_t t = 10, stale_reads = 0;
+  Rng rng(7);
+  for (int k = 0; k < 200; ++k) {
+    uint64_t n = 1 + rng.below(4), a = rng.below(N), c = rng.below(N);
+    h.insert(a, n, t, t + 5);
+    content.insert(content.begin() + long(a), n, {0, 0});
+    h.collapse(c, n, t + 10, t + 15);
+    content.erase(content.begin() + long(c), content.begin() + long(c + n));
+    if (k % 3 == 0) {
+      uint64_t w = h.write(c % N, 1, t + 20, t + 25);
+      content[c % N] = {w, c % N};
+    }
+    t += 40;
+    uint64_t b = rng.below(N);
+    auto [op, origin] = content[b];
+    h.read(b, t - 10, t - 5, op ? History::data(origin, op) : History::zero());
+  }
+  EXPECT_EQ(h.classes(), V{});
+  // Now a read that sees a value from long ago at a block that has moved since is flagged.
+  h.read(0, t + 10, t + 12, History::data(N - 1, i));
+  auto cls = h.classes();
+  EXPECT_EQ(cls.size(), 1u);
 }
