@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fmt/core.h>
+#include <optional>
 #include <regex>
 
 namespace fsrace {
@@ -211,12 +212,46 @@ std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, bo
   return out;
 }
 
+// "EXT4-fs warning: 4 callbacks suppressed": the ratelimit of a message family dropped some of its
+// messages. They are taken to be like the last message of that family printed before: part of the same
+// notice (a known message) or of the same finding. With no earlier message of the family the line is
+// classified on its own (the suppressed messages are unknown).
+std::optional<std::string> suppressed_family(const std::string& t) {
+  static const std::regex re(R"(^(.+): [0-9]+ callbacks suppressed$)");
+  std::smatch m;
+  if (std::regex_match(t, m, re)) return m[1].str();
+  return std::nullopt;
+}
+
 KmsgScanResult scan_kmsg(const std::vector<KmsgLine>& lines, const KmsgScanOptions& opt) {
   KmsgScanResult r;
   r.lines = lines.size();
   size_t i = 0;
   while (i < lines.size()) {
     const std::string& t = lines[i].text;
+    if (auto fam = suppressed_family(t)) {
+      const std::string* prev = nullptr;
+      for (size_t k = i; k-- > 0;)
+        if (lines[k].text.find(*fam) != std::string::npos && !suppressed_family(lines[k].text)) {
+          prev = &lines[k].text;
+          break;
+        }
+      if (prev) {
+        if (const NoticeRule* nr = notice_rule(*prev)) {
+          for (size_t k = r.notices.size(); k-- > 0;)
+            if (r.notices[k].rule == nr->rule) {
+              r.notices[k].lines.push_back(format_kmsg_line(lines[i]));
+              break;
+            }
+          ++i;
+          continue;
+        }
+        if (!classify_kmsg_line(*prev).empty()) {  // the finding of that message stands for them
+          ++i;
+          continue;
+        }
+      }
+    }
     if (const NoticeRule* nr = notice_rule(t)) {
       std::string dev = device_of(t);
       if (opt.devices.empty() || dev.empty() || opt.devices.count(dev)) {

@@ -38,6 +38,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::kStatBlocks: return "stat-blocks";
     case OpKind::kCollapse: return "collapse-range";
     case OpKind::kInsert: return "insert-range";
+    case OpKind::kTruncate: return "truncate";
     case OpKind::kVerifyCached: return "verify-cached";
     case OpKind::kVerifyMmap: return "verify-mmap";
     case OpKind::kVerifyDirect: return "verify-direct";
@@ -67,7 +68,7 @@ bool op_kind_modifies(OpKind k) {
 
 bool op_kind_zeroes(OpKind k) { return k == OpKind::kPunch || k == OpKind::kZeroRange; }
 
-bool op_kind_shifts(OpKind k) { return k == OpKind::kCollapse || k == OpKind::kInsert; }
+bool op_kind_shifts(OpKind k) { return k == OpKind::kCollapse || k == OpKind::kInsert || k == OpKind::kTruncate; }
 
 bool op_kind_quiescent(OpKind k) {
   return k == OpKind::kVerifyCached || k == OpKind::kVerifyMmap || k == OpKind::kVerifyDirect ||

@@ -44,6 +44,7 @@ enum class OpKind : uint16_t {
   kStatBlocks = 22,   // quiescent point: fsync + fstat; result = allocated fs blocks (space check)
   kCollapse = 23,     // fallocate(COLLAPSE_RANGE): blocks [offset, offset+length) removed, the rest shifts down
   kInsert = 24,       // fallocate(INSERT_RANGE): a hole of `length` inserted at offset, the rest shifts up
+  kTruncate = 25,     // ftruncate(offset): the new size (blocks past it are gone; growing adds a hole)
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 
@@ -51,8 +52,9 @@ const char* op_kind_name(OpKind k);
 bool op_kind_is_read(OpKind k);
 bool op_kind_modifies(OpKind k);  // init, write, punch, zero-range, dio-write, mmap-write
 bool op_kind_zeroes(OpKind k);    // punch, zero-range
-// collapse / insert range: move every block from offset to EOF. Not counted by op_kind_modifies (their
-// effect is not confined to [offset, offset+length)); the oracle models them as barriers (see oracle.h).
+// collapse / insert range and truncate: change every block from offset to EOF, and the size. Not counted
+// by op_kind_modifies (their effect is not confined to [offset, offset+length)); the oracle models them
+// as barriers (see oracle.h).
 bool op_kind_shifts(OpKind k);
 bool op_kind_quiescent(OpKind k); // verification reads (no race in flight)
 

@@ -4,6 +4,7 @@
 #include <climits>
 #include <fmt/core.h>
 #include <map>
+#include <set>
 
 namespace fsrace {
 namespace {
@@ -122,6 +123,8 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
     return out;
   };
   uint64_t size = blocks, max_end = 0, last_shift_end = 0;
+  sizes_[file];
+  initial_size_[file] = blocks;
   for (size_t i : order) {
     const OpRecord& r = d_.ops[i];
     OpKind k = OpKind(r.kind);
@@ -129,11 +132,18 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
     if (!shift && !op_kind_modifies(k) && k != OpKind::kFalloc) continue;
     if (shift ? r.start_ns < max_end : r.start_ns < last_shift_end) ++shift_conflicts_;
     if (!shift) {
-      for (uint64_t b = r.offset / kBlockSize; b < (r.offset + r.length + kBlockSize - 1) / kBlockSize; ++b) {
+      uint64_t b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
+      for (uint64_t b = r.offset / kBlockSize; b < b1; ++b) {
         at(hist_, b);
         at(alloc_, b);
       }
       add_op_mods(r);
+      if (!op_kind_zeroes(k) && k != OpKind::kFalloc && b1 > size && r.result == int64_t(r.length)) {
+        // A write past EOF extends the file, possibly block by block (an O_DIRECT write the kernel turns
+        // into a buffered one when it cannot invalidate the cache grows i_size folio by folio).
+        sizes_[file].push_back(SizeChange{r.start_ns, r.end_ns, size, b1});
+        size = b1;
+      }
       max_end = std::max(max_end, r.end_ns);
       continue;
     }
@@ -142,20 +152,24 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
     ++shifts_;
     last_shift_end = r.end_ns;
     uint64_t o = r.offset / kBlockSize, n = r.length / kBlockSize;
-    bool collapse = k == OpKind::kCollapse;
-    uint64_t new_size = collapse ? (size > n ? size - n : 0) : size + n;
-    // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse.
+    bool collapse = k == OpKind::kCollapse, trunc = k == OpKind::kTruncate;
+    uint64_t new_size = trunc ? o : collapse ? (size > n ? size - n : 0) : size + n;
+    if (trunc) o = std::min(size, new_size);
+    // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse,
+    // every block between the old and the new size of a truncate.
     uint64_t top = std::max(size, new_size);
     since.resize(top, 0);
     std::vector<std::pair<std::vector<Mod>, std::vector<Mod>>> moved(top);
+    auto is_hole = [&](uint64_t p) { return trunc || (collapse ? p >= new_size : p < o + n); };
+    sizes_[file].push_back(SizeChange{r.start_ns, r.end_ns, size, new_size});
     for (uint64_t p = o; p < top; ++p) {
-      bool hole = collapse ? p >= new_size : p < o + n;
+      bool hole = is_hole(p);
       if (hole) continue;
       uint64_t src = collapse ? p + n : p - n;
       moved[p] = {finals(at(hist_, src), since[src]), finals(at(alloc_, src), since[src])};
     }
     for (uint64_t p = o; p < top; ++p) {
-      bool hole = collapse ? p >= new_size : p < o + n;
+      bool hole = is_hole(p);
       for (int t = 0; t < 2; ++t) {
         Hist& h = at(t ? alloc_ : hist_, p);
         if (hole) {
@@ -215,6 +229,32 @@ const BlockModel::Mod* BlockModel::find(const Hist& h, uint64_t id) const {
   for (; it != h.mods.end() && it->start == r->start_ns; ++it)
     if (it->id == id) return &*it;
   return nullptr;
+}
+
+std::vector<uint64_t> BlockModel::allowed_read_results(uint16_t file, uint64_t off, uint64_t len, uint64_t rs,
+                                                       uint64_t re) const {
+  auto it = sizes_.find(file);
+  if (it == sizes_.end()) return {len};
+  // Size changes are ordered (barriers, or writes under the file's exclusive lock). A read is not atomic
+  // against them: it checks EOF block by block (mmap: per page fault; read(2): per batch of folios), and
+  // an extending write may grow i_size folio by folio (O_DIRECT falling back to buffered I/O), so a read
+  // overlapping changes may end at any block between the smallest and the largest size they went through.
+  uint64_t cur = initial_size_.at(file);
+  for (const auto& c : it->second)
+    if (c.end < rs) cur = c.to;
+  uint64_t lo = cur, hi = cur;
+  for (const auto& c : it->second) {
+    if (c.end < rs || c.start >= re) continue;
+    lo = std::min({lo, c.from, c.to});
+    hi = std::max({hi, c.from, c.to});
+  }
+  std::vector<uint64_t> out;
+  for (uint64_t b = lo; b <= hi; ++b) {
+    uint64_t size = b * kBlockSize, n = size > off ? std::min(len, size - off) : 0;
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 const BlockModel::Mod* BlockModel::find_value(const Hist& h, uint64_t id, uint32_t origin, uint64_t block, uint64_t rs,
@@ -341,6 +381,25 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
     if (op_kind_modifies(kind) || op_kind_shifts(kind)) ++st.modifying_ops;
     if (!op_kind_is_read(kind)) continue;
     ++st.reads_checked;
+    if (r.result >= 0 && model.size_changes(r.file)) {
+      // The file's size changed during the race: a read may end at EOF only where some size current
+      // during the read put it.
+      auto ok = model.allowed_read_results(r.file, r.offset, r.length, r.start_ns, r.end_ns);
+      uint64_t got = uint64_t(r.result);
+      if (std::find(ok.begin(), ok.end(), got) == ok.end()) {
+        bool shorter = got < ok.back();
+        Finding f = base(r, uint32_t((r.offset + got) / kBlockSize), shorter ? "lost-write" : "stale");
+        f.got = fmt::format("{} of {} bytes", got, r.length);
+        for (uint64_t n : ok)
+          f.expected.push_back(n < r.length ? fmt::format("{} bytes (EOF at byte {})", n, r.offset + n)
+                                            : fmt::format("{} bytes (all)", n));
+        f.detail = shorter ? fmt::format("{} ended at byte {} although the file was longer throughout it",
+                                         op_kind_name(kind), r.offset + got)
+                           : fmt::format("{} returned data up to byte {}, past every EOF the file had during it",
+                                         op_kind_name(kind), r.offset + got);
+        out.add(std::move(f), ctx.keep_per_class);
+      }
+    }
     for (uint32_t k = 0; k < r.nobs; ++k) {
      const ObsRecord& run = d.obs[d.obs_begin[i] + k];
      for (uint32_t ri = 0; ri < run.count; ++ri) {

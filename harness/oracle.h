@@ -12,7 +12,9 @@
 // position p as values "produced" by S over [S.start, S.end] (a collapse drops its range and leaves
 // holes past the new EOF; an insert leaves a hole at its range). A read racing S may therefore see p's
 // value from before or after S, and nothing else; a stamp keeps the block it was written at, so values
-// are matched by (generation, stamp block) in such files.
+// are matched by (generation, stamp block) in such files. Truncate is a barrier too (blocks between the
+// old and new size become holes), and in such files the size is modelled: a read may end short (EOF)
+// only at a size the file had at some instant of the read.
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -79,6 +81,13 @@ class BlockModel {
   // over [rs, re] if there is one, else the latest such mod (nullptr: no op can have put it here).
   const Mod* find_value(const Hist& h, uint64_t id, uint32_t origin, uint64_t block, uint64_t rs, uint64_t re) const;
   uint64_t shifts() const { return shifts_; }
+  // Sizes: the byte counts a read of [off, off+len) over [rs, re] may return (EOF at a size the file had
+  // at some instant of the read; only files whose size changed, else {len}), ascending.
+  std::vector<uint64_t> allowed_read_results(uint16_t file, uint64_t off, uint64_t len, uint64_t rs, uint64_t re) const;
+  bool size_changes(uint16_t file) const {
+    auto it = sizes_.find(file);
+    return it != sizes_.end() && !it->second.empty();
+  }
   uint64_t shift_conflicts() const { return shift_conflicts_; }
   // The successful op that ended last before `rs` among those that started after `after_end`.
   const Mod* superseder(const Hist& h, uint64_t after_end, uint64_t rs) const;
@@ -92,6 +101,11 @@ class BlockModel {
   const OpLogData& d_;
   std::unordered_map<uint64_t, Hist> hist_;   // key: file << 40 | block
   std::unordered_map<uint64_t, Hist> alloc_;  // allocation history (punch = frees)
+  struct SizeChange {
+    uint64_t start, end, from, to;  // sizes in blocks
+  };
+  std::unordered_map<uint16_t, std::vector<SizeChange>> sizes_;  // per shifted file, in op order
+  std::unordered_map<uint16_t, uint64_t> initial_size_;
   std::unordered_map<uint64_t, size_t> op_index_;
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;

@@ -34,9 +34,9 @@ std::string case_block(const nlohmann::json& c) {
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),
                      o.value("blocks_checked", 0), o.value("torn_legal", 0));
     if (uint64_t n = o.value("shifts", uint64_t(0)))
-      s += fmt::format("; {} collapse/insert range shifts modelled", n);
+      s += fmt::format("; {} collapse / insert range / truncate barriers modelled", n);
     if (uint64_t n = o.value("shift_conflicts", uint64_t(0)))
-      s += fmt::format("; WARNING: {} modifying ops overlapped a shift (model assumed log order)", n);
+      s += fmt::format("; WARNING: {} modifying ops overlapped a collapse / insert / truncate (model assumed log order)", n);
     s += "\n";
   }
   if (c.contains("kernel_log")) {

@@ -24,7 +24,7 @@ struct FileHandles {
   // (`shifting`), modifying ops hold their file's lock shared and shifts hold it exclusive; the kernel
   // serializes these ops on i_rwsem anyway, so no kernel-side interleaving is lost.
   std::vector<std::unique_ptr<std::shared_mutex>> shift_lock;
-  bool shifting = false;
+  bool shifting = false;  // also: the size may drop below nominal (short reads and SIGBUS are expected)
   void open_all(const std::vector<TestFile>& files);
   void close_all(const std::vector<TestFile>& files);
 };
@@ -58,6 +58,12 @@ class OpCtx {
   // the step. Returns false if the filesystem refuses the shifts (EOPNOTSUPP / EINVAL: reported once).
   bool insert_collapse(uint64_t max_blocks);
   bool shift(OpKind k, const Range& r);  // one insert (kInsert) or collapse (kCollapse), exclusive
+  // An O_DIRECT write past EOF (the role must set Role::shifts): with the file's lock exclusive,
+  // ftruncate to a random block b in the last max_blocks of the file, O_DIRECT write of 1..N blocks at b
+  // (extending the file), ftruncate back to the nominal size. Readers race all three: reads past EOF end
+  // short, mmap loads past EOF get SIGBUS (caught: the op records the bytes it copied).
+  void dio_write_past_eof(uint64_t max_blocks);
+  void truncate(uint16_t file, uint64_t blocks);  // ftruncate, logged (call with the file's lock exclusive)
   // Data-neutral ops.
   void falloc(const Range& r);      // fallocate(KEEP_SIZE): unwritten extents over holes
   void evict(const Range& r);       // fadvise(DONTNEED)
@@ -91,6 +97,7 @@ class OpCtx {
   // Held by every modifying op while a role shifts (see FileHandles::shift_lock); unlocked otherwise.
   std::shared_lock<std::shared_mutex> mod_guard(uint16_t file);
   bool shifts_refused_ = false;
+  bool exclusive_ = false;  // this thread holds a file's lock exclusive (its own ops skip mod_guard)
   ScenarioEnv& env_;
   const std::vector<TestFile>& files_;
   FileHandles& h_;
@@ -111,7 +118,8 @@ struct Role {
   std::string name;
   int count = 1;
   std::function<void(OpCtx&)> step;  // one op (or a small fixed sequence) per call
-  bool shifts = false;  // the step may collapse / insert ranges (orders modifying ops per file)
+  bool shifts = false;  // the step may collapse / insert ranges or truncate (orders modifying ops per
+                        // file; reads may end short at EOF)
   std::string tag;  // thread name "fsr-<tag><tid>" (probe events name the thread); default: name
 };
 

@@ -240,10 +240,12 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
 std::unique_ptr<Scenario> dio_vs_mmap() {
   return make(
       "dio-vs-mmap", "O_DIRECT writes vs mmap and buffered readers of the same ranges (generic/647's class)",
-      "DIO writers write stamped blocks with O_DIRECT into written blocks, holes (made by punch) and\n"
-      "unwritten extents (made by fallocate KEEP_SIZE) while mmap readers fault the same ranges and\n"
-      "buffered readers read them. Once a DIO write has returned, any read or fault that starts later\n"
-      "must see its data: the DIO path must invalidate the page cache after the write (seed 000: ceph\n"
+      "DIO writers write stamped blocks with O_DIRECT into written blocks, holes (made by punch),\n"
+      "unwritten extents (made by fallocate KEEP_SIZE) and past EOF (truncate into the tail, extending DIO\n"
+      "write, truncate back) while mmap readers fault the same ranges and buffered readers read them.\n"
+      "Once a DIO write has returned, any read or fault that starts later must see its data, and a read\n"
+      "may end at EOF only where the size allowed it at some instant of the read (the oracle models the\n"
+      "size). The DIO path must invalidate the page cache after the write (seed 000: ceph\n"
       "ceph_direct_read_write / invalidate_inode_pages2_range -EBUSY; iomap_dio_rw ->\n"
       "kiocb_invalidate_post_direct_write). \"Page cache invalidation failure on direct I/O\" is counted and\n"
       "becomes a finding only together with data the oracle rejects.",
@@ -253,14 +255,21 @@ std::unique_ptr<Scenario> dio_vs_mmap() {
        {"read_readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
        {"hole_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch a hole first"},
        {"unwritten_ratio", T::kDouble, 0.15, 0, 1, "share of DIO-writer ops that punch + fallocate first (unwritten)"},
+       {"eof_ratio", T::kDouble, 0.1, 0, 1,
+        "share of DIO-writer ops that write past EOF: truncate into the last blocks, O_DIRECT write extending "
+        "the file, truncate back"},
        {"uffd_ratio", T::kDouble, 0.1, 0, 1,
         "share of DIO writes parked at get_user_pages by userfaultfd while the range is faulted through the "
         "mapping and read buffered (widening: the cache is filled with pre-write data mid-write)"}},
       InitMode::kHalf, true, [](const ScenarioConfig& c, uint64_t maxr) {
-        double hr = c.d("hole_ratio"), ur = c.d("unwritten_ratio"), uf = c.d("uffd_ratio");
+        double hr = c.d("hole_ratio"), ur = c.d("unwritten_ratio"), uf = c.d("uffd_ratio"), er = c.d("eof_ratio");
         return std::vector<Role>{
             {"dio-writer", int(c.i("dio_writers")),
              [=](OpCtx& x) {
+               if (er > 0 && x.rng.unit() < er) {
+                 x.dio_write_past_eof(maxr);
+                 return;
+               }
                Range r = x.pick(maxr);
                double u = x.rng.unit();
                if (u < hr) x.punch(r);
@@ -277,7 +286,8 @@ std::unique_ptr<Scenario> dio_vs_mmap() {
                } else {
                  x.dio_write(r);
                }
-             }},
+             },
+             er > 0},
             {"mmap-reader", int(c.i("mmap_readers")), [=](OpCtx& x) { x.mmap_read(x.pick(maxr)); }},
             {"reader", int(c.i("read_readers")), [=](OpCtx& x) { x.read(x.pick(maxr)); }}};
       });

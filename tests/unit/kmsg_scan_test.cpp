@@ -147,3 +147,20 @@ TEST(KmsgScan, GuestConsolePanicIsKernelCrash) {
   EXPECT_TRUE(has_frame);
   EXPECT_EQ(classify_kmsg_line("Kernel panic - not syncing: Fatal exception"), "kernel-crash");
 }
+
+TEST(KmsgScan, RatelimitedNoticeStaysANotice) {
+  // "EXT4-fs warning: 4 callbacks suppressed" between CONFIG_EXT4_DEBUG extent-split notes (6.18 host).
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("ext4_ratelimited_notice.log", {"loop0"}, &r), V{});
+  ASSERT_EQ(r.notices.size(), 4u);
+  EXPECT_EQ(r.notices[2].lines.size(), 2u);  // the note and the suppressed-callbacks line after it
+  EXPECT_NE(r.notices[2].lines[1].find("callbacks suppressed"), std::string::npos);
+}
+
+TEST(KmsgScan, RatelimitedWarningIsNotCountedTwice) {
+  auto cls = scan_file("ext4_ratelimited_warning.log", {"loop0"});
+  EXPECT_EQ(cls.size(), 2u);  // the two warnings; the suppressed lines belong to them
+  // Suppressed messages of a family never seen before are unknown: a finding of their own.
+  auto lines = parse_log_text("[ 5.000001] EXT4-fs warning: 7 callbacks suppressed\n");
+  EXPECT_EQ(scan_kmsg(lines, {}).findings.size(), 1u);
+}

@@ -30,6 +30,19 @@ class History {
   }
   uint64_t insert(uint64_t b, uint64_t n, uint64_t s, uint64_t e) { return add(OpKind::kInsert, b, n, s, e, 0); }
   uint64_t falloc(uint64_t b, uint64_t n, uint64_t s, uint64_t e) { return add(OpKind::kFalloc, b, n, s, e, 0); }
+  uint64_t truncate(uint64_t blocks, uint64_t s, uint64_t e) { return add(OpKind::kTruncate, blocks, 0, s, e, 0); }
+  uint64_t dio_write(uint64_t b, uint64_t n, uint64_t s, uint64_t e) {
+    return add(OpKind::kDioWrite, b, n, s, e, int64_t(n * kBlockSize));
+  }
+  // A read of blocks [b, b+n) over [s, e] that returned `got` blocks (short at EOF), each as in `v`.
+  void read_short(uint64_t b, uint64_t n, uint64_t got, uint64_t s, uint64_t e, const std::vector<BlockValue>& v,
+                  OpKind k = OpKind::kRead) {
+    add(k, b, n, s, e, int64_t(got * kBlockSize));
+    d.obs_begin.back() = d.obs.size();
+    for (uint64_t i = 0; i < got; ++i)
+      d.obs.push_back(ObsRecord{v[i].gen, v[i].gen2, v[i].file_id, v[i].block, uint32_t(b + i), uint8_t(v[i].cls), 0, 1});
+    d.ops.back().nobs = uint32_t(got);
+  }
   // A read of block b over [s, e] that saw `v`.
   void read(uint64_t b, uint64_t s, uint64_t e, BlockValue v, OpKind k = OpKind::kRead, uint32_t round = 0) {
     add(k, b, 1, s, e, int64_t(kBlockSize), round);
@@ -550,4 +563,75 @@ TEST(OracleShift, ManyShiftsStayConsistent) {
   h.read(0, t + 10, t + 12, History::data(N - 1, i));
   auto cls = h.classes();
   EXPECT_EQ(cls.size(), 1u);
+}
+
+// Writes past EOF: truncate into the tail, O_DIRECT write extending the file, truncate back.
+TEST(OracleEof, ShortReadOnlyWhileTheFileWasShort) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.truncate(5, 10, 20);
+  uint64_t w = h.dio_write(5, 2, 30, 40);  // size 7
+  h.truncate(8, 50, 60);
+  h.read_short(4, 3, 1, 22, 28, {History::data(4, i)});                          // EOF at 5
+  h.read_short(3, 4, 2, 12, 18, {History::data(3, i), History::data(4, i)});      // mid-truncate: EOF 5 of 8..5
+  h.read_short(4, 3, 3, 15, 28, {History::data(4, i), History::data(5, i), History::data(6, i)});  // raced truncate
+  h.read_short(4, 3, 3, 45, 48, {History::data(4, i), History::data(5, w), History::data(6, w)});
+  h.read_short(6, 2, 1, 45, 48, {History::data(6, w)});                         // EOF at 7
+  h.read_short(6, 2, 2, 70, 80, {History::data(6, w), History::zero()});        // back to 8: a hole at 7
+  EXPECT_EQ(h.classes(), V{});
+}
+
+TEST(OracleEof, ShortReadAfterTheExtendingWriteReturnedIsLostWrite) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.truncate(5, 10, 20);
+  h.dio_write(5, 2, 30, 40);
+  h.read_short(4, 3, 1, 45, 48, {History::data(4, i)});  // the write returned: the size is 7
+  auto cls = h.classes();
+  ASSERT_EQ(cls, V{"lost-write"});
+  EXPECT_NE(h.last.kept.at(0).detail.find("ended at byte 20480"), std::string::npos) << h.last.kept.at(0).detail;
+}
+
+TEST(OracleEof, DataPastEofAfterTruncateIsFlagged) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.truncate(5, 10, 20);
+  // Full read after the truncate completed: past EOF, with old data in it.
+  h.read_short(4, 2, 2, 25, 28, {History::data(4, i), History::data(5, i)});
+  auto cls = h.classes();
+  std::sort(cls.begin(), cls.end());
+  EXPECT_EQ(cls, (V{"stale", "stale-after-punch"}));
+}
+
+TEST(OracleEof, TruncatedBlocksReadBackAsHolesAfterRegrowing) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.truncate(5, 10, 20);
+  h.truncate(8, 30, 40);
+  h.read(6, 50, 60, History::zero());
+  h.read(4, 50, 60, History::data(4, i));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  uint64_t j = g.init(8, 1, 5);
+  g.truncate(5, 10, 20);
+  g.truncate(8, 30, 40);
+  g.read(6, 50, 60, History::data(6, j));  // the old block came back
+  EXPECT_EQ(g.classes(), V{"stale-after-punch"});
+  BlockModel m(g.d);
+  EXPECT_FALSE(m.may_be_allocated(0, 6, 50));
+  EXPECT_TRUE(m.may_be_allocated(0, 4, 50));
+}
+
+TEST(OracleEof, AReadRacingASizeChangeMayEndAnywhereInBetween) {
+  // O_DIRECT falling back to buffered I/O extends i_size folio by folio, and reads check EOF block by
+  // block: a read racing a size change may end at any block boundary in between; afterwards only at
+  // the final size.
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.truncate(3, 10, 20);
+  uint64_t w = h.dio_write(3, 4, 30, 40);  // 3 -> 7
+  h.read_short(2, 6, 3, 32, 38, {History::data(2, i), History::data(3, w), History::data(4, w)});  // EOF 5
+  EXPECT_EQ(h.classes(), V{});
+  h.read_short(2, 6, 3, 45, 48, {History::data(2, i), History::data(3, w), History::data(4, w)});
+  EXPECT_EQ(h.classes(), V{"lost-write"});
 }
