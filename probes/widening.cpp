@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -116,14 +117,18 @@ TechniqueStatus dm_target(const std::string& name, const std::string& target, co
     return false;
   };
   std::string module = "dm-" + target;
-  int st = 0;
-  std::string probe;
-  if (!dm_loaded() || geteuid() == 0) probe = shell("modprobe -q " + module, st);  // loads dm-mod with it
+  std::string modprobe = "not tried (needs root)";
+  if (geteuid() == 0) {  // loads dm-mod with it; a built-in target or a kernel without modules just fails here
+    int st = 0;
+    std::string out = shell("modprobe " + module, st);
+    modprobe = st == 0 ? "loaded" : out.empty() ? fmt::format("failed (exit {})", WEXITSTATUS(st)) : first_line(out);
+  }
   if (!dm_loaded()) {
     t.detail = fmt::format("no device-mapper in this kernel (/proc/misc has no device-mapper; {}; modprobe {}: {})",
-                           config_note(cfg, "CONFIG_BLK_DEV_DM"), module, st == 0 ? "ok" : probe.empty() ? "failed" : first_line(probe));
+                           config_note(cfg, "CONFIG_BLK_DEV_DM"), module, modprobe);
     return t;
   }
+  int st = 0;
   std::string targets = shell("dmsetup targets", st);
   if (st != 0) {
     t.detail = fmt::format("device-mapper present but 'dmsetup targets' failed: {} (apt-get install dmsetup)", first_line(targets));
@@ -138,8 +143,7 @@ TechniqueStatus dm_target(const std::string& name, const std::string& target, co
       return t;
     }
   t.detail = fmt::format("device-mapper present, target '{}' missing ({}; modprobe {}: {})", target,
-                         config_note(cfg, target == "delay" ? "CONFIG_DM_DELAY" : "CONFIG_DM_FLAKEY"), module,
-                         probe.empty() ? "not tried" : first_line(probe));
+                         config_note(cfg, target == "delay" ? "CONFIG_DM_DELAY" : "CONFIG_DM_FLAKEY"), module, modprobe);
   return t;
 }
 
