@@ -229,53 +229,53 @@ namespace {
 
 DelayHook hook(ProbeSpec spec, const char* fs, const char* context) {
   spec.family = "delay";
-  return DelayHook{std::move(spec), fs, context};
+  return DelayHook{std::move(spec), fs, fmt::format("{}; no spinlock held, interrupts enabled", context)};
 }
 
+// The tracepoint hooks: id, filesystem ("" = any), category, event, program stem, what it sees, and what
+// the kernel holds where it fires (checked in Debian's 6.1 source, and against 6.18 where it differs).
+struct TpHookRow {
+  int id;
+  const char *fs, *cat, *event, *prog, *what, *context;
+};
+const TpHookRow kTpHooks[] = {
+    {FSR_DH_EXT4_REMOVE_SPACE, "ext4", "ext4", "ext4_ext_remove_space", "ext4_rm_space",
+     "ext4 is about to remove the extents of a punched / truncated range",
+     "ext4_ext_remove_space(), from ext4_punch_hole after truncate_pagecache_range: i_rwsem, invalidate_lock and "
+     "i_data_sem (rw-semaphores) held, a jbd2 handle open"},
+    {FSR_DH_XFS_FREE_FILE_SPACE, "xfs", "xfs", "xfs_free_file_space", "xfs_free_space",
+     "XFS is about to unmap the blocks of a punched / zeroed range",
+     "start of xfs_free_file_space(), from xfs_file_fallocate after xfs_flush_unmap_range dropped the range from the "
+     "page cache: IOLOCK and MMAPLOCK (= invalidate_lock) held exclusive, no transaction yet"},
+    {FSR_DH_FILL_ADDED, "", "filemap", "mm_filemap_add_to_page_cache", "fill_added",
+     "a new folio entered the page cache, before its read I/O",
+     "end of __filemap_add_folio(), after xas_unlock_irq: the new folio is locked and not uptodate; the caller "
+     "(readahead, filemap_fault, filemap_read, write_begin) holds at most invalidate_lock shared"},
+    {FSR_DH_IOMAP_DSTMAP, "", "iomap", "iomap_iter_dstmap", "iomap_dstmap",
+     "iomap_iter got a mapping from ->iomap_begin, before the I/O uses it",
+     "iomap_iter() after ->iomap_begin returned (the filesystem dropped ILOCK / i_data_sem) and before the actor "
+     "(buffered write, direct I/O, zeroing) uses the mapping; i_rwsem / IOLOCK as the caller took it"},
+    {FSR_DH_XFS_IOMAP_FOUND, "xfs", "xfs", "xfs_iomap_found", "xfs_iomap_found", "XFS iomap_begin found an existing mapping",
+     "xfs_*_iomap_begin(): ILOCK dropped, except in the buffered-write path where ILOCK (an rw-semaphore) is still held"},
+    {FSR_DH_XFS_IOMAP_ALLOC, "xfs", "xfs", "xfs_iomap_alloc", "xfs_iomap_alloc",
+     "XFS iomap_begin reserved delalloc or allocated blocks for a write",
+     "xfs_*_iomap_begin() after the reservation / allocation: ILOCK dropped, except on the COW-fork path (an rw-semaphore)"},
+    {FSR_DH_XFS_MAP_BLOCKS_FOUND, "xfs", "xfs", "xfs_map_blocks_found", "xfs_mapb_found",
+     "XFS writeback cached a mapping for the folios it writes",
+     "xfs_map_blocks() after dropping ILOCK; the folio under writeback is locked"},
+    {FSR_DH_XFS_MAP_BLOCKS_ALLOC, "xfs", "xfs", "xfs_map_blocks_alloc", "xfs_mapb_alloc",
+     "XFS writeback converted delalloc blocks and cached the mapping",
+     "xfs_map_blocks() after xfs_bmapi_convert_delalloc (ILOCK dropped); the folio under writeback is locked"},
+};
+
 std::vector<DelayHook> build_delay_hooks() {
-  const char* none = "no spinlock held, interrupts enabled";
   std::vector<DelayHook> v;
-  v.push_back(hook(tp(FSR_DH_EXT4_REMOVE_SPACE, "delay", "ext4", "ext4_ext_remove_space", "ext4_rm_space",
-                      "ext4 is about to remove the extents of a punched / truncated range"),
-                   "ext4", fmt::format("ext4_ext_remove_space(), from ext4_punch_hole after truncate_pagecache_range: "
-                                       "i_rwsem, invalidate_lock and i_data_sem (rw-semaphores) held, a jbd2 handle open; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_XFS_FREE_FILE_SPACE, "delay", "xfs", "xfs_free_file_space", "xfs_free_space",
-                      "XFS is about to unmap the blocks of a punched / zeroed range"),
-                   "xfs", fmt::format("start of xfs_free_file_space(), from xfs_file_fallocate after xfs_flush_unmap_range "
-                                      "dropped the range from the page cache: IOLOCK and MMAPLOCK (= invalidate_lock) held "
-                                      "exclusive, no transaction yet; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_FILL_ADDED, "delay", "filemap", "mm_filemap_add_to_page_cache", "fill_added",
-                      "a new folio entered the page cache, before its read I/O"),
-                   "", fmt::format("end of __filemap_add_folio(), after xas_unlock_irq: the new folio is locked and not "
-                                   "uptodate; the caller (readahead, filemap_fault, filemap_read, write_begin) holds at most "
-                                   "invalidate_lock shared; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_IOMAP_DSTMAP, "delay", "iomap", "iomap_iter_dstmap", "iomap_dstmap",
-                      "iomap_iter got a mapping from ->iomap_begin, before the I/O uses it"),
-                   "", fmt::format("iomap_iter() after ->iomap_begin returned (the filesystem dropped ILOCK / i_data_sem) "
-                                   "and before the actor (buffered write, direct I/O, zeroing) uses the mapping; i_rwsem / "
-                                   "IOLOCK as the caller took it; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_XFS_IOMAP_FOUND, "delay", "xfs", "xfs_iomap_found", "xfs_iomap_found",
-                      "XFS iomap_begin found an existing mapping"),
-                   "xfs", fmt::format("xfs_*_iomap_begin(): ILOCK dropped, except in the buffered-write path where ILOCK "
-                                      "(an rw-semaphore) is still held; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_XFS_IOMAP_ALLOC, "delay", "xfs", "xfs_iomap_alloc", "xfs_iomap_alloc",
-                      "XFS iomap_begin reserved delalloc or allocated blocks for a write"),
-                   "xfs", fmt::format("xfs_*_iomap_begin() after the reservation / allocation: ILOCK dropped, except on "
-                                      "the COW-fork path (an rw-semaphore); {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_XFS_MAP_BLOCKS_FOUND, "delay", "xfs", "xfs_map_blocks_found", "xfs_mapb_found",
-                      "XFS writeback cached a mapping for the folios it writes"),
-                   "xfs", fmt::format("xfs_map_blocks() after dropping ILOCK; the folio under writeback is locked; {}", none).c_str()));
-  v.push_back(hook(tp(FSR_DH_XFS_MAP_BLOCKS_ALLOC, "delay", "xfs", "xfs_map_blocks_alloc", "xfs_mapb_alloc",
-                      "XFS writeback converted delalloc blocks and cached the mapping"),
-                   "xfs", fmt::format("xfs_map_blocks() after xfs_bmapi_convert_delalloc (ILOCK dropped); the folio under "
-                                      "writeback is locked; {}", none).c_str()));
-  {
-    ProbeSpec p = fn(FSR_DH_TRUNC_PC_EXIT, "delay", "truncate_pagecache_range", "trunc_pc", true,
-                     "truncate_pagecache_range returned: the range's folios are gone, the blocks not yet freed");
-    p.has_entry = false;  // fexit alone; kprobe mode: kprobe stashes the inode for the kretprobe
-    v.push_back(hook(p, "", fmt::format("return of truncate_pagecache_range() (ext4 and XFS punch / zero range / "
-                                        "truncate): invalidate_lock held exclusive; a sleeping function: {}", none).c_str()));
-  }
+  for (const auto& r : kTpHooks) v.push_back(hook(tp(r.id, "delay", r.cat, r.event, r.prog, r.what), r.fs, r.context));
+  ProbeSpec p = fn(FSR_DH_TRUNC_PC_EXIT, "delay", "truncate_pagecache_range", "trunc_pc", true,
+                   "truncate_pagecache_range returned: the range's folios are gone, the blocks not yet freed");
+  p.has_entry = false;  // fexit alone; kprobe mode: kprobe stashes the inode for the kretprobe
+  v.push_back(hook(p, "", "return of truncate_pagecache_range() (ext4 and XFS punch / zero range / truncate): "
+                          "invalidate_lock held exclusive; a sleeping function"));
   return v;
 }
 

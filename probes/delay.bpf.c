@@ -129,14 +129,12 @@ DELAY_TP(iomap_dstmap, "iomap", "iomap_iter_dstmap", FSR_DH_IOMAP_DSTMAP, struct
 	 trace_event_raw_iomap_class, dev, ino)
 /* xfs:xfs_iomap_found / xfs_iomap_alloc / xfs_map_blocks_found / xfs_map_blocks_alloc
  * (struct xfs_inode *, xfs_off_t offset, ssize_t count, int whichfork, struct xfs_bmbt_irec *) */
-DELAY_TP(xfs_iomap_found, "xfs", "xfs_iomap_found", FSR_DH_XFS_IOMAP_FOUND, struct xfs_inode *, xfs_vfs_inode,
-	 trace_event_raw_xfs_imap_class, dev, ino)
-DELAY_TP(xfs_iomap_alloc, "xfs", "xfs_iomap_alloc", FSR_DH_XFS_IOMAP_ALLOC, struct xfs_inode *, xfs_vfs_inode,
-	 trace_event_raw_xfs_imap_class, dev, ino)
-DELAY_TP(xfs_mapb_found, "xfs", "xfs_map_blocks_found", FSR_DH_XFS_MAP_BLOCKS_FOUND, struct xfs_inode *, xfs_vfs_inode,
-	 trace_event_raw_xfs_imap_class, dev, ino)
-DELAY_TP(xfs_mapb_alloc, "xfs", "xfs_map_blocks_alloc", FSR_DH_XFS_MAP_BLOCKS_ALLOC, struct xfs_inode *, xfs_vfs_inode,
-	 trace_event_raw_xfs_imap_class, dev, ino)
+#define DELAY_XFS_IMAP(stem, event, hook) \
+	DELAY_TP(stem, "xfs", event, hook, struct xfs_inode *, xfs_vfs_inode, trace_event_raw_xfs_imap_class, dev, ino)
+DELAY_XFS_IMAP(xfs_iomap_found, "xfs_iomap_found", FSR_DH_XFS_IOMAP_FOUND)
+DELAY_XFS_IMAP(xfs_iomap_alloc, "xfs_iomap_alloc", FSR_DH_XFS_IOMAP_ALLOC)
+DELAY_XFS_IMAP(xfs_mapb_found, "xfs_map_blocks_found", FSR_DH_XFS_MAP_BLOCKS_FOUND)
+DELAY_XFS_IMAP(xfs_mapb_alloc, "xfs_map_blocks_alloc", FSR_DH_XFS_MAP_BLOCKS_ALLOC)
 
 /* truncate_pagecache_range(struct inode *, loff_t, loff_t) returned: fexit, or kprobe + kretprobe
  * handing the inode over through fsr_delay_stash. */
