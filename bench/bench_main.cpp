@@ -1,6 +1,8 @@
 // fsrace benchmarks (Google Benchmark). Figures, not pass/fail:
 //   * punch-vs-fault ops/s in host mode on ext4 and XFS, with and without op logging; the closing
 //     lines state the logging cost (target < 5 %).
+//   * race attempts/s and overlap share per scenario: plain, widened (pinning + userfaultfd), and with
+//     kernel delays (BPF busy-wait at punch-free) for the punching scenarios.
 //   * stamp encode/decode and oracle throughput (blocks judged per second).
 // The host benchmarks need root and loop devices; without them they are skipped with the reason.
 #include <benchmark/benchmark.h>
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <fmt/core.h>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -20,6 +23,8 @@
 #include "harness/overlap.h"
 #include "harness/stamp.h"
 #include "harness/util.h"
+#include "probes/delay.h"
+#include "probes/kernel_info.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -30,7 +35,11 @@ std::map<std::string, std::vector<double>> g_ops_per_s;  // "ext4/log" -> sample
 struct WidenSample {
   double attempts_per_s, share;
 };
-std::map<std::string, WidenSample> g_widen;  // "scenario/plain" | "scenario/widened"
+std::map<std::string, WidenSample> g_widen;  // "scenario/plain" | "scenario/widened" | "scenario/kdelay"
+
+// Kernel delays of the kdelay rows: 200 us at every punch-free hit (after the punch dropped the page
+// cache, before the blocks are freed).
+const probes::DelayOptions kBenchDelay{{"punch-free"}, "", 200, 1.0, -1};
 
 // Sample length and repetitions of the op-log benchmark: FSRACE_BENCH_SECONDS (default 3) and
 // FSRACE_BENCH_REPS (default 3). Per-sample noise on a 2-core box is about +-10 % at 3 s, so figures for a
@@ -47,9 +56,10 @@ const int g_reps = int(env_number("FSRACE_BENCH_REPS", 3.0));
 
 // One host-mode race of `seconds` on a fresh loop-device filesystem; returns the race stats and, when the
 // op log is on, the overlap statistics computed from it.
+// With `kdelay`, a kernel-delay session (probes/delay.h) is armed for the race on the test files.
 std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const std::string& scenario,
                                              const std::map<std::string, double>& overrides, bool log_ops,
-                                             double seconds) {
+                                             double seconds, const probes::DelayOptions* kdelay = nullptr) {
   Scenario* sc = find_scenario(scenario);
   ScenarioConfig cfg{sc->spec().name, {}};
   for (const auto& p : sc->spec().params) cfg.params[p.name] = p.def;
@@ -72,8 +82,24 @@ std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const s
   std::string path = work.path() + "/ops.bin";
   OpLog log(path, meta, log_ops);
   env.log = &log;
+  std::vector<std::pair<uint64_t, uint64_t>> inodes;
+  env.on_file = [&inodes](const TestFile&, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0) inodes.push_back({st.st_dev, st.st_ino});
+  };
   sc->setup(env, files);
+  std::unique_ptr<probes::DelaySession> delay;
+  if (kdelay) {
+    static const auto kernel = probes::running_kernel();
+    probes::DelayOptions d = *kdelay;
+    d.fs = fs_type;
+    delay = std::make_unique<probes::DelaySession>(*kernel, d);
+    if (!delay->attached())
+      throw UsageError(fmt::format("kernel delays unavailable: {}", delay->report()["points"].dump()));
+    for (const auto& [dev, ino] : inodes) delay->add_inode(dev, ino);
+  }
   RaceStats rs = sc->race(env, files);
+  if (delay) delay->stop();
   log.close();
   OverlapStats ov;
   if (log_ops) ov = overlap_stats(load_oplog(path));
@@ -88,20 +114,22 @@ bool host_ok(benchmark::State& state) {
 }
 
 // Race attempts per second and the share of attempts that really overlapped a read of the same blocks,
-// without and with widening (CPU pinning, plus userfaultfd parking where the scenario has it).
-void BM_Widening(benchmark::State& state, const std::string& scenario, bool widen) {
+// without and with widening (CPU pinning, plus userfaultfd parking where the scenario has it), and with
+// kernel delays at punch-free for the scenarios that punch.
+// `how`: "plain", "widened" (CPU pinning + userfaultfd) or "kdelay" (kernel delays at punch-free, kBenchDelay).
+void BM_Widening(benchmark::State& state, const std::string& scenario, const std::string& how) {
   if (!host_ok(state)) return;
   std::map<std::string, double> ov;
-  if (widen) ov = {{"pin_cpus", 1}, {"uffd_ratio", 0.3}};
+  if (how == "widened") ov = {{"pin_cpus", 1}, {"uffd_ratio", 0.3}};
   else ov = {{"uffd_ratio", 0}};
   for (auto _ : state) {
     try {
-      auto [rs, st] = race_once("ext4", scenario, ov, true, 3.0);
+      auto [rs, st] = race_once("ext4", scenario, ov, true, 3.0, how == "kdelay" ? &kBenchDelay : nullptr);
       state.SetIterationTime(rs.seconds);
       double aps = double(st.attempts) / rs.seconds;
       state.counters["attempts_per_s"] = aps;
       state.counters["overlap_share"] = st.share();
-      g_widen[scenario + (widen ? "/widened" : "/plain")] = {aps, st.share()};
+      g_widen[scenario + "/" + how] = {aps, st.share()};
     } catch (const UsageError& e) {
       state.SkipWithError(e.what());
       return;
@@ -199,10 +227,11 @@ int main(int argc, char** argv) {
           ->UseManualTime()
           ->Unit(benchmark::kSecond);
   for (const auto& sc : scenarios())
-    for (bool widen : {false, true}) {
+    for (std::string how : {"plain", "widened", "kdelay"}) {
       std::string name = sc->spec().name;
-      benchmark::RegisterBenchmark(fmt::format("widening/{}/{}", name, widen ? "widened" : "plain").c_str(),
-                                   [name, widen](benchmark::State& s) { BM_Widening(s, name, widen); })
+      if (how == "kdelay" && name != "punch-vs-fault" && name != "punch-vs-read") continue;  // scenarios that punch
+      benchmark::RegisterBenchmark(fmt::format("widening/{}/{}", name, how).c_str(),
+                                   [name, how](benchmark::State& s) { BM_Widening(s, name, how); })
           ->Iterations(1)
           ->UseManualTime()
           ->Unit(benchmark::kSecond);
@@ -240,10 +269,17 @@ int main(int argc, char** argv) {
   }
   for (const auto& sc : scenarios()) {
     auto p = g_widen.find(sc->spec().name + "/plain"), w = g_widen.find(sc->spec().name + "/widened");
-    if (p == g_widen.end() || w == g_widen.end()) continue;
-    std::printf("%-22s race attempts/s %8.0f plain, %8.0f widened; overlap share %5.1f %% plain, %5.1f %% widened\n",
-                sc->spec().name.c_str(), p->second.attempts_per_s, w->second.attempts_per_s, 100 * p->second.share,
-                100 * w->second.share);
+    if (p == g_widen.end()) continue;
+    if (w != g_widen.end())
+      std::printf("%-22s race attempts/s %8.0f plain, %8.0f widened; overlap share %5.1f %% plain, %5.1f %% widened\n",
+                  sc->spec().name.c_str(), p->second.attempts_per_s, w->second.attempts_per_s, 100 * p->second.share,
+                  100 * w->second.share);
+    auto kd = g_widen.find(sc->spec().name + "/kdelay");
+    if (kd != g_widen.end())
+      std::printf("%-22s race attempts/s %8.0f kernel delays off, %8.0f on (%g us at punch-free); overlap share %5.1f %% off, "
+                  "%5.1f %% on\n",
+                  sc->spec().name.c_str(), p->second.attempts_per_s, kd->second.attempts_per_s, kBenchDelay.delay_us,
+                  100 * p->second.share, 100 * kd->second.share);
   }
   return 0;
 }

@@ -58,6 +58,19 @@ struct Ctx {
     if (!(v >= lo && v <= hi)) fail(n, fmt::format("'{}' = {} is out of range; allowed: {} to {}", key, v, lo, hi));
     return v;
   }
+  // A list of names from `allowed`, each at most once.
+  std::vector<std::string> names(const toml::node& n, const std::string& key, const std::vector<std::string>& allowed,
+                                 const std::string& what) const {
+    auto v = str_list(n, key);
+    for (size_t i = 0; i < v.size(); ++i) {
+      bool ok = false;
+      for (const auto& a : allowed) ok |= a == v[i];
+      if (!ok) fail(n, fmt::format("unknown {} '{}' in '{}'; allowed: {}", what, v[i], key, join(allowed)));
+      for (size_t j = 0; j < i; ++j)
+        if (v[j] == v[i]) fail(n, fmt::format("'{}' lists '{}' twice", key, v[i]));
+    }
+    return v;
+  }
   std::vector<std::string> str_list(const toml::node& n, const std::string& key) const {
     if (!n.is_array()) fail(n, fmt::format("'{}' must be an array of strings", key));
     std::vector<std::string> out;
@@ -199,12 +212,19 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       if (!spec) cx.fail(v, fmt::format("unknown scenario [scenario.{}]; allowed: {}", name, join(names_of(catalog))));
       std::string sec = fmt::format("[scenario.{}]", name);
       const auto& st = cx.table(v, sec);
-      cx.only_keys(st, sec, names_of(spec->params));
+      auto keys = names_of(spec->params);
+      keys.insert(keys.end(), {"kdelay", "kwiden"});
+      cx.only_keys(st, sec, keys);
       ScenarioConfig sc{name, {}};
       for (const auto& p : spec->params) {
         sc.params[p.name] = p.def;
         if (auto* o = st.get(p.name)) sc.params[p.name] = cx.num(*o, p.name, p.min, p.max, p.type == ParamSpec::Type::kInt);
       }
+      if (auto* o = st.get("kdelay")) sc.kdelay = cx.names(*o, "kdelay", probes::delay_point_names(), "kernel delay point");
+      if (auto* o = st.get("kwiden")) sc.kwiden = cx.names(*o, "kwiden", probes::kernel_technique_names(), "kernel widening technique");
+      if (sc.kdelay.empty())
+        for (const char* k : {"kdelay_us", "kdelay_ratio"})
+          if (auto* o = st.get(k)) cx.fail(*o, fmt::format("'{}' has no effect without 'kdelay' (the delay points to arm) in {}", k, sec));
       sc_cfg[name] = sc;
     }
   }
@@ -295,6 +315,12 @@ std::string campaign_to_toml(const Campaign& c) {
     for (const auto& [k, v] : s.params) {
       if (v == std::floor(v) && std::fabs(v) < 9e15) p.insert(k, int64_t(v));
       else p.insert(k, v);
+    }
+    for (const auto& [key, list] : {std::pair{"kdelay", &s.kdelay}, std::pair{"kwiden", &s.kwiden}}) {
+      if (list->empty()) continue;
+      toml::array a;
+      for (const auto& x : *list) a.push_back(x);
+      p.insert(key, a);
     }
     sc.insert(s.name, p);
   }

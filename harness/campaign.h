@@ -34,6 +34,11 @@ struct FsConfig {
 struct ScenarioConfig {
   std::string name;
   std::map<std::string, double> params;  // every param of the spec, defaults filled in
+  // Kernel-side widening (probes/delay.h, probes/widening.h): BPF delay points to arm during the race
+  // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques to
+  // detect and report for this scenario. Empty: off.
+  std::vector<std::string> kdelay;
+  std::vector<std::string> kwiden;
   int64_t i(const std::string& k) const { return int64_t(params.at(k)); }
   double d(const std::string& k) const { return params.at(k); }
 };

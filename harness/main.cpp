@@ -15,8 +15,11 @@
 #include "harness/util.h"
 #include "harness/vm_report.h"
 #include "probes/events.h"
+#include "probes/fsrace_events.h"
 #include "probes/kernel_info.h"
+#include "probes/delay.h"
 #include "probes/loader.h"
+#include "probes/widening.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -145,6 +148,55 @@ int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
   return 0;
 }
 
+// `fsrace widening`: the kernel-side widening fsrace has, on the running kernel. Every kernel delay point
+// with its hooks really loaded and attached (then detached), or why a hook is unavailable; then the other
+// techniques (error injection, device-mapper, XFS errortags), detected only.
+int list_widening(bool json, bool verbose) {
+  auto k = probes::running_kernel();
+  probes::DelaySession ds(*k, probes::DelayOptions{probes::delay_point_names(), "", 100, 0, -1});
+  ds.stop();
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& p : probes::delay_points()) {
+    nlohmann::json hooks = nlohmann::json::array();
+    for (const auto& r : ds.results()) {
+      if (r.point != &p) continue;
+      nlohmann::json h = {{"name", r.hook->spec.name}, {"fs", r.hook->fs.empty() ? "any" : r.hook->fs},
+                          {"attach", r.mode == probes::AttachMode::kNone ? "unavailable" : probes::attach_mode_name(r.mode)},
+                          {"context", r.hook->context}};
+      if (!r.reason.empty()) h[r.mode == probes::AttachMode::kNone ? "reason" : "fallback"] = r.reason;
+      hooks.push_back(h);
+    }
+    points.push_back({{"name", p.name}, {"widens", p.widens}, {"hooks", hooks}});
+  }
+  nlohmann::json techniques = nlohmann::json::array();
+  for (const auto& [name, what] : probes::kernel_techniques()) {
+    auto t = probes::detect_technique(name, *k);
+    techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"kernel", k->release()}, {"delay_cap_us", FSR_DELAY_MAX_US}, {"delays_unavailable", ds.setup_error()},
+                                {"delay_points", points}, {"techniques", techniques}}.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("kernel {}: kernel delay points (campaign: [scenario.<name>] kdelay = [...], kdelay_us, kdelay_ratio;\n"
+                           "a BPF busy-wait of at most {} us per hit, for the test files only)\n", k->release(), FSR_DELAY_MAX_US);
+  if (!ds.setup_error().empty()) std::cout << "kernel delays unavailable: " << ds.setup_error() << "\n";
+  for (const auto& p : points) {
+    std::cout << fmt::format("\n{}: {}\n", p["name"].get<std::string>(), p["widens"].get<std::string>());
+    for (const auto& h : p["hooks"]) {
+      std::string a = h["attach"];
+      std::cout << fmt::format("  {:<40} {:<5} {}\n", h["name"].get<std::string>(), h["fs"].get<std::string>(),
+                               a == "unavailable" ? "unavailable: " + h.value("reason", "") : a + (h.contains("fallback") ? "   (skipped: " + h.value("fallback", "") + ")" : ""));
+      if (verbose) std::cout << fmt::format("      fires in: {}\n", h["context"].get<std::string>());
+    }
+  }
+  std::cout << "\nother kernel-side techniques (campaign: kwiden = [...]; detected and reported, not driven by fsrace yet):\n";
+  for (const auto& t : techniques)
+    std::cout << fmt::format("  {:<16} {}: {}\n", t["name"].get<std::string>(), t["available"].get<bool>() ? "available" : "unavailable",
+                             t["detail"].get<std::string>());
+  return 0;
+}
+
 // `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
 int print_events(const std::string& dir, size_t limit, bool header) {
   std::string path = path_exists(dir + "/events.bin") ? dir + "/events.bin" : dir;
@@ -261,6 +313,13 @@ int main(int argc, char** argv) {
   prb->add_flag("--json", probes_json, "machine-readable listing");
   prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
 
+  auto* wid = app.add_subcommand("widening", "list the kernel-side race-window widening on the running kernel: BPF delay points "
+                                             "(attach mode or why not) and the error-injection / device-mapper / XFS errortag techniques");
+  bool wid_json = false, wid_verbose = false;
+  wid->add_flag("--json", wid_json, "machine-readable listing");
+  wid->add_flag("-v,--verbose", wid_verbose, "also say where each hook fires and what the kernel holds there");
+  wid->footer("Loading needs root; without it every delay hook is unavailable with the reason. Exit code 0.");
+
   auto* evs = app.add_subcommand("events", "print the probe events of a case (its events.bin), one per line");
   std::string ev_dir;
   size_t ev_limit = 0;
@@ -332,6 +391,7 @@ int main(int argc, char** argv) {
     }
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);
     if (*evs) return print_events(ev_dir, ev_limit, ev_header);
+    if (*wid) return list_widening(wid_json, wid_verbose);
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";

@@ -29,6 +29,26 @@ std::string case_block(const nlohmann::json& c) {
   if (c.contains("widening"))
     for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)
       s += fmt::format("  widening: {}: {}\n", it.key(), it.value().get<std::string>());
+  if (c.contains("kernel_delays")) {  // BPF busy-waits at kernel points (probes/delay.h)
+    const auto& d = c["kernel_delays"];
+    for (auto it = d["points"].begin(); it != d["points"].end(); ++it) {
+      const auto& p = it.value();
+      std::string hooks;
+      for (const auto& h : p.value("hooks", nlohmann::json::array()))
+        if (h.value("attach", "") != "unavailable") hooks += fmt::format("{}{} {}", hooks.empty() ? "" : ", ", h.value("name", ""), h.value("attach", ""));
+      if (!p.value("ran", false))
+        s += fmt::format("  kernel delay: {} unavailable: {}\n", it.key(), p.value("unavailable", d.value("error", "")));
+      else
+        s += fmt::format("  kernel delay: {} [{}]: {} hits, {} delayed ({:g} us at {:g} % of hits), {:.1f} ms in total, longest {:.0f} us\n",
+                         it.key(), hooks, p.value("hits", 0), p.value("delayed", 0), d.value("delay_us", 0.0),
+                         100 * d.value("ratio", 0.0), p.value("delayed_ns", 0) / 1e6, p.value("max_ns", 0) / 1e3);
+    }
+  }
+  if (c.contains("kernel_widening"))
+    for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it)
+      s += fmt::format("  kernel widening: {} {}: {}\n", it.key(),
+                       it.value().value("available", false) ? "available on this kernel, not driven by fsrace yet" : "unavailable",
+                       it.value().value("detail", ""));
   if (c.contains("oracle")) {
     const auto& o = c["oracle"];
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),

@@ -12,8 +12,10 @@
 
 #include "harness/host.h"
 #include "harness/kernel_events.h"
+#include "probes/delay.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
+#include "probes/widening.h"
 #include "harness/kmsg_capture.h"
 #include "harness/kmsg_scan.h"
 #include "harness/oplog.h"
@@ -69,9 +71,10 @@ nlohmann::json findings_doc(const nlohmann::json& run, const std::vector<nlohman
 
 class CaseRunner {
  public:
+  // `kernel`: the running kernel's facts when probes or kernel-side widening are on; `probes`: load the probes.
   CaseRunner(const RunOptions& opt, const CaseSpec& cs, const std::string& case_dir, uint64_t nonce,
-             const probes::KernelInfo* kernel)
-      : opt_(opt), cs_(cs), dir_(case_dir), nonce_(nonce), kernel_(kernel) {}
+             const probes::KernelInfo* kernel, bool probes)
+      : opt_(opt), cs_(cs), dir_(case_dir), nonce_(nonce), kernel_(kernel), probes_(probes) {}
 
   CaseOut run() {
     CaseOut out;
@@ -142,7 +145,17 @@ class CaseRunner {
 
     // --- probes (issue 3): session from before setup until after the last unmount ---
     std::unique_ptr<probes::ProbeSession> probe;
-    if (kernel_) {
+    struct Inode {
+      uint64_t dev, ino;
+    };
+    std::vector<Inode> inodes;  // test files, for a kernel-delay session without the probes' filter
+    env.on_file = [&](const TestFile& f, int fd) {
+      struct stat st;
+      if (fstat(fd, &st) != 0) return;
+      inodes.push_back({uint64_t(st.st_dev), uint64_t(st.st_ino)});
+      if (probe) probe->add_inode(st.st_dev, st.st_ino, f.name);
+    };
+    if (kernel_ && probes_) {
       probes::SessionOptions po;
       po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
       po.required = opt_.campaign.probes.required;
@@ -154,18 +167,30 @@ class CaseRunner {
         throw UsageError(e.what());
       }
       if (!probe->setup_error().empty()) info["notes"].push_back(fmt::format("probes unavailable: {}", probe->setup_error()));
-      env.on_file = [&probe](const TestFile& f, int fd) {
-        struct stat st;
-        if (fstat(fd, &st) == 0) probe->add_inode(st.st_dev, st.st_ino, f.name);
-      };
     }
+    if (kernel_ && !cs_.sc.kwiden.empty()) info["kernel_widening"] = detect_widening(dev_name);
 
     scenario->setup(env, files);
+    // Kernel delays: armed for the race only (setup's writes and the verification reads run undelayed).
+    std::unique_ptr<probes::DelaySession> delay;
+    if (kernel_ && !cs_.sc.kdelay.empty()) {
+      probes::DelayOptions d{cs_.sc.kdelay, cs_.fs.type, cs_.sc.d("kdelay_us"), cs_.sc.d("kdelay_ratio"), probe ? probe->filter_fd() : -1};
+      delay = std::make_unique<probes::DelaySession>(*kernel_, d);
+      for (const auto& i : inodes) delay->add_inode(i.dev, i.ino);
+      if (delay->attached() && sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        info["notes"].push_back("kernel delays on a single CPU: the waiting task holds the only CPU, the racing thread cannot "
+                                "run inside the widened window");
+    }
     double setup_s = secs_since(t_setup);
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
     phase("race", test_dir);
     uint64_t t_race = now_ns();
     RaceStats rs = scenario->race(env, files);
+    if (delay) {
+      delay->stop();
+      info["kernel_delays"] = delay->report();
+      delay.reset();
+    }
     double race_s = secs_since(t_race);
     uint64_t t_race_end = now_ns();
     bool interrupted = stop_requested().load();
@@ -307,6 +332,16 @@ class CaseRunner {
     if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
   }
 
+  // The campaign's kwiden techniques on this kernel: available or not, and why (none is driven yet).
+  nlohmann::json detect_widening(const std::string& dev_name) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& name : cs_.sc.kwiden) {
+      auto t = probes::detect_technique(name, *kernel_, cs_.fs.type == "xfs" ? dev_name : "");
+      j[name] = {{"available", t.available}, {"detail", t.detail}, {"ran", false}};
+    }
+    return j;
+  }
+
   // probes (issue 3): reads events.bin back, attaches kernel_events to the findings, adds the
   // event-only findings, and returns the case's "probes" record for findings.json.
   nlohmann::json probe_report(const probes::ProbeSession& probe, const std::optional<probes::SessionStats>& st,
@@ -356,6 +391,7 @@ class CaseRunner {
   std::string dir_;
   uint64_t nonce_;
   const probes::KernelInfo* kernel_;
+  bool probes_;
 };
 
 }  // namespace
@@ -402,7 +438,10 @@ RunOutcome run_host(const RunOptions& opt) {
   }
 
   std::unique_ptr<probes::KernelInfo> kernel;
-  if (opt.probes && c.probes.enabled) kernel = probes::running_kernel();
+  bool probes_on = opt.probes && c.probes.enabled;
+  bool kernel_widening = false;
+  for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty();
+  if (probes_on || kernel_widening) kernel = probes::running_kernel();
   install_stop_handlers();
   std::vector<nlohmann::json> infos;
   FindingSet all;
@@ -424,7 +463,7 @@ RunOutcome run_host(const RunOptions& opt) {
     if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseOut co;
     try {
-      co = CaseRunner(opt, cs, case_dir, nonce + i, kernel.get()).run();
+      co = CaseRunner(opt, cs, case_dir, nonce + i, kernel.get(), probes_on).run();
     } catch (const UsageError& e) {
       nlohmann::json info = {{"case", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"status", std::string("error: ") + e.what()}};
       infos.push_back(info);

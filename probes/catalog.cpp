@@ -225,4 +225,140 @@ std::string summarize_reasons(const std::vector<Candidate>& tried) {
   return s;
 }
 
+namespace {
+
+DelayHook hook(ProbeSpec spec, const char* fs, const char* context) {
+  spec.family = "delay";
+  return DelayHook{std::move(spec), fs, fmt::format("{}; no spinlock held, interrupts enabled", context)};
+}
+
+// The tracepoint hooks: id, filesystem ("" = any), category, event, program stem, what it sees, and what
+// the kernel holds where it fires (checked in Debian's 6.1 source, and against 6.18 where it differs).
+struct TpHookRow {
+  int id;
+  const char *fs, *cat, *event, *prog, *what, *context;
+};
+const TpHookRow kTpHooks[] = {
+    {FSR_DH_EXT4_REMOVE_SPACE, "ext4", "ext4", "ext4_ext_remove_space", "ext4_rm_space",
+     "ext4 is about to remove the extents of a punched / truncated range",
+     "ext4_ext_remove_space(), from ext4_punch_hole after truncate_pagecache_range: i_rwsem, invalidate_lock and "
+     "i_data_sem (rw-semaphores) held, a jbd2 handle open"},
+    {FSR_DH_XFS_FREE_FILE_SPACE, "xfs", "xfs", "xfs_free_file_space", "xfs_free_space",
+     "XFS is about to unmap the blocks of a punched / zeroed range",
+     "start of xfs_free_file_space(), from xfs_file_fallocate after xfs_flush_unmap_range dropped the range from the "
+     "page cache: IOLOCK and MMAPLOCK (= invalidate_lock) held exclusive, no transaction yet"},
+    {FSR_DH_FILL_ADDED, "", "filemap", "mm_filemap_add_to_page_cache", "fill_added",
+     "a new folio entered the page cache, before its read I/O",
+     "end of __filemap_add_folio(), after xas_unlock_irq: the new folio is locked and not uptodate; the caller "
+     "(readahead, filemap_fault, filemap_read, write_begin) holds at most invalidate_lock shared"},
+    {FSR_DH_IOMAP_DSTMAP, "", "iomap", "iomap_iter_dstmap", "iomap_dstmap",
+     "iomap_iter got a mapping from ->iomap_begin, before the I/O uses it",
+     "iomap_iter() after ->iomap_begin returned (the filesystem dropped ILOCK / i_data_sem) and before the actor "
+     "(buffered write, direct I/O, zeroing) uses the mapping; i_rwsem / IOLOCK as the caller took it"},
+    {FSR_DH_XFS_IOMAP_FOUND, "xfs", "xfs", "xfs_iomap_found", "xfs_iomap_found", "XFS iomap_begin found an existing mapping",
+     "xfs_*_iomap_begin(): ILOCK dropped, except in the buffered-write path where ILOCK (an rw-semaphore) is still held"},
+    {FSR_DH_XFS_IOMAP_ALLOC, "xfs", "xfs", "xfs_iomap_alloc", "xfs_iomap_alloc",
+     "XFS iomap_begin reserved delalloc or allocated blocks for a write",
+     "xfs_*_iomap_begin() after the reservation / allocation: ILOCK dropped, except on the COW-fork path (an rw-semaphore)"},
+    {FSR_DH_XFS_MAP_BLOCKS_FOUND, "xfs", "xfs", "xfs_map_blocks_found", "xfs_mapb_found",
+     "XFS writeback cached a mapping for the folios it writes",
+     "xfs_map_blocks() after dropping ILOCK; the folio under writeback is locked"},
+    {FSR_DH_XFS_MAP_BLOCKS_ALLOC, "xfs", "xfs", "xfs_map_blocks_alloc", "xfs_mapb_alloc",
+     "XFS writeback converted delalloc blocks and cached the mapping",
+     "xfs_map_blocks() after xfs_bmapi_convert_delalloc (ILOCK dropped); the folio under writeback is locked"},
+};
+
+std::vector<DelayHook> build_delay_hooks() {
+  std::vector<DelayHook> v;
+  for (const auto& r : kTpHooks) v.push_back(hook(tp(r.id, "delay", r.cat, r.event, r.prog, r.what), r.fs, r.context));
+  ProbeSpec p = fn(FSR_DH_TRUNC_PC_EXIT, "delay", "truncate_pagecache_range", "trunc_pc", true,
+                   "truncate_pagecache_range returned: the range's folios are gone, the blocks not yet freed");
+  p.has_entry = false;  // fexit alone; kprobe mode: kprobe stashes the inode for the kretprobe
+  v.push_back(hook(p, "", "return of truncate_pagecache_range() (ext4 and XFS punch / zero range / truncate): "
+                          "invalidate_lock held exclusive; a sleeping function"));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<DelayHook>& delay_hooks() {
+  static const std::vector<DelayHook> v = [] {
+    auto h = build_delay_hooks();
+    if (h.size() != FSR_DH_COUNT || h.size() > FSR_DELAY_MAX_HOOKS)
+      throw std::logic_error("delay hook catalog out of sync with enum fsr_delay_hook_id");
+    for (size_t i = 0; i < h.size(); ++i)
+      if (h[i].spec.id != int(i)) throw std::logic_error("delay hook order differs from enum fsr_delay_hook_id");
+    return h;
+  }();
+  return v;
+}
+
+const std::vector<DelayPoint>& delay_points() {
+  static const std::vector<DelayPoint> v = {
+      {"punch-free",
+       "hole punch / zero range: the page cache of the range was dropped, its blocks are not freed yet (seed 001: "
+       "a fault or read that refills the cache now keeps stale data in a hole unless invalidate_lock holds it off)",
+       {FSR_DH_EXT4_REMOVE_SPACE, FSR_DH_XFS_FREE_FILE_SPACE}},
+      {"pagecache-dropped",
+       "the same window from its start, on any filesystem: right after truncate_pagecache_range returned (function "
+       "hook: needs fentry or kprobes)",
+       {FSR_DH_TRUNC_PC_EXIT}},
+      {"fill-added",
+       "page-cache fill: a new folio is in the mapping, locked and not uptodate, before its read I/O (a punch or "
+       "truncate racing the fill, the read I/O racing a write to the same blocks)",
+       {FSR_DH_FILL_ADDED}},
+      {"iomap-mapped",
+       "iomap: the mapping was looked up and the inode lock dropped, the I/O has not used it yet (the "
+       "xfs_iomap_valid / stale-iomap window of buffered writes, direct I/O vs punch)",
+       {FSR_DH_IOMAP_DSTMAP}},
+      {"xfs-write-mapped",
+       "XFS buffered / direct write: iomap_begin found or allocated the mapping, the folios are not written yet "
+       "(xfs/559's stale write iomap vs writeback and reclaim)",
+       {FSR_DH_XFS_IOMAP_FOUND, FSR_DH_XFS_IOMAP_ALLOC}},
+      {"xfs-wb-mapped",
+       "XFS writeback: the writepage context cached a mapping, the folios are not submitted yet (stale writeback "
+       "mapping vs a racing write, punch or unwritten conversion)",
+       {FSR_DH_XFS_MAP_BLOCKS_FOUND, FSR_DH_XFS_MAP_BLOCKS_ALLOC}},
+  };
+  return v;
+}
+
+const DelayPoint* find_delay_point(const std::string& name) {
+  for (const auto& p : delay_points())
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::vector<std::string> delay_point_names() {
+  std::vector<std::string> v;
+  for (const auto& p : delay_points()) v.push_back(p.name);
+  return v;
+}
+
+std::vector<const DelayHook*> delay_hooks_for(const DelayPoint& point, const std::string& fs) {
+  std::vector<const DelayHook*> v;
+  for (int id : point.hooks) {
+    const DelayHook& h = delay_hooks().at(size_t(id));
+    if (fs.empty() || h.fs.empty() || h.fs == fs) v.push_back(&h);
+  }
+  return v;
+}
+
+const std::vector<std::pair<std::string, std::string>>& kernel_techniques() {
+  static const std::vector<std::pair<std::string, std::string>> v = {
+      {"override-return", "bpf_override_return from a kprobe on an error-injectable function (CONFIG_BPF_KPROBE_OVERRIDE)"},
+      {"fail-function", "fault injection into error-injectable functions through debugfs (CONFIG_FAIL_FUNCTION)"},
+      {"dm-delay", "device-mapper delay target under the filesystem: slow reads / writes / flushes"},
+      {"dm-flakey", "device-mapper flakey target under the filesystem: I/O errors or dropped writes on a schedule"},
+      {"xfs-errortag", "XFS error tags (/sys/fs/xfs/<dev>/errortag, CONFIG_XFS_DEBUG): inject errors at XFS sites"},
+  };
+  return v;
+}
+
+std::vector<std::string> kernel_technique_names() {
+  std::vector<std::string> v;
+  for (const auto& [n, w] : kernel_techniques()) v.push_back(n);
+  return v;
+}
+
 }  // namespace fsrace::probes

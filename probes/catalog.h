@@ -72,4 +72,33 @@ std::vector<Candidate> plan_probe(const ProbeSpec& p, const KernelInfo& k,
 // are merged ("tp_btf, raw_tp: tracepoint not in this kernel").
 std::string summarize_reasons(const std::vector<Candidate>& tried);
 
+// ---- kernel-side delays (probes/delay.bpf.c, probes/delay.h) ----
+
+// One place the delay object attaches to: a tracepoint or a function (its ProbeSpec: id = enum
+// fsr_delay_hook_id, family "delay", planned and attached like a probe).
+struct DelayHook {
+  ProbeSpec spec;
+  std::string fs;       // the filesystem whose code fires it; "" = generic (any filesystem)
+  std::string context;  // what the kernel holds when it fires, checked in the 6.1 and 6.18 sources
+};
+
+// A named delay point of the campaign (kdelay = [...]): one or more hooks on the same window.
+struct DelayPoint {
+  std::string name;
+  std::string widens;      // the interleaving it widens
+  std::vector<int> hooks;  // DelayHook ids
+};
+
+const std::vector<DelayHook>& delay_hooks();    // indexed by enum fsr_delay_hook_id
+const std::vector<DelayPoint>& delay_points();
+const DelayPoint* find_delay_point(const std::string& name);
+std::vector<std::string> delay_point_names();
+// The hooks of `point` that fire on filesystem `fs` (generic hooks and those of `fs`; "" = every hook).
+std::vector<const DelayHook*> delay_hooks_for(const DelayPoint& point, const std::string& fs);
+
+// ---- the other kernel-side widening techniques (detected by probes/widening.h) ----
+// name -> what it is, in listing order: override-return, fail-function, dm-delay, dm-flakey, xfs-errortag.
+const std::vector<std::pair<std::string, std::string>>& kernel_techniques();
+std::vector<std::string> kernel_technique_names();
+
 }  // namespace fsrace::probes

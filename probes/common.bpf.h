@@ -5,24 +5,9 @@
 #ifndef FSRACE_COMMON_BPF_H
 #define FSRACE_COMMON_BPF_H
 
-#include "vmlinux.h"
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
-#include "fsrace_events.h"
-
-char LICENSE[] SEC("license") = "GPL";
+#include "filter.bpf.h"
 
 const volatile struct fsr_config cfg = {};
-
-/* Test inodes: (dev, ino) -> file index. Everything else is dropped here. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct fsr_inode_key);
-	__type(value, __u32);
-} fsr_filter SEC(".maps");
 
 /* &inode->i_mapping->invalidate_lock of test inodes seen so far -> inode. Filled by the BPF side
  * the first time an event with an inode pointer matches the filter. */
@@ -56,37 +41,6 @@ struct {
 static __always_inline struct fsr_probe_stats *fsr_stat(__u32 probe)
 {
 	return bpf_map_lookup_elem(&fsr_stats, &probe);
-}
-
-static __always_inline bool fsr_match(__u32 dev, __u64 ino)
-{
-	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
-	return bpf_map_lookup_elem(&fsr_filter, &k) != NULL;
-}
-
-static __always_inline bool fsr_inode_id(struct inode *inode, __u32 *dev, __u64 *ino)
-{
-	if (!inode)
-		return false;
-	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	*ino = BPF_CORE_READ(inode, i_ino);
-	return true;
-}
-
-/* The same from a tp_btf program, whose arguments are BTF pointers: plain loads (CO-RE relocated through
- * vmlinux.h's preserve_access_index, NULL-safe: a faulting BTF load reads 0) instead of one
- * bpf_probe_read_kernel helper call per field. This runs for every event system-wide before the
- * filter, so it is the hot path. Only for tp_btf / fentry: raw_tp arguments are plain scalars. */
-static __always_inline bool fsr_inode_id_btf(struct inode *inode, __u32 *dev, __u64 *ino)
-{
-	if (!inode)
-		return false;
-	struct super_block *sb = inode->i_sb;
-	if (!sb)
-		return false;
-	*dev = sb->s_dev;
-	*ino = inode->i_ino;
-	return true;
 }
 
 /* Address of mapping->invalidate_lock, 0 if this kernel's address_space has none. */

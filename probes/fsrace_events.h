@@ -171,4 +171,37 @@ struct fsr_config {
 	__u32 lock_snapshot;  /* read invalidate_lock state at each inode event */
 };
 
+/* Kernel-side delays (probes/delay.bpf.c): busy-waits at chosen kernel points, for the test inodes only.
+ * One hook = one tracepoint or function the delay object attaches to; a delay point of the catalog
+ * (probes/catalog.cpp, delay_points()) is one or more hooks (e.g. the ext4 and the XFS tracepoint of
+ * the same window). Keep the ids in sync with delay_hooks() there. */
+#define FSR_DELAY_MAX_HOOKS 16
+#define FSR_DELAY_MAX_US 2000      /* cap per hit, enforced on both sides */
+enum fsr_delay_hook_id {
+	FSR_DH_EXT4_REMOVE_SPACE = 0,
+	FSR_DH_XFS_FREE_FILE_SPACE,
+	FSR_DH_FILL_ADDED,
+	FSR_DH_IOMAP_DSTMAP,
+	FSR_DH_XFS_IOMAP_FOUND,
+	FSR_DH_XFS_IOMAP_ALLOC,
+	FSR_DH_XFS_MAP_BLOCKS_FOUND,
+	FSR_DH_XFS_MAP_BLOCKS_ALLOC,
+	FSR_DH_TRUNC_PC_EXIT,
+	FSR_DH_COUNT,
+};
+
+/* per-hook counters (per-CPU array indexed by hook id) */
+struct fsr_delay_stats {
+	__u64 hits;     /* the hook fired for a test inode */
+	__u64 delayed;  /* hits that busy-waited */
+	__u64 ns;       /* total time spent busy-waiting */
+	__u64 max_ns;   /* longest single wait */
+};
+
+/* read-only configuration of the delay object (const volatile in .rodata, set before load) */
+struct fsr_delay_config {
+	__u64 delay_ns[FSR_DELAY_MAX_HOOKS];   /* 0: hook not delayed */
+	__u64 threshold[FSR_DELAY_MAX_HOOKS];  /* delay when bpf_get_prandom_u32() < threshold (2^32: always) */
+};
+
 #endif

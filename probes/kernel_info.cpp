@@ -9,6 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -178,15 +179,22 @@ nlohmann::json facts_to_json(const KernelInfo& k) {
   j["ksyms"] = nlohmann::json::array();
   j["tracefs_events"] = nlohmann::json::array();
   bool tracefs = false;
-  for (const auto& p : probe_catalog()) {
+  std::vector<const ProbeSpec*> specs;  // the probes and the kernel-delay hooks
+  for (const auto& p : probe_catalog()) specs.push_back(&p);
+  for (const auto& h : delay_hooks()) specs.push_back(&h.spec);
+  for (const ProbeSpec* sp : specs) {
+    const ProbeSpec& p = *sp;
+    auto add = [&j](const char* key, const std::string& v) {  // once (a delay hook may share a probe's tracepoint)
+      if (std::find(j[key].begin(), j[key].end(), v) == j[key].end()) j[key].push_back(v);
+    };
     if (p.tracepoint) {
-      if (k.btf_has_tracepoint(p.tp_event)) j["btf_tracepoints"].push_back(p.tp_event);
+      if (k.btf_has_tracepoint(p.tp_event)) add("btf_tracepoints", p.tp_event);
       auto t = k.tracefs_has_event(p.tp_category, p.tp_event);
       if (t) tracefs = true;
-      if (t.value_or(false)) j["tracefs_events"].push_back(p.name);
+      if (t.value_or(false)) add("tracefs_events", p.name);
     } else {
-      if (k.btf_has_func(p.func)) j["btf_funcs"].push_back(p.func);
-      if (k.ksym_exists(p.func)) j["ksyms"].push_back(p.func);
+      if (k.btf_has_func(p.func)) add("btf_funcs", p.func);
+      if (k.ksym_exists(p.func)) add("ksyms", p.func);
     }
   }
   j["tracefs"] = tracefs;

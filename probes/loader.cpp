@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -16,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "probes/attach.h"
 #include "probes/events.h"
 #include "probes/fsrace_events.h"
 // skeletons (generated at build time by bpftool gen skeleton)
@@ -28,37 +28,6 @@
 namespace fsrace::probes {
 
 namespace {
-
-// While a family object loads, libbpf's messages are collected here so a rejected program's reason
-// (the verifier's last words) ends up in the probe's unavailable reason instead of a bare EACCES.
-std::mutex capture_mu;
-std::string* capture = nullptr;
-
-int libbpf_print(enum libbpf_print_level level, const char* fmt_s, va_list ap) {
-  static const bool debug = std::getenv("FSRACE_BPF_DEBUG") != nullptr;
-  if (capture && level != LIBBPF_DEBUG) {
-    va_list cp;
-    va_copy(cp, ap);
-    char small[1024];
-    int n = vsnprintf(small, sizeof small, fmt_s, cp);
-    va_end(cp);
-    if (n > 0) {
-      if (size_t(n) < sizeof small) {
-        capture->append(small, size_t(n));
-      } else {
-        std::string big(size_t(n) + 1, '\0');
-        va_copy(cp, ap);
-        vsnprintf(big.data(), big.size(), fmt_s, cp);
-        va_end(cp);
-        big.resize(size_t(n));
-        *capture += big;
-      }
-      if (capture->size() > (4u << 20)) capture->erase(0, capture->size() - (1u << 20));
-    }
-  }
-  if (!debug) return 0;  // warnings are turned into per-probe reasons; FSRACE_BPF_DEBUG=1 shows libbpf's log
-  return vfprintf(stderr, fmt_s, ap);
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
@@ -128,42 +97,17 @@ bool mode_wide(int e, const std::string& err) {
 
 namespace {
 
-struct FamilyOps {
-  std::string name;
-  std::function<void*()> open;
-  std::function<bpf_object*(void*)> obj;
-  std::function<void*(void*)> cfg;
-  std::function<void(void*)> destroy;
-};
-
-template <class S>
-FamilyOps make_ops(const char* name, S* (*open)(const bpf_object_open_opts*), void (*destroy)(S*)) {
-  FamilyOps f;
-  f.name = name;
-  f.open = [open] { return static_cast<void*>(open(nullptr)); };
-  f.obj = [](void* s) { return static_cast<S*>(s)->obj; };
-  f.cfg = [](void* s) { return const_cast<void*>(static_cast<const volatile void*>(&static_cast<S*>(s)->rodata->cfg)); };
-  f.destroy = [destroy](void* s) { destroy(static_cast<S*>(s)); };
-  return f;
-}
-
-const std::vector<FamilyOps>& families() {
-  static const std::vector<FamilyOps> v = {
-      make_ops("pagecache", pagecache_bpf__open_opts, pagecache_bpf__destroy),
-      make_ops("lock", lock_bpf__open_opts, lock_bpf__destroy),
-      make_ops("iomap", iomap_bpf__open_opts, iomap_bpf__destroy),
-      make_ops("ext4", ext4_bpf__open_opts, ext4_bpf__destroy),
-      make_ops("entry", entry_bpf__open_opts, entry_bpf__destroy),
+const std::vector<BpfObjectOps>& families() {
+  auto cfg = [](auto* skel) { return &skel->rodata->cfg; };
+  static const std::vector<BpfObjectOps> v = {
+      make_object_ops("pagecache", pagecache_bpf__open_opts, pagecache_bpf__destroy, cfg),
+      make_object_ops("lock", lock_bpf__open_opts, lock_bpf__destroy, cfg),
+      make_object_ops("iomap", iomap_bpf__open_opts, iomap_bpf__destroy, cfg),
+      make_object_ops("ext4", ext4_bpf__open_opts, ext4_bpf__destroy, cfg),
+      make_object_ops("entry", entry_bpf__open_opts, entry_bpf__destroy, cfg),
   };
   return v;
 }
-
-std::string errno_text(int e) {
-  const char* n = e == EPERM ? "EPERM" : e == EACCES ? "EACCES" : e == ENOENT ? "ENOENT" : e == EINVAL ? "EINVAL"
-                : e == EOPNOTSUPP ? "EOPNOTSUPP" : e == 524 ? "ENOTSUPP" : e == E2BIG ? "E2BIG" : e == ESRCH ? "ESRCH" : "";
-  return *n ? fmt::format("{} ({})", n, e == 524 ? "not supported" : strerror(e)) : strerror(e);
-}
-
 
 }  // namespace
 
@@ -171,14 +115,7 @@ struct ProbeSession::Impl {
   const KernelInfo& k;
   SessionOptions opt;
   int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1;
-  struct Instance {
-    const FamilyOps* fam;
-    void* skel;
-  };
-  std::vector<Instance> instances;
-  std::vector<bpf_link*> links;
-  std::map<AttachMode, std::string> refused;
-  std::map<int, std::map<AttachMode, std::string>> failed;  // probe id -> mode -> why it failed for that probe
+  std::unique_ptr<Attacher> at;  // after create_maps: loaded objects and links
   ring_buffer* rb = nullptr;
   std::thread reader;
   std::atomic<bool> stop{false};
@@ -196,14 +133,13 @@ struct ProbeSession::Impl {
   Impl(const KernelInfo& ki, SessionOptions o) : k(ki), opt(std::move(o)) {}
 
   ~Impl() {
-    for (auto* l : links) bpf_link__destroy(l);
-    links.clear();
+    if (at) at->detach_all();
     if (reader.joinable()) {
       stop = true;
       reader.join();
     }
     if (rb) ring_buffer__free(rb);
-    for (auto& i : instances) i.fam->destroy(i.skel);
+    at.reset();
     for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash})
       if (fd >= 0) close(fd);
     if (out_fd >= 0) {
@@ -229,141 +165,20 @@ struct ProbeSession::Impl {
     return "";
   }
 
-  // Opens one instance of `fam` with only the programs of `picks`, loads it. nullptr + errno on failure.
-  void* load(const FamilyOps& fam, const std::vector<std::pair<const ProbeSpec*, AttachMode>>& picks, std::string& err, int& eno) {
-    void* s = fam.open();
-    if (!s) {
-      eno = errno;
-      err = fmt::format("cannot open the {} BPF object: {}", fam.name, errno_text(eno));
-      return nullptr;
-    }
-    bpf_object* obj = fam.obj(s);
-    bpf_program* p;
-    bpf_object__for_each_program(p, obj) bpf_program__set_autoload(p, false);
-    for (const auto& [spec, mode] : picks)
-      for (const auto& name : spec->programs(mode)) {
-        bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
-        if (!prog) {
-          fam.destroy(s);
-          eno = ENOENT;
-          err = fmt::format("program {} missing from {}.bpf.o", name, fam.name);
-          return nullptr;
-        }
-        bpf_program__set_autoload(prog, true);
-      }
-    const std::pair<const char*, int> maps[] = {{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks}, {"fsr_events", fd_events},
-                                                {"fsr_stats", fd_stats},   {"fsr_stash_map", fd_stash}};
-    for (const auto& [name, fd] : maps) {
-      bpf_map* m = bpf_object__find_map_by_name(obj, name);
-      if (!m || bpf_map__reuse_fd(m, fd) != 0) {
-        eno = errno;
-        fam.destroy(s);
-        err = fmt::format("cannot share map {} with {}.bpf.o", name, fam.name);
-        return nullptr;
-      }
-    }
+  void make_attacher() {
     fsr_config c{};
     c.iomap_f_stale = k.iomap_f_stale();
     c.self_pid = uint32_t(getpid());
     c.lock_snapshot = opt.lock_snapshot ? 1 : 0;
-    std::memcpy(fam.cfg(s), &c, sizeof c);
-    std::string log;
-    int r;
-    {
-      std::lock_guard<std::mutex> g(capture_mu);
-      capture = &log;
-      r = bpf_object__load(obj);
-      capture = nullptr;
-    }
-    if (r != 0) {
-      eno = -r;
-      std::string why = verifier_summary(log);
-      err = fmt::format("load failed: {}{}", errno_text(eno), why.empty() ? "" : " — " + why);
-      fam.destroy(s);
-      return nullptr;
-    }
-    return s;
-  }
-
-  // Attaches the programs of one probe in a loaded instance; on failure destroys what it attached.
-  bool attach(void* s, const FamilyOps& fam, const ProbeSpec& spec, AttachMode mode, std::string& err, int& eno) {
-    std::vector<bpf_link*> mine;
-    for (const auto& name : spec.programs(mode)) {
-      bpf_program* prog = bpf_object__find_program_by_name(fam.obj(s), name.c_str());
-      bpf_link* l = prog ? bpf_program__attach(prog) : nullptr;
-      if (!l) {
-        eno = prog ? errno : ENOENT;
-        err = fmt::format("attach of {} failed: {}", name, errno_text(eno));
-        if (eno == 524 && mode == AttachMode::kFentry)
-          err += fmt::format(" (the BPF trampoline cannot take {}: before 6.6 x86 attaches fentry/fexit only to "
-                             "functions with at most 6 arguments)", spec.func);
-        for (auto* x : mine) bpf_link__destroy(x);
-        return false;
-      }
-      mine.push_back(l);
-    }
-    links.insert(links.end(), mine.begin(), mine.end());
-    return true;
-  }
-
-  // Tries the candidates of one probe from `from` on, each in its own object instance.
-  ProbeResult one_by_one(const FamilyOps& fam, const ProbeSpec& spec, std::vector<Candidate> cands, std::vector<std::string> notes) {
-    ProbeResult r;
-    r.spec = &spec;
-    for (auto& c : cands) {
-      if (c.skip.empty()) {
-        auto it = refused.find(c.mode);
-        if (it != refused.end()) c.skip = it->second;
-      }
-      if (!c.skip.empty()) continue;
-      std::string err;
-      int eno = 0;
-      void* s = load(fam, {{&spec, c.mode}}, err, eno);
-      if (s && attach(s, fam, spec, c.mode, err, eno)) {
-        instances.push_back({&fam, s});
-        r.mode = c.mode;
-        for (const auto& x : cands)
-          if (x.mode != c.mode && !x.skip.empty() && int(x.mode) < int(c.mode)) notes.push_back(fmt::format("{}: {}", attach_mode_name(x.mode), x.skip));
-        std::string joined;
-        for (const auto& n : notes) joined += (joined.empty() ? "" : "; ") + n;
-        r.reason = joined;
-        return r;
-      }
-      if (s) fam.destroy(s);
-      c.skip = err;
-      if (mode_wide(eno, err) && !spec.tracepoint) {
-        refused[c.mode] = fmt::format("refused by this kernel ({})", err);
-        c.skip = refused[c.mode];
-      }
-    }
-    r.mode = AttachMode::kNone;
-    r.reason = summarize_reasons(cands);
-    return r;
-  }
-
-  // The planner's candidates for `spec`, with the modes this session already saw fail for this probe
-  // alone (a verifier rejection, a function the trampoline cannot take) skipped with that reason.
-  std::vector<Candidate> plan(const ProbeSpec& spec) {
-    auto cands = plan_probe(spec, k, refused);
-    auto f = failed.find(spec.id);
-    if (f != failed.end())
-      for (auto& c : cands) {
-        auto it = f->second.find(c.mode);
-        if (c.skip.empty() && it != f->second.end()) c.skip = it->second;
-      }
-    return cands;
-  }
-
-  // "fentry/fexit: <why>; ..." for the modes before `mode` that were skipped.
-  static std::string fallback_notes(const std::vector<Candidate>& cands, AttachMode mode) {
-    std::string joined;
-    for (const auto& c : cands)
-      if (c.mode != mode && !c.skip.empty() && int(c.mode) < int(mode))
-        joined += fmt::format("{}{}: {}", joined.empty() ? "" : "; ", attach_mode_name(c.mode), c.skip);
-    return joined;
+    at = std::make_unique<Attacher>(k,
+                                    std::vector<std::pair<std::string, int>>{{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks},
+                                                                             {"fsr_events", fd_events}, {"fsr_stats", fd_stats},
+                                                                             {"fsr_stash_map", fd_stash}},
+                                    std::string(reinterpret_cast<const char*>(&c), sizeof c));
   }
 
   void start_all(std::vector<ProbeResult>& results) {
+    make_attacher();
     // Function attach modes are refused or allowed kernel-wide: find out once, on the first function
     // probe that would use the mode, so the family objects below do not fail as a whole. A failure
     // of that probe alone (the verifier rejecting its program, ...) says nothing about the mode: it
@@ -371,34 +186,28 @@ struct ProbeSession::Impl {
     for (AttachMode m : {AttachMode::kFentry, AttachMode::kKprobe}) {
       for (const auto& spec : probe_catalog()) {
         if (spec.tracepoint || results[spec.id].mode != AttachMode::kNone) continue;
-        auto cands = plan(spec);
-        AttachMode first = AttachMode::kNone;
-        for (const auto& c : cands)
-          if (c.skip.empty()) {
-            first = c.mode;
-            break;
-          }
-        if (first != m) continue;
-        const FamilyOps* fam = nullptr;
+        auto cands = at->plan(spec);
+        if (Attacher::first_usable(cands) != m) continue;
+        const BpfObjectOps* fam = nullptr;
         for (const auto& f : families())
           if (f.name == spec.family) fam = &f;
         std::string err;
         int eno = 0;
-        void* s = load(*fam, {{&spec, m}}, err, eno);
+        void* s = at->load(*fam, {{&spec, m}}, err, eno);
         if (s) {
-          if (attach(s, *fam, spec, m, err, eno)) {
+          if (at->attach(s, *fam, spec, m, err, eno)) {
             // keep it: this probe is done
-            instances.push_back({fam, s});
-            results[spec.id] = ProbeResult{&spec, m, fallback_notes(cands, m), false};
+            at->keep(*fam, s);
+            results[spec.id] = ProbeResult{&spec, m, Attacher::fallback_notes(cands, m), false};
           } else {
             fam->destroy(s);
           }
         }
         if (!s || !err.empty()) {
           if (mode_wide(eno, err)) {
-            refused[m] = fmt::format("refused by this kernel ({})", err);
+            at->refused[m] = fmt::format("refused by this kernel ({})", err);
           } else {
-            failed[spec.id][m] = err;
+            at->failed[spec.id][m] = err;
             continue;  // probe-specific problem: test the mode on the next function
           }
         }
@@ -406,47 +215,17 @@ struct ProbeSession::Impl {
       }
     }
     for (const auto& fam : families()) {
-      std::vector<std::pair<const ProbeSpec*, AttachMode>> picks;
+      Picks picks;
       std::map<int, std::vector<Candidate>> plans;
       for (const auto& spec : probe_catalog()) {
         if (spec.family != fam.name || results[spec.id].mode != AttachMode::kNone) continue;
-        auto cands = plan(spec);
+        auto cands = at->plan(spec);
         plans[spec.id] = cands;
-        AttachMode pick = AttachMode::kNone;
-        for (const auto& c : cands)
-          if (c.skip.empty()) {
-            pick = c.mode;
-            break;
-          }
-        if (pick == AttachMode::kNone) {
-          results[spec.id] = {&spec, AttachMode::kNone, summarize_reasons(cands), false};
-          continue;
-        }
-        picks.push_back({&spec, pick});
+        AttachMode pick = Attacher::first_usable(cands);
+        if (pick == AttachMode::kNone) results[spec.id] = {&spec, AttachMode::kNone, summarize_reasons(cands), false};
+        else picks.push_back({&spec, pick});
       }
-      if (picks.empty()) continue;
-      std::string err;
-      int eno = 0;
-      void* s = load(fam, picks, err, eno);
-      if (s) instances.push_back({&fam, s});
-      for (const auto& [spec, mode] : picks) {
-        auto cands = plans[spec->id];
-        std::vector<std::string> notes;
-        for (const auto& c : cands)
-          if (c.mode != mode && !c.skip.empty() && int(c.mode) < int(mode)) notes.push_back(fmt::format("{}: {}", attach_mode_name(c.mode), c.skip));
-        if (s) {
-          std::string aerr;
-          int aeno = 0;
-          if (attach(s, fam, *spec, mode, aerr, aeno)) {
-            std::string joined;
-            for (const auto& n : notes) joined += (joined.empty() ? "" : "; ") + n;
-            results[spec->id] = {spec, mode, joined, false};
-            continue;
-          }
-        }
-        // the family load or this attach failed: this probe alone, from its first candidate on
-        results[spec->id] = one_by_one(fam, *spec, cands, {});
-      }
+      for (auto& r : at->load_and_attach(fam, picks, plans)) results[r.spec->id] = r;
     }
   }
 
@@ -511,7 +290,6 @@ struct ProbeSession::Impl {
 };
 
 ProbeSession::ProbeSession(const KernelInfo& k, SessionOptions opt) : impl_(std::make_unique<Impl>(k, std::move(opt))) {
-  libbpf_set_print(libbpf_print);
   impl_->events = &events_;
   const auto& cat = probe_catalog();
   results_.resize(cat.size());
@@ -564,6 +342,8 @@ size_t ProbeSession::attached() const {
   return n;
 }
 
+int ProbeSession::filter_fd() const { return setup_error_.empty() ? impl_->fd_filter : -1; }
+
 void ProbeSession::add_inode(uint64_t st_dev, uint64_t ino, const std::string& name) {
   std::lock_guard<std::mutex> g(impl_->inode_mu);
   fsr_inode_key key{};
@@ -590,8 +370,7 @@ SessionStats ProbeSession::stop() {
   if (stopped_) return final_;
   stopped_ = true;
   auto& im = *impl_;
-  for (auto* l : im.links) bpf_link__destroy(l);
-  im.links.clear();
+  if (im.at) im.at->detach_all();
   if (im.reader.joinable()) {
     im.stop = true;
     im.reader.join();

@@ -71,6 +71,8 @@ class ProbeSession {
   nlohmann::json probes_json() const;
   uint64_t events_so_far() const { return events_.load(); }
   std::string setup_error() const { return setup_error_; }  // BPF-wide problem, if any
+  // The test-inode filter map (shared with a DelaySession), -1 when BPF is unusable.
+  int filter_fd() const;
 
  private:
   struct Impl;

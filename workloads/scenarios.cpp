@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <map>
 
+#include "probes/fsrace_events.h"
 #include "workloads/engine.h"
 #include "workloads/scenario.h"
 
@@ -39,6 +40,9 @@ class TableScenario : public Scenario {
         {"pin_cpus", T::kInt, 0, 0, 1, "1: pin racing threads round-robin to CPUs (widening)"},
         {"jitter_us", T::kDouble, 0, -1, 100000,
          "random spin of 0..N us before each op (widening); -1: calibrate N from this kernel's op latency"},
+        {"kdelay_us", T::kDouble, 100, 1, FSR_DELAY_MAX_US,
+         "kernel busy-wait per delayed hit at the kdelay points (widening; the list: kdelay = [...], see fsrace widening)"},
+        {"kdelay_ratio", T::kDouble, 1, 0, 1, "share of the kdelay points' hits on the test files that wait"},
     };
     spec_.params.insert(spec_.params.end(), params.begin(), params.end());
   }

@@ -72,7 +72,7 @@ TEST(Campaign, UnknownKeyNamesLineKeyAndAllowed) {
 
 TEST(Campaign, UnknownScenarioParam) {
   EXPECT_EQ(err("[scenario.punch-vs-fault]\nthreds = 3\n"),
-            "c.toml:2:1: unknown key 'threds' in [scenario.punch-vs-fault]; allowed: threads, ratio");
+            "c.toml:2:1: unknown key 'threds' in [scenario.punch-vs-fault]; allowed: threads, ratio, kdelay, kwiden");
 }
 
 TEST(Campaign, WrongType) {

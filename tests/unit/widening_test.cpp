@@ -1,0 +1,193 @@
+// Kernel-side widening: the delay point catalog (against the enum and the built BPF object), attach
+// planning of the delay hooks on recorded and mocked kernels, the delay session's report where BPF is
+// unusable, the technique detection's refusal reasons, and campaign validation of kdelay / kwiden.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "harness/campaign.h"
+#include "harness/util.h"
+#include "probes/catalog.h"
+#include "probes/delay.h"
+#include "probes/fsrace_events.h"
+#include "probes/kernel_info.h"
+#include "probes/widening.h"
+#include "tests/unit/mock_kernel.h"
+#include "workloads/scenario.h"
+
+using namespace fsrace;
+using namespace fsrace::probes;
+
+namespace {
+
+const DelayHook& hook(int id) { return delay_hooks().at(size_t(id)); }
+
+AttachMode first_mode(const std::vector<Candidate>& c) {
+  for (const auto& x : c)
+    if (x.skip.empty()) return x.mode;
+  return AttachMode::kNone;
+}
+
+std::vector<std::string> hook_names(const std::vector<const DelayHook*>& v) {
+  std::vector<std::string> out;
+  for (const auto* h : v) out.push_back(h->spec.name);
+  return out;
+}
+
+std::string campaign_error(const std::string& toml) {
+  try {
+    parse_campaign(toml, "c.toml", scenario_catalog());
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST(DelayCatalog, HooksMatchEnumAndTheBuiltObject) {
+  ASSERT_EQ(delay_hooks().size(), size_t(FSR_DH_COUNT));
+  ASSERT_LE(delay_hooks().size(), size_t(FSR_DELAY_MAX_HOOKS));
+  auto progs = delay_object_programs();
+  std::set<std::string> in_object(progs.begin(), progs.end());
+  ASSERT_FALSE(in_object.empty()) << "delay.bpf.o could not be opened";
+  std::set<std::string> names;
+  for (const auto& h : delay_hooks()) {
+    EXPECT_TRUE(names.insert(h.spec.name).second) << h.spec.name;
+    EXPECT_EQ(h.spec.family, "delay");
+    // every hook says where it fires, and that no spinlock is held there (the busy-wait's precondition)
+    EXPECT_NE(h.context.find("no spinlock held, interrupts enabled"), std::string::npos) << h.spec.name;
+    for (AttachMode m : {AttachMode::kTpBtf, AttachMode::kRawTp, AttachMode::kTracepoint, AttachMode::kFentry, AttachMode::kKprobe}) {
+      for (const auto& p : h.spec.programs(m)) {
+        EXPECT_TRUE(in_object.count(p)) << p << " missing from delay.bpf.o";
+      }
+    }
+    if (h.spec.tracepoint) {
+      EXPECT_EQ(h.spec.programs(AttachMode::kTracepoint).size(), 1u) << h.spec.name;
+    }
+  }
+  EXPECT_EQ(hook(FSR_DH_TRUNC_PC_EXIT).spec.programs(AttachMode::kFentry), std::vector<std::string>{"fexit__trunc_pc"});
+  EXPECT_EQ(hook(FSR_DH_TRUNC_PC_EXIT).spec.programs(AttachMode::kKprobe),
+            (std::vector<std::string>{"kprobe__trunc_pc", "kretprobe__trunc_pc"}));
+  std::set<int> used;
+  for (const auto& p : delay_points()) {
+    EXPECT_FALSE(p.hooks.empty()) << p.name;
+    EXPECT_FALSE(p.widens.empty()) << p.name;
+    EXPECT_EQ(find_delay_point(p.name), &p);
+    used.insert(p.hooks.begin(), p.hooks.end());
+  }
+  EXPECT_EQ(used.size(), delay_hooks().size()) << "a hook no point uses";
+  EXPECT_EQ(find_delay_point("nope"), nullptr);
+}
+
+TEST(DelayCatalog, HooksPerFilesystem) {
+  const DelayPoint& punch = *find_delay_point("punch-free");
+  EXPECT_EQ(hook_names(delay_hooks_for(punch, "ext4")), std::vector<std::string>{"ext4:ext4_ext_remove_space"});
+  EXPECT_EQ(hook_names(delay_hooks_for(punch, "xfs")), std::vector<std::string>{"xfs:xfs_free_file_space"});
+  EXPECT_EQ(delay_hooks_for(punch, "").size(), 2u);
+  EXPECT_TRUE(delay_hooks_for(*find_delay_point("xfs-wb-mapped"), "ext4").empty());
+  EXPECT_EQ(hook_names(delay_hooks_for(*find_delay_point("fill-added"), "ext4")),
+            std::vector<std::string>{"filemap:mm_filemap_add_to_page_cache"});
+}
+
+TEST(DelayPlan, RecordedKernels) {
+  auto load = [](const char* name) {
+    std::ifstream in(std::string(FSRACE_TEST_DATA) + "/kernels/" + name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return RecordedKernelInfo(nlohmann::json::parse(ss.str()));
+  };
+  auto k61 = load("debian-6.1.0-50-amd64.json");
+  EXPECT_EQ(first_mode(plan_probe(hook(FSR_DH_FILL_ADDED).spec, k61)), AttachMode::kTpBtf);
+  EXPECT_EQ(first_mode(plan_probe(hook(FSR_DH_TRUNC_PC_EXIT).spec, k61)), AttachMode::kFentry);
+  std::map<AttachMode, std::string> no_fentry = {{AttachMode::kFentry, "refused"}};
+  EXPECT_EQ(first_mode(plan_probe(hook(FSR_DH_TRUNC_PC_EXIT).spec, k61, no_fentry)), AttachMode::kKprobe);
+  // this host: fentry refused at load (found at runtime), no kprobes: the function hook is unavailable
+  auto k618 = load("host-6.18.44.json");
+  auto c = plan_probe(hook(FSR_DH_TRUNC_PC_EXIT).spec, k618, no_fentry);
+  EXPECT_EQ(first_mode(c), AttachMode::kNone);
+  EXPECT_NE(summarize_reasons(c).find("kprobes not configured"), std::string::npos) << summarize_reasons(c);
+}
+
+TEST(DelayPlan, TracepointFallbackWithoutBtf) {
+  MockKernelInfo k;
+  k.btf = false;
+  k.events = {"ext4:ext4_ext_remove_space"};
+  auto c = plan_probe(hook(FSR_DH_EXT4_REMOVE_SPACE).spec, k);
+  EXPECT_EQ(first_mode(c), AttachMode::kRawTp);
+  k.tracefs = true;
+  k.events.clear();
+  EXPECT_EQ(summarize_reasons(plan_probe(hook(FSR_DH_EXT4_REMOVE_SPACE).spec, k)),
+            "tp_btf: no kernel BTF (/sys/kernel/btf/vmlinux); raw_tp, tracepoint: tracepoint ext4:ext4_ext_remove_space not in this kernel");
+}
+
+TEST(DelaySession, BpfUnusableIsReportedPerPointNeverFaked) {
+  MockKernelInfo k;
+  k.bpf = "BPF needs root";
+  DelaySession s(k, DelayOptions{{"punch-free", "xfs-wb-mapped"}, "ext4", 200, 0.5, -1});
+  s.add_inode(0x803, 12);  // no filter map: ignored
+  s.stop();
+  EXPECT_EQ(s.attached(), 0u);
+  EXPECT_EQ(s.setup_error(), "BPF needs root");
+  auto r = s.report();
+  EXPECT_EQ(r["delay_us"], 200.0);
+  EXPECT_EQ(r["ratio"], 0.5);
+  EXPECT_EQ(r["cap_us"], FSR_DELAY_MAX_US);
+  const auto& punch = r["points"]["punch-free"];
+  EXPECT_FALSE(punch["ran"].get<bool>());
+  EXPECT_EQ(punch["delayed"], 0);
+  EXPECT_EQ(punch["unavailable"], "ext4:ext4_ext_remove_space: BPF needs root");
+  EXPECT_EQ(r["points"]["xfs-wb-mapped"]["unavailable"], "no hook of this point fires on ext4");
+  EXPECT_THROW(DelaySession(k, DelayOptions{{"nope"}, "ext4", 100, 1, -1}), std::invalid_argument);
+  EXPECT_THROW(DelaySession(k, DelayOptions{{"punch-free"}, "ext4", FSR_DELAY_MAX_US + 1, 1, -1}), std::invalid_argument);
+  EXPECT_THROW(DelaySession(k, DelayOptions{{"punch-free"}, "ext4", 100, 1.5, -1}), std::invalid_argument);
+}
+
+TEST(KernelTechniques, ListedAndBpfReasonWins) {
+  EXPECT_EQ(kernel_technique_names(), (std::vector<std::string>{"override-return", "fail-function", "dm-delay", "dm-flakey", "xfs-errortag"}));
+  MockKernelInfo k;
+  k.bpf = "BPF needs root";
+  auto t = detect_technique("override-return", k);
+  EXPECT_FALSE(t.available);
+  EXPECT_EQ(t.detail, "BPF needs root");
+  EXPECT_FALSE(detect_technique("nope", k).available);
+}
+
+TEST(CampaignKernelWidening, ValidatedLikeTheRest) {
+  Campaign c = parse_campaign(R"([scenario.punch-vs-fault]
+kdelay = ["punch-free", "fill-added"]
+kdelay_us = 250
+kdelay_ratio = 0.2
+kwiden = ["dm-delay"]
+)", "c.toml", scenario_catalog());
+  ASSERT_EQ(c.scenarios.size(), 1u);
+  EXPECT_EQ(c.scenarios[0].kdelay, (std::vector<std::string>{"punch-free", "fill-added"}));
+  EXPECT_EQ(c.scenarios[0].kwiden, std::vector<std::string>{"dm-delay"});
+  EXPECT_EQ(c.scenarios[0].d("kdelay_us"), 250);
+  EXPECT_EQ(c.scenarios[0].d("kdelay_ratio"), 0.2);
+  Campaign back = parse_campaign(campaign_to_toml(c), "r.toml", scenario_catalog());
+  EXPECT_EQ(back.scenarios[0].kdelay, c.scenarios[0].kdelay);
+  EXPECT_EQ(back.scenarios[0].kwiden, c.scenarios[0].kwiden);
+  EXPECT_EQ(back.scenarios[0].d("kdelay_us"), 250);
+  // off unless asked
+  EXPECT_TRUE(parse_campaign("[scenario.punch-vs-fault]\n", "c.toml", scenario_catalog()).scenarios[0].kdelay.empty());
+
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay = [\"punch-free\", \"bogus\"]\n"),
+            "c.toml:2:10: unknown kernel delay point 'bogus' in 'kdelay'; allowed: punch-free, pagecache-dropped, fill-added, "
+            "iomap-mapped, xfs-write-mapped, xfs-wb-mapped");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay = [\"fill-added\", \"fill-added\"]\n"),
+            "c.toml:2:10: 'kdelay' lists 'fill-added' twice");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay = \"fill-added\"\n"), "c.toml:2:10: 'kdelay' must be an array of strings");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay = [\"fill-added\"]\nkdelay_us = 5000\n"),
+            "c.toml:3:13: 'kdelay_us' = 5000 is out of range; allowed: 1 to 2000");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay = [\"fill-added\"]\nkdelay_ratio = 2\n"),
+            "c.toml:3:16: 'kdelay_ratio' = 2 is out of range; allowed: 0 to 1");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelay_us = 50\n"),
+            "c.toml:2:13: 'kdelay_us' has no effect without 'kdelay' (the delay points to arm) in [scenario.punch-vs-fault]");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-slow\"]\n"),
+            "c.toml:2:10: unknown kernel widening technique 'dm-slow' in 'kwiden'; allowed: override-return, fail-function, "
+            "dm-delay, dm-flakey, xfs-errortag");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelays = []\n").rfind("c.toml:2:1: unknown key 'kdelays' in [scenario.punch-vs-fault]; allowed: ", 0), 0u);
+}
