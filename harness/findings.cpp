@@ -70,6 +70,7 @@ nlohmann::json finding_to_json(const Finding& f) {
   if (f.time_ns) j["time_ns"] = f.time_ns;
   if (!f.kernel_events.empty()) j["kernel_events"] = f.kernel_events;
   if (f.informational) j["informational"] = true;
+  if (!f.explained_by.empty()) j["explained_by"] = f.explained_by;
   return j;
 }
 

@@ -41,6 +41,10 @@ struct Finding {
   // probes (issue 3): what the kernel did on the same range in the finding's window, as readable lines
   std::vector<std::string> kernel_events;
   bool informational = false;  // counted and listed, but not a failure (e.g. stale-iomap-seen)
+  // A known kernel behaviour that accounts for this data finding (still a failure): "dio-collision" when
+  // the kernel reported a DIO page-cache invalidation failure in the case and an O_DIRECT write is among
+  // the finding's ops (the kernel warns "Possible data corruption" for exactly this).
+  std::string explained_by;
 };
 
 nlohmann::json op_to_json(const OpRecord& r);

@@ -181,8 +181,7 @@ std::string classify_kmsg_line(const std::string& text) {
 bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
                                       bool dio_mixed) {
   if (result != -EIO) return false;
-  bool collision = dio_mixed;
-  for (const auto& n : ks.notices) collision |= n.rule == "dio-invalidate-failure" || n.rule == "dio-collision";
+  bool collision = dio_mixed || dio_collision_reported(ks.notices);
   return collision && (op_kind == "fsync" || op_kind == "sync-file-range" || op_kind == "dio-read" ||
                        op_kind == "dio-write");
 }
@@ -192,11 +191,19 @@ bool is_data_finding_class(const std::string& cls) {
          cls == "cache-incoherent";
 }
 
-std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, bool data_findings,
+bool is_dio_notice(const std::string& rule) { return rule == "dio-invalidate-failure" || rule == "dio-collision"; }
+
+bool dio_collision_reported(const std::vector<KmsgNotice>& notices) {
+  for (const auto& n : notices)
+    if (is_dio_notice(n.rule)) return true;
+  return false;
+}
+
+std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, DataCorroboration data,
                                       const KmsgScanOptions& opt) {
   std::vector<Finding> out;
-  if (!data_findings) return out;
   for (const auto& n : notices) {
+    if (!(is_dio_notice(n.rule) ? data.dio : data.other)) continue;
     Finding f;
     f.cls = n.escalates_to;
     f.fs = opt.fs;

@@ -59,9 +59,20 @@ bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result
 
 // Data-finding classes that corroborate a notice.
 bool is_data_finding_class(const std::string& cls);
-// Turns the notices of a case into findings when the case has corroborating data findings.
-std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, bool data_findings,
+// What the oracle rejected in a case, for corroborating notices: data findings that involve an O_DIRECT
+// write while the kernel reported a DIO page-cache invalidation failure (`dio`), and any other data
+// findings (`other`).
+struct DataCorroboration {
+  bool dio = false;
+  bool other = false;
+};
+// Notices that become findings: the DIO collision messages when data involving an O_DIRECT write was
+// rejected; every other known message when other data was rejected.
+std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, DataCorroboration data,
                                       const KmsgScanOptions& opt);
+// The DIO page-cache invalidation failure / collision messages; whether the notices include one.
+bool is_dio_notice(const std::string& rule);
+bool dio_collision_reported(const std::vector<KmsgNotice>& notices);
 
 // The class a line starts, or "" for none (exposed for tests).
 std::string classify_kmsg_line(const std::string& text);

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fmt/core.h>
 #include <iostream>
+#include <set>
 
 #include "harness/host.h"
 #include "harness/kernel_events.h"
@@ -261,18 +263,41 @@ class CaseRunner {
     kopt.case_name = cs_.name;
     KmsgScanResult ks = scan_kmsg(klines, kopt);
     // Corroboration for notices: data the oracle rejected, except the blocks the test helper corrupted.
-    bool data_findings = false;
-    for (const auto& f : out.findings.kept) {
+    // Data findings with an O_DIRECT write among their ops, in a case where the kernel reported a DIO
+    // page-cache invalidation failure, are what that warning announces: marked, and they corroborate
+    // only the DIO notices.
+    bool dio_reported = dio_collision_reported(ks.notices);
+    DataCorroboration corr;
+    std::set<std::string> other_classes;
+    for (auto& f : out.findings.kept) {
       bool injected_block = false;
       for (const auto& [b, c] : injected) injected_block |= f.file == files[0].name && f.block && *f.block == b;
-      data_findings |= is_data_finding_class(f.cls) && !injected_block;
+      if (!is_data_finding_class(f.cls) || injected_block) continue;
+      bool dio_op = std::any_of(f.ops.begin(), f.ops.end(), [](const OpRecord& o) { return OpKind(o.kind) == OpKind::kDioWrite; });
+      if (dio_reported && dio_op) {
+        f.explained_by = "dio-collision";
+        f.detail += "; the kernel reported a page-cache invalidation failure on direct I/O in this case "
+                    "(\"Possible data corruption due to collision with buffered I/O\"): cached reads after a "
+                    "colliding O_DIRECT write may keep stale data";
+        corr.dio = true;
+      } else {
+        corr.other = true;
+        other_classes.insert(f.cls);
+      }
     }
-    for (const auto& [cls, n] : out.findings.suppressed_by_class) data_findings |= n > 0 && is_data_finding_class(cls);
+    // Findings beyond the kept ones are unexamined: they count as "other" unless every kept one of their
+    // class was explained by the collision.
+    for (const auto& [cls, n] : out.findings.suppressed_by_class)
+      if (n > 0 && is_data_finding_class(cls)) {
+        bool any_kept = std::any_of(out.findings.kept.begin(), out.findings.kept.end(), [&](const Finding& f) { return f.cls == cls; });
+        corr.other |= other_classes.count(cls) || !any_kept;
+      }
     for (auto& f : ks.findings) out.findings.add(std::move(f));
-    for (auto& f : escalate_notices(ks.notices, data_findings, kopt)) out.findings.add(std::move(f));
+    for (auto& f : escalate_notices(ks.notices, corr, kopt)) out.findings.add(std::move(f));
     nlohmann::json notices = nlohmann::json::array();
-    for (const auto& n : ks.notices)
-      notices.push_back({{"rule", n.rule}, {"lines", n.lines}, {"escalated", data_findings}});
+    for (const auto& n : ks.notices) {
+      notices.push_back({{"rule", n.rule}, {"lines", n.lines}, {"escalated", is_dio_notice(n.rule) ? corr.dio : corr.other}});
+    }
     uint64_t expected_eio = 0;
     auto kind_count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
     bool dio_mixed = kind_count("dio-write") > 0 &&

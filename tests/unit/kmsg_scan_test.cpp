@@ -80,8 +80,10 @@ TEST(KmsgScan, DioInvalidationFailureIsCountedNotAFinding) {
   EXPECT_EQ(r.notices[0].rule, "dio-invalidate-failure");
   EXPECT_EQ(r.notices[0].lines.size(), 2u);  // the message and its File: line
   KmsgScanOptions o;
-  EXPECT_TRUE(escalate_notices(r.notices, /*data_findings=*/false, o).empty());
-  auto esc = escalate_notices(r.notices, /*data_findings=*/true, o);
+  EXPECT_TRUE(escalate_notices(r.notices, {}, o).empty());
+  // Data findings that do not involve an O_DIRECT write do not corroborate the DIO messages.
+  EXPECT_TRUE(escalate_notices(r.notices, {.dio = false, .other = true}, o).empty());
+  auto esc = escalate_notices(r.notices, {.dio = true, .other = false}, o);
   ASSERT_EQ(esc.size(), 2u);
   EXPECT_EQ(esc[0].cls, "kernel-warning");
   EXPECT_EQ(esc[0].kernel_log.size(), 2u);
@@ -93,7 +95,8 @@ TEST(KmsgScan, Ext4EvictDirtyTagNeedsCorroboration) {
   ASSERT_EQ(r.notices.size(), 1u);
   EXPECT_EQ(r.notices[0].rule, "ext4-evict-dirty-tag");
   KmsgScanOptions o;
-  auto esc = escalate_notices(r.notices, true, o);
+  EXPECT_TRUE(escalate_notices(r.notices, {.dio = true, .other = false}, o).empty());
+  auto esc = escalate_notices(r.notices, {.dio = false, .other = true}, o);
   ASSERT_EQ(esc.size(), 1u);
   EXPECT_EQ(esc[0].cls, "ext4-error");
   // On another device it is neither a notice nor a finding.
