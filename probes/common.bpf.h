@@ -38,6 +38,14 @@ struct {
 	__type(value, struct fsr_stash);
 } fsr_stash_map SEC(".maps");
 
+/* Runs of extent-status delayed inserts held per task until the run ends (see ext4.bpf.c); the
+ * loader sends the runs still held when the session stops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fsr_event);
+} fsr_es_runs SEC(".maps");
 static __always_inline struct fsr_probe_stats *fsr_stat(__u32 probe)
 {
 	return bpf_map_lookup_elem(&fsr_stats, &probe);

@@ -114,7 +114,7 @@ const std::vector<BpfObjectOps>& families() {
 struct ProbeSession::Impl {
   const KernelInfo& k;
   SessionOptions opt;
-  int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1;
+  int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1, fd_es_runs = -1;
   std::unique_ptr<Attacher> at;  // after create_maps: loaded objects and links
   ring_buffer* rb = nullptr;
   std::thread reader;
@@ -140,7 +140,7 @@ struct ProbeSession::Impl {
     }
     if (rb) ring_buffer__free(rb);
     at.reset();
-    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash})
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs})
       if (fd >= 0) close(fd);
     if (out_fd >= 0) {
       close(out_fd);
@@ -155,7 +155,8 @@ struct ProbeSession::Impl {
     fd_events = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fsr_events", 0, 0, uint32_t(opt.ringbuf_bytes), nullptr);
     fd_stats = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fsr_stats", 4, sizeof(fsr_probe_stats), FSR_MAX_PROBES, nullptr);
     fd_stash = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_stash_map", 8, sizeof(fsr_stash), 4096, nullptr);
-    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash})
+    fd_es_runs = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_es_runs", 4, sizeof(fsr_event), 4096, nullptr);
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs})
       if (fd < 0) {
         int e = errno;
         return fmt::format("cannot create BPF maps: {}{}", errno_text(e),
@@ -173,7 +174,8 @@ struct ProbeSession::Impl {
     at = std::make_unique<Attacher>(k,
                                     std::vector<std::pair<std::string, int>>{{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks},
                                                                              {"fsr_events", fd_events}, {"fsr_stats", fd_stats},
-                                                                             {"fsr_stash_map", fd_stash}},
+                                                                             {"fsr_stash_map", fd_stash},
+                                                                             {"fsr_es_runs", fd_es_runs}},
                                     std::string(reinterpret_cast<const char*>(&c), sizeof c));
   }
 
@@ -227,6 +229,24 @@ struct ProbeSession::Impl {
       }
       for (auto& r : at->load_and_attach(fam, picks, plans)) results[r.spec->id] = r;
     }
+  }
+
+  // Extent-status insert runs the BPF side still holds (ext4.bpf.c: one per task, sent when the task's
+  // next insert does not continue them): after detaching, they are the last of those events.
+  void send_held_runs() {
+    if (fd_es_runs < 0) return;
+    uint32_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd_es_runs, prev, &next) == 0) {
+      fsr_event e{};
+      if (bpf_map_lookup_elem(fd_es_runs, &next, &e) == 0) {
+        e.ret = 0;
+        buf.push_back(e);
+      }
+      key = next;
+      prev = &key;
+    }
+    flush(true);
   }
 
   // Chunks stay in memory up to opt.spill_bytes (writing ~20 MB/s of events while the race runs costs
@@ -375,6 +395,7 @@ SessionStats ProbeSession::stop() {
     im.stop = true;
     im.reader.join();
   }
+  im.send_held_runs();
   SessionStats st;
   st.per_probe = nlohmann::json::object();
   if (im.fd_stats >= 0) {
