@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Probe overhead benchmark (issue 3; prints figures, not a timed test): ops/s of the default punch-vs-fault
 # campaign in host mode with every available probe attached vs --no-probes, alternating runs to spread
-# drift. Usage: bench/probes_overhead.sh [SECONDS per run, default 5] [REPETITIONS, default 3]. Root.
+# drift. Usage: bench/probes_overhead.sh [SECONDS per run, default 5] [REPETITIONS, default 3]
+# [FILESYSTEMS, default "ext4 xfs"]. Root.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 secs="${1:-5}"
 reps="${2:-3}"
+filesystems="${3:-ext4 xfs}"
 out="$(mktemp -d /var/tmp/fsrace-bench.XXXXXX)"
 trap 'rm -rf "$out"' EXIT
 opsps() {  # run dir -> ops/s of its single case
   python3 -c 'import json,sys; c=json.load(open(sys.argv[1]+"/findings.json"))["cases"][0]; print(c["ops"]["total"]/c["ops"]["seconds"])' "$1"
 }
 echo "probe overhead: punch-vs-fault, host mode, kernel $(uname -r), ${secs} s x ${reps} runs each"
-for fs in ext4 xfs; do
+for fs in $filesystems; do
   base=(); probed=(); events=()
   for r in $(seq "$reps"); do
     for mode in none probes; do

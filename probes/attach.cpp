@@ -65,6 +65,28 @@ Attacher::~Attacher() {
   for (auto& i : instances_) i.ops->destroy(i.skel);
 }
 
+Attacher::RunStats Attacher::run_stats() const {
+  RunStats st;
+  for (const auto& in : instances_) {
+    bpf_program* p;
+    bpf_object__for_each_program(p, in.ops->obj(in.skel)) {
+      int fd = bpf_program__fd(p);
+      if (fd < 0) continue;
+      bpf_prog_info info{};
+      uint32_t len = sizeof info;
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+      st.run_ns += info.run_time_ns;
+      st.runs += info.run_cnt;
+      if (info.run_cnt) {
+        auto& e = st.by_program[bpf_program__name(p)];
+        e.first += info.run_time_ns;
+        e.second += info.run_cnt;
+      }
+    }
+  }
+  return st;
+}
+
 void Attacher::detach_all() {
   for (auto* l : links_) bpf_link__destroy(l);
   links_.clear();

@@ -69,6 +69,13 @@ class Attacher {
                                            const std::map<int, std::vector<Candidate>>& plans);
   void keep(const BpfObjectOps& ops, void* s) { instances_.push_back({&ops, s}); }
   void detach_all();
+  // Time the kernel spent in the loaded programs and how often they ran (counted while BPF run-time
+  // statistics are enabled: bpf_enable_stats / kernel.bpf_stats_enabled; zero otherwise).
+  struct RunStats {
+    uint64_t run_ns = 0, runs = 0;
+    std::map<std::string, std::pair<uint64_t, uint64_t>> by_program;  // name -> {run_ns, runs}
+  };
+  RunStats run_stats() const;
 
   const KernelInfo& k;
   std::map<AttachMode, std::string> refused;

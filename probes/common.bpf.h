@@ -59,10 +59,25 @@ static __always_inline __u64 fsr_lock_addr(struct address_space *mapping)
 	return (__u64)(void *)&mapping->invalidate_lock;
 }
 
+/* Per CPU: the lock address fsr_remember_lock saw last, so the common case (one test inode, event
+ * after event) costs an array load instead of a hash lookup. Private to each object (a cache). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fsr_lock_seen SEC(".maps");
+
 static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
 {
 	if (!lock)
 		return;
+	__u32 zero = 0;
+	__u64 *seen = bpf_map_lookup_elem(&fsr_lock_seen, &zero);
+	if (seen && *seen == lock)
+		return;
+	if (seen)
+		*seen = lock;
 	if (bpf_map_lookup_elem(&fsr_locks, &lock))
 		return;
 	struct fsr_lock_owner o = {.dev = dev, .pad = 0, .ino = ino};
@@ -113,7 +128,9 @@ static __always_inline void fsr_submit(struct fsr_event *e)
 
 /* Snapshot of the mapping's invalidate_lock (count, owner) into the event; registers the lock
  * address of the test inode for the lock family. */
-static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct address_space *mapping)
+/* `btf`: a compile-time constant, true when `mapping` is a BTF pointer (tp_btf / fentry programs):
+ * plain loads instead of one bpf_probe_read_kernel call per word. */
+static __always_inline void fsr_lock_snapshot_x(struct fsr_event *e, struct address_space *mapping, const bool btf)
 {
 	__u64 lock = fsr_lock_addr(mapping);
 	if (!lock)
@@ -125,14 +142,24 @@ static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct addres
 	if (!bpf_core_field_exists(sem->count) || !bpf_core_field_exists(sem->owner))
 		return; /* PREEMPT_RT rwsem: no count/owner words */
 	long count = 0, owner = 0;
-	bpf_core_read(&count, sizeof(count), &sem->count);
-	bpf_core_read(&owner, sizeof(owner), &sem->owner);
+	if (btf) {
+		count = sem->count.counter;
+		owner = sem->owner.counter;
+	} else {
+		bpf_core_read(&count, sizeof(count), &sem->count);
+		bpf_core_read(&owner, sizeof(owner), &sem->owner);
+	}
 	e->lock_count = (__u64)count;
 	e->lock_owner = (__u64)owner;
 	e->flags |= FSR_F_LOCK_VALID;
 	__u64 task = bpf_get_current_task();
 	if (((__u64)owner & ~FSR_RWSEM_OWNER_FLAGS_MASK) == task)
 		e->flags |= FSR_F_LOCK_SELF;
+}
+
+static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct address_space *mapping)
+{
+	fsr_lock_snapshot_x(e, mapping, false);
 }
 
 /* The common case: an event about `inode` from a probe that has the inode pointer. `btf`: a
@@ -152,7 +179,10 @@ static __always_inline struct fsr_event *fsr_inode_event_x(__u32 probe, __u16 ki
 	struct fsr_event *e = fsr_reserve(probe, kind, dev, ino);
 	if (!e)
 		return NULL;
-	fsr_lock_snapshot(e, BPF_CORE_READ(inode, i_mapping));
+	if (btf)
+		fsr_lock_snapshot_x(e, inode->i_mapping, true);
+	else
+		fsr_lock_snapshot(e, BPF_CORE_READ(inode, i_mapping));
 	return e;
 }
 

@@ -33,9 +33,15 @@ static __always_inline __s64 reserved_blocks(struct inode *inode)
 	return v;
 }
 
-static __always_inline struct fsr_event *ext4_event(__u32 probe, __u16 kind, struct inode *inode)
+/* `btf`: a compile-time constant, true in tp_btf programs (plain loads, see fsr_inode_id_btf). */
+static __always_inline struct fsr_event *ext4_event(__u32 probe, __u16 kind, struct inode *inode, const bool btf)
 {
-	return fsr_inode_event(probe, kind, inode);
+	return fsr_inode_event_x(probe, kind, inode, btf);
+}
+
+static __always_inline bool ext4_inode_id(struct inode *inode, __u32 *dev, __u64 *ino, const bool btf)
+{
+	return btf ? fsr_inode_id_btf(inode, dev, ino) : fsr_inode_id(inode, dev, ino);
 }
 
 /* Per-inode reservation totals. Reserve / release / update fire for every delayed-allocation block
@@ -107,16 +113,16 @@ static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __s6
 }
 
 /* --- reservations --- */
-static __always_inline int reserve_body(struct inode *inode)
+static __always_inline int reserve_body(struct inode *inode, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	__s64 now = reserved_blocks(inode);
 	if (!resv_count(FSR_P_EXT4_DA_RESERVE, dev, ino, 0, now, 0))
 		return 0;
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
@@ -125,9 +131,9 @@ static __always_inline int reserve_body(struct inode *inode)
 	return 0;
 }
 SEC("tp_btf/ext4_da_reserve_space")
-int BPF_PROG(btf__da_reserve, struct inode *inode) { return reserve_body(inode); }
+int BPF_PROG(btf__da_reserve, struct inode *inode) { return reserve_body(inode, true); }
 SEC("raw_tp/ext4_da_reserve_space")
-int BPF_PROG(raw__da_reserve, struct inode *inode) { return reserve_body(inode); }
+int BPF_PROG(raw__da_reserve, struct inode *inode) { return reserve_body(inode, false); }
 SEC("tracepoint/ext4/ext4_da_reserve_space")
 int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
 {
@@ -147,16 +153,16 @@ int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
 	return 0;
 }
 
-static __always_inline int release_body(struct inode *inode, int freed)
+static __always_inline int release_body(struct inode *inode, int freed, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	__s64 before = reserved_blocks(inode);
 	if (!resv_count(FSR_P_EXT4_DA_RELEASE, dev, ino, 1, before, freed))
 		return 0;
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = before;
@@ -165,9 +171,9 @@ static __always_inline int release_body(struct inode *inode, int freed)
 	return 0;
 }
 SEC("tp_btf/ext4_da_release_space")
-int BPF_PROG(btf__da_release, struct inode *inode, int freed) { return release_body(inode, freed); }
+int BPF_PROG(btf__da_release, struct inode *inode, int freed) { return release_body(inode, freed, true); }
 SEC("raw_tp/ext4_da_release_space")
-int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_body(inode, freed); }
+int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_body(inode, freed, false); }
 SEC("tracepoint/ext4/ext4_da_release_space")
 int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
 {
@@ -188,16 +194,16 @@ int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
 	return 0;
 }
 
-static __always_inline int update_body(struct inode *inode, int used, int quota_claim)
+static __always_inline int update_body(struct inode *inode, int used, int quota_claim, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	__s64 before = reserved_blocks(inode);
 	if (!resv_count(FSR_P_EXT4_DA_UPDATE, dev, ino, 2, before, used))
 		return 0;
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = before;
@@ -207,9 +213,9 @@ static __always_inline int update_body(struct inode *inode, int used, int quota_
 	return 0;
 }
 SEC("tp_btf/ext4_da_update_reserve_space")
-int BPF_PROG(btf__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim); }
+int BPF_PROG(btf__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim, true); }
 SEC("raw_tp/ext4_da_update_reserve_space")
-int BPF_PROG(raw__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim); }
+int BPF_PROG(raw__da_update, struct inode *inode, int used, int quota_claim) { return update_body(inode, used, quota_claim, false); }
 SEC("tracepoint/ext4/ext4_da_update_reserve_space")
 int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 {
@@ -251,16 +257,16 @@ static __always_inline void es_send(__u32 probe, struct fsr_event *run)
 	}
 }
 
-static __always_inline int es_body(__u32 probe, struct inode *inode, struct extent_status *es, __u64 alloc)
+static __always_inline int es_body(__u32 probe, struct inode *inode, struct extent_status *es, __u64 alloc, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	struct fsr_probe_stats *st = fsr_stat(probe);
 	if (st)
 		st->hits++;
-	__u64 lblk = BPF_CORE_READ(es, es_lblk), len = BPF_CORE_READ(es, es_len);
+	__u64 lblk = btf ? es->es_lblk : BPF_CORE_READ(es, es_lblk), len = btf ? es->es_len : BPF_CORE_READ(es, es_len);
 	__u64 now = bpf_ktime_get_ns();
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pt;
@@ -284,7 +290,10 @@ static __always_inline int es_body(__u32 probe, struct inode *inode, struct exte
 	e.pid = pt >> 32;
 	e.tid = tid;
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	fsr_lock_snapshot(&e, BPF_CORE_READ(inode, i_mapping));
+	if (btf)
+		fsr_lock_snapshot_x(&e, inode->i_mapping, true);
+	else
+		fsr_lock_snapshot(&e, BPF_CORE_READ(inode, i_mapping));
 	e.a[0] = lblk;
 	e.a[1] = len;
 	e.a[2] = alloc;
@@ -298,12 +307,12 @@ static __always_inline int es_body(__u32 probe, struct inode *inode, struct exte
 SEC("tp_btf/ext4_es_insert_delayed_extent")
 int BPF_PROG(btf__es_delayed_extent, struct inode *inode, struct extent_status *es, bool lclu, bool end)
 {
-	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0));
+	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0), true);
 }
 SEC("raw_tp/ext4_es_insert_delayed_extent")
 int BPF_PROG(raw__es_delayed_extent, struct inode *inode, struct extent_status *es, bool lclu, bool end)
 {
-	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0));
+	return es_body(FSR_P_EXT4_ES_DELAYED_EXTENT, inode, es, (lclu ? 1 : 0) | (end ? 2 : 0), false);
 }
 SEC("tracepoint/ext4/ext4_es_insert_delayed_extent")
 int tp__es_delayed_extent(struct trace_event_raw_ext4_es_insert_delayed_extent *ctx)
@@ -322,12 +331,12 @@ int tp__es_delayed_extent(struct trace_event_raw_ext4_es_insert_delayed_extent *
 SEC("tp_btf/ext4_es_insert_delayed_block")
 int BPF_PROG(btf__es_delayed_block, struct inode *inode, struct extent_status *es, bool allocated)
 {
-	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0);
+	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0, true);
 }
 SEC("raw_tp/ext4_es_insert_delayed_block")
 int BPF_PROG(raw__es_delayed_block, struct inode *inode, struct extent_status *es, bool allocated)
 {
-	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0);
+	return es_body(FSR_P_EXT4_ES_DELAYED_BLOCK, inode, es, allocated ? 1 : 0, false);
 }
 SEC("tracepoint/ext4/ext4_es_insert_delayed_block")
 int tp__es_delayed_block(struct trace_event_raw_ext4_es_insert_delayed_block___v61 *ctx)
@@ -345,9 +354,9 @@ int tp__es_delayed_block(struct trace_event_raw_ext4_es_insert_delayed_block___v
 }
 
 /* --- fallocate family: (inode, offset, len[, mode]) --- */
-static __always_inline int falloc_body(__u32 probe, __u16 kind, struct inode *inode, long long off, long long len, int mode)
+static __always_inline int falloc_body(__u32 probe, __u16 kind, struct inode *inode, long long off, long long len, int mode, const bool btf)
 {
-	struct fsr_event *e = ext4_event(probe, kind, inode);
+	struct fsr_event *e = ext4_event(probe, kind, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = off;
@@ -373,12 +382,12 @@ static __always_inline int falloc_tp(__u32 probe, __u16 kind, struct trace_event
 	SEC("tp_btf/" #tp)                                                                                   \
 	int BPF_PROG(btf__##fn, struct inode *inode, long long off, long long len, int mode)               \
 	{                                                                                                    \
-		return falloc_body(probe, kind, inode, off, len, mode);                                    \
+		return falloc_body(probe, kind, inode, off, len, mode, true);                                    \
 	}                                                                                                    \
 	SEC("raw_tp/" #tp)                                                                                   \
 	int BPF_PROG(raw__##fn, struct inode *inode, long long off, long long len, int mode)               \
 	{                                                                                                    \
-		return falloc_body(probe, kind, inode, off, len, mode);                                    \
+		return falloc_body(probe, kind, inode, off, len, mode, false);                                    \
 	}                                                                                                    \
 	SEC("tracepoint/ext4/" #tp)                                                                          \
 	int tp__##fn(struct trace_event_raw_ext4__fallocate_mode *ctx) { return falloc_tp(probe, kind, ctx); }
@@ -398,18 +407,18 @@ static __always_inline int range_tp(__u32 probe, __u16 kind, __u32 dev, __u64 in
 	return 0;
 }
 SEC("tp_btf/ext4_collapse_range")
-int BPF_PROG(btf__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0); }
+int BPF_PROG(btf__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0, true); }
 SEC("raw_tp/ext4_collapse_range")
-int BPF_PROG(raw__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0); }
+int BPF_PROG(raw__collapse, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, inode, off, len, 0, false); }
 SEC("tracepoint/ext4/ext4_collapse_range")
 int tp__collapse(struct trace_event_raw_ext4_collapse_range *ctx)
 {
 	return range_tp(FSR_P_EXT4_COLLAPSE, FSR_EV_EXT4_COLLAPSE, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, offset), BPF_CORE_READ(ctx, len));
 }
 SEC("tp_btf/ext4_insert_range")
-int BPF_PROG(btf__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0); }
+int BPF_PROG(btf__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0, true); }
 SEC("raw_tp/ext4_insert_range")
-int BPF_PROG(raw__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0); }
+int BPF_PROG(raw__insert, struct inode *inode, long long off, long long len) { return falloc_body(FSR_P_EXT4_INSERT, FSR_EV_EXT4_INSERT, inode, off, len, 0, false); }
 SEC("tracepoint/ext4/ext4_insert_range")
 int tp__insert(struct trace_event_raw_ext4_insert_range *ctx)
 {
@@ -417,9 +426,9 @@ int tp__insert(struct trace_event_raw_ext4_insert_range *ctx)
 }
 
 /* ext4_fallocate_exit(struct inode *, loff_t offset, unsigned int max_blocks, int ret) */
-static __always_inline int falloc_exit_body(struct inode *inode, long long off, unsigned int blocks, int ret)
+static __always_inline int falloc_exit_body(struct inode *inode, long long off, unsigned int blocks, int ret, const bool btf)
 {
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = off;
@@ -431,9 +440,9 @@ static __always_inline int falloc_exit_body(struct inode *inode, long long off, 
 	return 0;
 }
 SEC("tp_btf/ext4_fallocate_exit")
-int BPF_PROG(btf__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret); }
+int BPF_PROG(btf__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret, true); }
 SEC("raw_tp/ext4_fallocate_exit")
-int BPF_PROG(raw__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret); }
+int BPF_PROG(raw__falloc_exit, struct inode *inode, long long off, unsigned int blocks, int ret) { return falloc_exit_body(inode, off, blocks, ret, false); }
 SEC("tracepoint/ext4/ext4_fallocate_exit")
 int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
 {
@@ -450,15 +459,15 @@ int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
 }
 
 /* --- fsync exit and eviction: the reserved count must be back to zero --- */
-static __always_inline int sync_body(struct inode *inode, int ret)
+static __always_inline int sync_body(struct inode *inode, int ret, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	__s64 now = reserved_blocks(inode);
 	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, now, false);
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
@@ -468,9 +477,9 @@ static __always_inline int sync_body(struct inode *inode, int ret)
 	return 0;
 }
 SEC("tp_btf/ext4_sync_file_exit")
-int BPF_PROG(btf__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret); }
+int BPF_PROG(btf__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret, true); }
 SEC("raw_tp/ext4_sync_file_exit")
-int BPF_PROG(raw__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret); }
+int BPF_PROG(raw__sync_exit, struct inode *inode, int ret) { return sync_body(inode, ret, false); }
 SEC("tracepoint/ext4/ext4_sync_file_exit")
 int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
 {
@@ -489,15 +498,15 @@ int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
 	return 0;
 }
 
-static __always_inline int evict_body(struct inode *inode)
+static __always_inline int evict_body(struct inode *inode, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!fsr_inode_id(inode, &dev, &ino) || !fsr_match(dev, ino))
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	__s64 now = reserved_blocks(inode);
 	resv_summary(FSR_P_EXT4_EVICT, dev, ino, now, false);
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, inode);
+	struct fsr_event *e = ext4_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
@@ -506,9 +515,9 @@ static __always_inline int evict_body(struct inode *inode)
 	return 0;
 }
 SEC("tp_btf/ext4_evict_inode")
-int BPF_PROG(btf__evict, struct inode *inode) { return evict_body(inode); }
+int BPF_PROG(btf__evict, struct inode *inode) { return evict_body(inode, true); }
 SEC("raw_tp/ext4_evict_inode")
-int BPF_PROG(raw__evict, struct inode *inode) { return evict_body(inode); }
+int BPF_PROG(raw__evict, struct inode *inode) { return evict_body(inode, false); }
 SEC("tracepoint/ext4/ext4_evict_inode")
 int tp__evict(struct trace_event_raw_ext4_evict_inode *ctx)
 {

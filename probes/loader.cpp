@@ -115,6 +115,8 @@ struct ProbeSession::Impl {
   const KernelInfo& k;
   SessionOptions opt;
   int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1, fd_es_runs = -1;
+  int fd_run_stats = -1;  // keeps the kernel's BPF run-time statistics on while open
+  std::atomic<uint64_t> reader_cpu_ns{0};
   std::unique_ptr<Attacher> at;  // after create_maps: loaded objects and links
   ring_buffer* rb = nullptr;
   std::thread reader;
@@ -140,7 +142,7 @@ struct ProbeSession::Impl {
     }
     if (rb) ring_buffer__free(rb);
     at.reset();
-    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs})
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs, fd_run_stats})
       if (fd >= 0) close(fd);
     if (out_fd >= 0) {
       close(out_fd);
@@ -167,6 +169,7 @@ struct ProbeSession::Impl {
   }
 
   void make_attacher() {
+    fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
     fsr_config c{};
     c.iomap_f_stale = k.iomap_f_stale();
     c.self_pid = uint32_t(getpid());
@@ -306,6 +309,8 @@ struct ProbeSession::Impl {
     }
     ring_buffer__consume(rb);
     flush(true);
+    timespec ts{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) reader_cpu_ns = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
   }
 };
 
@@ -398,6 +403,18 @@ SessionStats ProbeSession::stop() {
   im.send_held_runs();
   SessionStats st;
   st.per_probe = nlohmann::json::object();
+  if (im.at) {
+    auto rs = im.at->run_stats();
+    st.bpf_stats = im.fd_run_stats >= 0;
+    st.bpf_run_ns = rs.run_ns;
+    st.bpf_runs = rs.runs;
+    std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> v(rs.by_program.begin(), rs.by_program.end());
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    st.bpf_programs = nlohmann::json::array();
+    for (const auto& [name, ns_runs] : v)
+      st.bpf_programs.push_back({{"program", name}, {"ns", ns_runs.first}, {"runs", ns_runs.second}});
+  }
+  st.reader_cpu_ns = im.reader_cpu_ns.load();
   if (im.fd_stats >= 0) {
     int ncpu = libbpf_num_possible_cpus();
     std::vector<fsr_probe_stats> v(size_t(ncpu > 0 ? ncpu : 1));

@@ -42,6 +42,11 @@ struct SessionStats {
   uint64_t dropped = 0;         // ring buffer full (counted in BPF)
   uint64_t hits = 0;
   nlohmann::json per_probe;     // name -> {hits, emitted, dropped}
+  // CPU the probes cost: time in the BPF programs (kernel run-time statistics, enabled for the session
+  // when the kernel allows; bpf_stats false otherwise) and the ring-buffer reader thread's CPU time.
+  bool bpf_stats = false;
+  uint64_t bpf_run_ns = 0, bpf_runs = 0, reader_cpu_ns = 0;
+  nlohmann::json bpf_programs;  // program -> {ns, runs}, the costliest first
 };
 
 // One line from libbpf's output of a failed bpf_object__load: "verifier on <prog>: <last lines of the
