@@ -313,6 +313,8 @@ std::string campaign_to_toml(const Campaign& c) {
   for (const auto& s : c.scenarios) {
     toml::table p;
     for (const auto& [k, v] : s.params) {
+      // delay parameters only with delay points (the parser refuses them alone)
+      if (s.kdelay.empty() && (k == "kdelay_us" || k == "kdelay_ratio")) continue;
       if (v == std::floor(v) && std::fabs(v) < 9e15) p.insert(k, int64_t(v));
       else p.insert(k, v);
     }

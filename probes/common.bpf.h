@@ -38,14 +38,19 @@ struct {
 	__type(value, struct fsr_stash);
 } fsr_stash_map SEC(".maps");
 
-/* Runs of extent-status delayed inserts held per task until the run ends (see ext4.bpf.c); the
- * loader sends the runs still held when the session stops. */
+/* Event runs: some events come in bursts from one task over consecutive indexes (a readahead or a
+ * fault adding folio after folio, a truncation removing them, ext4 inserting one delayed extent per
+ * block of a write). One event stands for the run (a[0] first index, a[1] count; time, task and lock
+ * state of the first member). It is held here under (task, kind) — ret: time of its last member — and
+ * sent when the task's next event of that kind does not continue it (another inode or index, another
+ * invalidate_lock state, or more than the gap later); the loader sends the runs still held when the
+ * session stops. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
 	__type(value, struct fsr_event);
-} fsr_es_runs SEC(".maps");
+} fsr_runs SEC(".maps");
 static __always_inline struct fsr_probe_stats *fsr_stat(__u32 probe)
 {
 	return bpf_map_lookup_elem(&fsr_stats, &probe);
@@ -84,18 +89,8 @@ static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
 	bpf_map_update_elem(&fsr_locks, &lock, &o, BPF_NOEXIST);
 }
 
-/* Reserves an event; on a full ring buffer counts the drop for `probe` and returns NULL. */
-static __always_inline struct fsr_event *fsr_reserve(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
 {
-	struct fsr_probe_stats *st = fsr_stat(probe);
-	if (st)
-		st->hits++;
-	struct fsr_event *e = bpf_ringbuf_reserve(&fsr_events, sizeof(*e), 0);
-	if (!e) {
-		if (st)
-			st->dropped++;
-		return NULL;
-	}
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
 	e->ino = ino;
@@ -111,6 +106,21 @@ static __always_inline struct fsr_event *fsr_reserve(__u32 probe, __u16 kind, __
 	e->lock_count = 0;
 	e->lock_owner = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* Reserves an event; on a full ring buffer counts the drop for `probe` and returns NULL. */
+static __always_inline struct fsr_event *fsr_reserve(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	struct fsr_probe_stats *st = fsr_stat(probe);
+	if (st)
+		st->hits++;
+	struct fsr_event *e = bpf_ringbuf_reserve(&fsr_events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			st->dropped++;
+		return NULL;
+	}
+	fsr_fill(e, probe, kind, dev, ino);
 	return e;
 }
 
@@ -205,6 +215,50 @@ static __always_inline struct fsr_event *fsr_id_event(__u32 probe, __u16 kind, _
 static __always_inline __u64 fsr_stash_key(__u32 probe)
 {
 	return (bpf_get_current_pid_tgid() << 8) ^ probe;
+}
+
+/* A held run goes to the ring buffer (a copy: bpf_ringbuf_output). */
+static __always_inline void fsr_run_send(struct fsr_event *run)
+{
+	struct fsr_probe_stats *st = fsr_stat(run->probe);
+	run->ret = 0;
+	if (bpf_ringbuf_output(&fsr_events, run, sizeof(*run), 0) == 0) {
+		if (st)
+			st->emitted++;
+	} else if (st) {
+		st->dropped++;
+	}
+}
+
+/* Adds the event `e` (filled, lock state taken; a[2] must match to merge, a[3] is the latest value)
+ * covering `n` indexes from `first` to its task's run of that kind, or starts a new run with it. */
+static __always_inline void fsr_run_add(struct fsr_event *e, __u64 first, __u64 n, __u64 gap_ns)
+{
+	struct fsr_probe_stats *st = fsr_stat(e->probe);
+	if (st)
+		st->hits++;
+	__u64 key = ((__u64)e->tid << 8) | e->kind;
+	struct fsr_event *run = bpf_map_lookup_elem(&fsr_runs, &key);
+	if (run) {
+		if (run->dev == e->dev && run->ino == e->ino && run->probe == e->probe && run->a[0] + run->a[1] == first &&
+		    run->a[2] == e->a[2] && run->lock_count == e->lock_count && run->lock_owner == e->lock_owner &&
+		    run->flags == e->flags && e->ts_ns - (__u64)run->ret < gap_ns) {
+			run->a[1] += n;
+			run->a[3] = e->a[3];
+			run->ret = (__s64)e->ts_ns;
+			return;
+		}
+		fsr_run_send(run);
+	}
+	e->a[0] = first;
+	e->a[1] = n;
+	e->ret = (__s64)e->ts_ns;
+	if (run) {  /* reuse the task's slot in place: no map update (bucket lock, element copy) */
+		__builtin_memcpy(run, e, sizeof(*e));
+		return;
+	}
+	if (bpf_map_update_elem(&fsr_runs, &key, e, BPF_NOEXIST) != 0)
+		fsr_run_send(e); /* map full: sent alone */
 }
 
 #endif

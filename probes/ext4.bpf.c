@@ -239,68 +239,25 @@ int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 
 /* --- extent status: delayed block / extent inserted --- */
 /* One insert per block of a buffered write or write fault: about 80k/s in an ext4 punch-vs-fault race,
- * a quarter of all events. Inserts by one task into consecutive blocks of one inode, each within
- * FSR_ES_RUN_GAP_NS of the previous, become one event (a[0] first block, a[1] blocks, a[3]
- * i_reserved_data_blocks after the last insert; ts, task and lock state of the first). The run is
- * held in fsr_es_runs (ret: time of its last insert) and sent when the task's next insert does not
- * continue it; the loader sends the runs still held when the session stops. */
+ * so consecutive inserts by one task become one event (fsr_run_add: a[0] first block, a[1] blocks,
+ * a[3] i_reserved_data_blocks after the last insert). */
 #define FSR_ES_RUN_GAP_NS 1000000ull
-static __always_inline void es_send(__u32 probe, struct fsr_event *run)
-{
-	struct fsr_probe_stats *st = fsr_stat(probe);
-	run->ret = 0;
-	if (bpf_ringbuf_output(&fsr_events, run, sizeof(*run), 0) == 0) {
-		if (st)
-			st->emitted++;
-	} else if (st) {
-		st->dropped++;
-	}
-}
-
 static __always_inline int es_body(__u32 probe, struct inode *inode, struct extent_status *es, __u64 alloc, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
 	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
-	struct fsr_probe_stats *st = fsr_stat(probe);
-	if (st)
-		st->hits++;
-	__u64 lblk = btf ? es->es_lblk : BPF_CORE_READ(es, es_lblk), len = btf ? es->es_len : BPF_CORE_READ(es, es_len);
-	__u64 now = bpf_ktime_get_ns();
-	__u64 pt = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pt;
-	struct fsr_event *run = bpf_map_lookup_elem(&fsr_es_runs, &tid);
-	if (run) {
-		if (run->dev == dev && run->ino == ino && run->probe == probe && run->a[2] == alloc &&
-		    run->a[0] + run->a[1] == lblk && now - (__u64)run->ret < FSR_ES_RUN_GAP_NS) {
-			run->a[1] += len;
-			run->a[3] = reserved_blocks(inode);
-			run->ret = (__s64)now;
-			return 0;
-		}
-		es_send(probe, run);
-	}
 	struct fsr_event e = {};
-	e.ts_ns = now;
-	e.ino = ino;
-	e.dev = dev;
-	e.kind = FSR_EV_EXT4_ES_DELAYED;
-	e.probe = probe;
-	e.pid = pt >> 32;
-	e.tid = tid;
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	fsr_fill(&e, probe, FSR_EV_EXT4_ES_DELAYED, dev, ino);
 	if (btf)
 		fsr_lock_snapshot_x(&e, inode->i_mapping, true);
 	else
 		fsr_lock_snapshot(&e, BPF_CORE_READ(inode, i_mapping));
-	e.a[0] = lblk;
-	e.a[1] = len;
 	e.a[2] = alloc;
 	e.a[3] = reserved_blocks(inode);
-	e.ret = (__s64)now;
-	if (bpf_map_update_elem(&fsr_es_runs, &tid, &e, BPF_ANY) != 0)
-		es_send(probe, &e); /* map full: send it alone */
+	__u64 lblk = btf ? es->es_lblk : BPF_CORE_READ(es, es_lblk), len = btf ? es->es_len : BPF_CORE_READ(es, es_len);
+	fsr_run_add(&e, lblk, len, FSR_ES_RUN_GAP_NS);
 	return 0;
 }
 

@@ -114,7 +114,7 @@ const std::vector<BpfObjectOps>& families() {
 struct ProbeSession::Impl {
   const KernelInfo& k;
   SessionOptions opt;
-  int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1, fd_es_runs = -1;
+  int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1, fd_runs = -1;
   int fd_run_stats = -1;  // keeps the kernel's BPF run-time statistics on while open
   std::atomic<uint64_t> reader_cpu_ns{0};
   std::unique_ptr<Attacher> at;  // after create_maps: loaded objects and links
@@ -142,7 +142,7 @@ struct ProbeSession::Impl {
     }
     if (rb) ring_buffer__free(rb);
     at.reset();
-    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs, fd_run_stats})
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_runs, fd_run_stats})
       if (fd >= 0) close(fd);
     if (out_fd >= 0) {
       close(out_fd);
@@ -157,8 +157,8 @@ struct ProbeSession::Impl {
     fd_events = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fsr_events", 0, 0, uint32_t(opt.ringbuf_bytes), nullptr);
     fd_stats = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fsr_stats", 4, sizeof(fsr_probe_stats), FSR_MAX_PROBES, nullptr);
     fd_stash = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_stash_map", 8, sizeof(fsr_stash), 4096, nullptr);
-    fd_es_runs = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_es_runs", 4, sizeof(fsr_event), 4096, nullptr);
-    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_es_runs})
+    fd_runs = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_runs", 8, sizeof(fsr_event), 8192, nullptr);
+    for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_runs})
       if (fd < 0) {
         int e = errno;
         return fmt::format("cannot create BPF maps: {}{}", errno_text(e),
@@ -178,7 +178,7 @@ struct ProbeSession::Impl {
                                     std::vector<std::pair<std::string, int>>{{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks},
                                                                              {"fsr_events", fd_events}, {"fsr_stats", fd_stats},
                                                                              {"fsr_stash_map", fd_stash},
-                                                                             {"fsr_es_runs", fd_es_runs}},
+                                                                             {"fsr_runs", fd_runs}},
                                     std::string(reinterpret_cast<const char*>(&c), sizeof c));
   }
 
@@ -234,15 +234,15 @@ struct ProbeSession::Impl {
     }
   }
 
-  // Extent-status insert runs the BPF side still holds (ext4.bpf.c: one per task, sent when the task's
-  // next insert does not continue them): after detaching, they are the last of those events.
+  // Event runs the BPF side still holds (common.bpf.h fsr_run_add: one per task and kind, sent when the
+  // task's next event of that kind does not continue it): after detaching, they are the last events.
   void send_held_runs() {
-    if (fd_es_runs < 0) return;
-    uint32_t key = 0, next = 0;
+    if (fd_runs < 0) return;
+    uint64_t key = 0, next = 0;
     const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd_es_runs, prev, &next) == 0) {
+    while (bpf_map_get_next_key(fd_runs, prev, &next) == 0) {
       fsr_event e{};
-      if (bpf_map_lookup_elem(fd_es_runs, &next, &e) == 0) {
+      if (bpf_map_lookup_elem(fd_runs, &next, &e) == 0) {
         e.ret = 0;
         buf.push_back(e);
       }

@@ -55,6 +55,10 @@ static __always_inline __u64 folio_pages(struct folio *folio)
 	return 0; /* unknown */
 }
 
+/* Readahead and fault read-around add folio after folio, truncation removes them: consecutive indexes
+ * from one task with the same invalidate_lock state, each within 100 us of the previous, become one
+ * event (fsr_run_add: a[0] first index, a[1] pages). */
+#define FSR_PC_RUN_GAP_NS 100000ull
 static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind, const bool btf)
 {
 	/* every page-cache insertion / deletion on the machine comes here: tp_btf reads the chain
@@ -62,12 +66,17 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind,
 	struct address_space *mapping = btf ? folio->mapping : BPF_CORE_READ(folio, mapping);
 	if (!mapping)
 		return 0;
-	struct fsr_event *e = fsr_inode_event_x(probe, kind, btf ? mapping->host : BPF_CORE_READ(mapping, host), btf);
-	if (!e)
+	struct inode *host = btf ? mapping->host : BPF_CORE_READ(mapping, host);
+	__u32 dev;
+	__u64 ino;
+	if (btf ? !fsr_inode_id_btf(host, &dev, &ino) : !fsr_inode_id(host, &dev, &ino))
 		return 0;
-	e->a[0] = BPF_CORE_READ(folio, index);
-	e->a[1] = folio_pages(folio);
-	fsr_submit(e);
+	if (!fsr_match(dev, ino))
+		return 0;
+	struct fsr_event e = {};
+	fsr_fill(&e, probe, kind, dev, ino);
+	fsr_lock_snapshot_x(&e, mapping, btf);
+	fsr_run_add(&e, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio), FSR_PC_RUN_GAP_NS);
 	return 0;
 }
 

@@ -193,3 +193,22 @@ TEST(CampaignVm, ResolvedTomlRoundTrips) {
   Campaign e = parse_campaign(campaign_to_toml(parse_campaign("", "c.toml", catalog())), "r.toml", catalog());
   EXPECT_EQ(e.vm.test_hook, "");
 }
+
+#include "workloads/scenario.h"
+
+TEST(Campaign, ResolvedTomlOfEveryRealScenarioRoundTrips) {
+  // What the runner writes as campaign.toml (and replay / the VM agent parse again): every scenario with
+  // its defaults, with and without kernel delay points.
+  std::string src = "[campaign]\nscenarios = [";
+  for (const auto& s : scenario_catalog()) src += "\"" + s.name + "\", ";
+  src += "]\n[scenario.punch-vs-read]\nkdelay = [\"punch-free\"]\nkdelay_us = 50\n";
+  Campaign c = parse_campaign(src, "c.toml", scenario_catalog());
+  Campaign d = parse_campaign(campaign_to_toml(c), "resolved.toml", scenario_catalog());
+  ASSERT_EQ(d.scenarios.size(), c.scenarios.size());
+  for (size_t i = 0; i < c.scenarios.size(); ++i) {
+    EXPECT_EQ(d.scenarios[i].kdelay, c.scenarios[i].kdelay);
+    for (const auto& [k, v] : c.scenarios[i].params)
+      if (!c.scenarios[i].kdelay.empty() || (k != "kdelay_us" && k != "kdelay_ratio"))
+        EXPECT_DOUBLE_EQ(d.scenarios[i].params.at(k), v) << c.scenarios[i].name << " " << k;
+  }
+}
