@@ -22,7 +22,7 @@ for fs in $filesystems; do
       "$top/fsrace" run --local --fs "$fs" --duration "$secs" --seed "$r" --results "$out/$mode" --quiet $flag > /dev/null || true
       dir="$(ls -td "$out/$mode"/default/*/ | head -1)"
       v="$(opsps "$dir")"
-      if [ "$mode" = none ]; then base+=("$v"); else probed+=("$v"); events+=("$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]+"/findings.json"))["cases"][0]["probes"]; print(c.get("events",0), c.get("dropped",0), c["attached"])' "$dir")"); fi
+      if [ "$mode" = none ]; then base+=("$v"); else probed+=("$v"); events+=("$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]+"/findings.json"))["cases"][0]["probes"]; print(c.get("events",0), c.get("dropped",0), c["attached"], round(100*c.get("cpu",{}).get("share",0),2))' "$dir")"); fi
     done
   done
   python3 - "$fs" "${base[*]}" "${probed[*]}" "${events[*]}" <<'PY'
@@ -31,12 +31,15 @@ fs, base, probed, ev = sys.argv[1], list(map(float, sys.argv[2].split())), list(
 b, p = statistics.median(base), statistics.median(probed)
 mb, mp = statistics.mean(base), statistics.mean(probed)
 sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
-triples = [ev[i:i+3] for i in range(0, len(ev), 3)]
+triples = [ev[i:i+4] for i in range(0, len(ev), 4)]
 print(f"{fs:5} no probes: median {b:9.0f} mean {mb:9.0f} sd {sd(base):7.0f} ops/s  {' '.join(f'{x:.0f}' for x in base)}")
 print(f"{fs:5} probes:    median {p:9.0f} mean {mp:9.0f} sd {sd(probed):7.0f} ops/s  {' '.join(f'{x:.0f}' for x in probed)}  "
       f"(attached {triples[0][2]}, events/run {' '.join(t[0] for t in triples)}, dropped {' '.join(t[1] for t in triples)})")
 # pairwise ratios (each probed run against the unprobed run just before it) show the run-to-run spread
 pairs = [100 * x / y for x, y in zip(probed, base)]
+cpu = [float(t[3]) for t in triples]
+print(f"{fs:5} probe CPU (BPF programs + event reader) as a share of fsrace's CPU time, per run: "
+      f"{' '.join(f'{x:.1f}' for x in cpu)} %, median {statistics.median(cpu):.1f} %  (a direct figure: no run-to-run noise)")
 print(f"{fs:5} probes/none = {100*p/b:.1f} % of medians, {100*mp/mb:.1f} % of means, per pair {' '.join(f'{x:.0f}' for x in pairs)} "
       f"(sd {sd(pairs):.1f})  (target >= 95 %)")
 PY
