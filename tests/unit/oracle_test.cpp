@@ -541,7 +541,7 @@ TEST(OracleShift, ManyShiftsStayConsistent) {
   uint64_t i = h.init(N, 1, 5);
   std::vector<std::pair<uint64_t, uint64_t>> content;  // (op, origin), op 0 = hole
   for (uint64_t b = 0; b < N; ++b) content.push_back({i, b});
-  uint64_t t = 10, stale_reads = 0;
+  uint64_t t = 10;
   Rng rng(7);
   for (int k = 0; k < 200; ++k) {
     uint64_t n = 1 + rng.below(4), a = rng.below(N), c = rng.below(N);
