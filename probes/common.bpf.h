@@ -89,7 +89,8 @@ static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
 	bpf_map_update_elem(&fsr_locks, &lock, &o, BPF_NOEXIST);
 }
 
-static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
+/* Every field but comm (fsr_fill_comm): a run member that extends its run never needs it. */
+static __always_inline void fsr_fill_nocomm(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
@@ -105,6 +106,11 @@ static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kin
 	e->ret = 0;
 	e->lock_count = 0;
 	e->lock_owner = 0;
+}
+
+static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	fsr_fill_nocomm(e, probe, kind, dev, ino);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
@@ -230,7 +236,7 @@ static __always_inline void fsr_run_send(struct fsr_event *run)
 	}
 }
 
-/* Adds the event `e` (filled, lock state taken; a[2] must match to merge, a[3] is the latest value)
+/* Adds the event `e` (fsr_fill_nocomm, lock state taken; a[2] must match to merge, a[3] the latest value)
  * covering `n` indexes from `first` to its task's run of that kind, or starts a new run with it. */
 static __always_inline void fsr_run_add(struct fsr_event *e, __u64 first, __u64 n, __u64 gap_ns)
 {
@@ -253,6 +259,7 @@ static __always_inline void fsr_run_add(struct fsr_event *e, __u64 first, __u64 
 	e->a[0] = first;
 	e->a[1] = n;
 	e->ret = (__s64)e->ts_ns;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));  /* filled by fsr_fill_nocomm otherwise */
 	if (run) {  /* reuse the task's slot in place: no map update (bucket lock, element copy) */
 		__builtin_memcpy(run, e, sizeof(*e));
 		return;

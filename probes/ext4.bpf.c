@@ -249,7 +249,7 @@ static __always_inline int es_body(__u32 probe, struct inode *inode, struct exte
 	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
 	struct fsr_event e = {};
-	fsr_fill(&e, probe, FSR_EV_EXT4_ES_DELAYED, dev, ino);
+	fsr_fill_nocomm(&e, probe, FSR_EV_EXT4_ES_DELAYED, dev, ino);
 	if (btf)
 		fsr_lock_snapshot_x(&e, inode->i_mapping, true);
 	else

@@ -74,7 +74,7 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind,
 	if (!fsr_match(dev, ino))
 		return 0;
 	struct fsr_event e = {};
-	fsr_fill(&e, probe, kind, dev, ino);
+	fsr_fill_nocomm(&e, probe, kind, dev, ino);
 	fsr_lock_snapshot_x(&e, mapping, btf);
 	fsr_run_add(&e, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio), FSR_PC_RUN_GAP_NS);
 	return 0;
