@@ -308,18 +308,34 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
       kDataClasses,
       {{"dio_threads", T::kInt, 1, 1, 64, "threads doing O_DIRECT writes and reads"},
        {"buffered_threads", T::kInt, 2, 1, 64, "threads doing buffered writes, reads and readahead"},
-       {"write_ratio", T::kDouble, 0.4, 0, 1, "share of writes among every thread's ops"}},
+       {"write_ratio", T::kDouble, 0.4, 0, 1, "share of writes among every thread's ops"},
+       {"uffd_ratio", T::kDouble, 0.1, 0, 1,
+        "share of ops parked by userfaultfd (widening): an O_DIRECT write parked at get_user_pages while the "
+        "range is read buffered (the cache fills with pre-write data mid-write), or a buffered read parked in "
+        "copy_to_user while an O_DIRECT write lands; each then followed by a buffered read that must see the "
+        "DIO data"}},
       InitMode::kStamped, true, [](const ScenarioConfig& c, uint64_t maxr) {
-        double wr = c.d("write_ratio");
+        double wr = c.d("write_ratio"), uf = c.d("uffd_ratio");
         return std::vector<Role>{
             {"dio", int(c.i("dio_threads")),
              [=](OpCtx& x) {
                Range r = x.pick(maxr);
+               if (uf > 0 && x.rng.unit() < uf) {
+                 // The post-write invalidation must drop what the buffered read cached mid-write.
+                 x.paused_dio_write(r, [r](OpCtx& h) { h.read(r); });
+                 x.read(r);
+                 return;
+               }
                if (x.rng.unit() < wr) x.dio_write(r);
                else x.dio_read(r);
              }},
             {"buffered", int(c.i("buffered_threads")), [=](OpCtx& x) {
                Range r = x.pick(maxr);
+               if (uf > 0 && x.rng.unit() < uf) {
+                 x.paused_read(r, [r](OpCtx& h) { h.dio_write(r); });
+                 x.read(r);
+                 return;
+               }
                double u = x.rng.unit();
                if (u < wr) x.write(r);
                else if (u < wr + (1 - wr) / 3) {
