@@ -39,6 +39,16 @@ const std::vector<FindingClassInfo>& finding_classes() {
   return v;
 }
 
+Finding make_finding(std::string cls, std::string fs, std::string scenario, std::string case_name, std::string phase) {
+  Finding f;
+  f.cls = std::move(cls);
+  f.fs = std::move(fs);
+  f.scenario = std::move(scenario);
+  f.case_name = std::move(case_name);
+  f.phase = std::move(phase);
+  return f;
+}
+
 nlohmann::json op_to_json(const OpRecord& r) {
   return {{"id", r.id},           {"thread", r.thread}, {"kind", op_kind_name(OpKind(r.kind))},
           {"file", r.file},       {"offset", r.offset}, {"length", r.length},

@@ -47,6 +47,9 @@ struct Finding {
   std::string explained_by;
 };
 
+// The fields every finding starts with: its class, the case it belongs to and the phase that found it.
+Finding make_finding(std::string cls, std::string fs, std::string scenario, std::string case_name, std::string phase);
+
 nlohmann::json op_to_json(const OpRecord& r);
 nlohmann::json finding_to_json(const Finding& f);
 

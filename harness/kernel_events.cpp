@@ -201,12 +201,7 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
     return it != names.end() ? it->second : fmt::format("inode {}", ino);
   };
   auto base = [&](const char* cls, const fsr_event& e) {
-    Finding f;
-    f.cls = cls;
-    f.fs = ctx.fs;
-    f.scenario = ctx.scenario;
-    f.case_name = ctx.case_name;
-    f.phase = "kernel-events";
+    Finding f = make_finding(cls, ctx.fs, ctx.scenario, ctx.case_name, "kernel-events");
     f.file = name_of(e.dev, e.ino);
     f.time_ns = e.ts_ns;
     return f;

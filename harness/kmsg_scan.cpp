@@ -204,12 +204,7 @@ std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, Da
   std::vector<Finding> out;
   for (const auto& n : notices) {
     if (!(is_dio_notice(n.rule) ? data.dio : data.other)) continue;
-    Finding f;
-    f.cls = n.escalates_to;
-    f.fs = opt.fs;
-    f.scenario = opt.scenario;
-    f.case_name = opt.case_name;
-    f.phase = "kernel-log";
+    Finding f = make_finding(n.escalates_to, opt.fs, opt.scenario, opt.case_name, "kernel-log");
     f.got = n.lines.front();
     f.detail = fmt::format("known message '{}' together with data the oracle rejected in this case", n.rule);
     f.kernel_log = n.lines;
@@ -285,12 +280,7 @@ KmsgScanResult scan_kmsg(const std::vector<KmsgLine>& lines, const KmsgScanOptio
         continue;
       }
     }
-    Finding f;
-    f.cls = cls;
-    f.fs = opt.fs;
-    f.scenario = opt.scenario;
-    f.case_name = opt.case_name;
-    f.phase = "kernel-log";
+    Finding f = make_finding(cls, opt.fs, opt.scenario, opt.case_name, "kernel-log");
     f.got = t;
     f.time_ns = lines[i].ts_us * 1000;
     if (i > 0 && lines[i - 1].text.find("[ cut here ]") != std::string::npos)

@@ -356,12 +356,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
   FindingSet out;
   OracleStats st;
   auto base = [&](const OpRecord& r, uint32_t block, const std::string& cls) {
-    Finding f;
-    f.cls = cls;
-    f.fs = ctx.fs;
-    f.scenario = ctx.scenario;
-    f.case_name = ctx.case_name;
-    f.phase = phase_of(OpKind(r.kind));
+    Finding f = make_finding(cls, ctx.fs, ctx.scenario, ctx.case_name, phase_of(OpKind(r.kind)));
     f.file = model.file_name(r.file);
     f.block = block;
     f.time_ns = r.start_ns;

@@ -316,12 +316,7 @@ class CaseRunner {
         ++expected_eio;
         continue;
       }
-      Finding f;
-      f.cls = "workload-error";
-      f.fs = cs_.fs.type;
-      f.scenario = cs_.sc.name;
-      f.case_name = cs_.name;
-      f.phase = "race";
+      Finding f = make_finding("workload-error", cs_.fs.type, cs_.sc.name, cs_.name, "race");
       f.detail = e.message;
       out.findings.add(std::move(f));
     }

@@ -155,12 +155,7 @@ std::vector<Finding> check_space(const OpLogData& d, const SpaceMeasure& m, cons
   for (const auto& r : d.ops)
     if (OpKind(r.kind) == OpKind::kTestCorrupt) ++corrupted[r.file];
   auto mk = [&](const std::string& file, const std::string& detail) {
-    Finding f;
-    f.cls = "space-leak";
-    f.fs = m.fs;
-    f.scenario = scenario;
-    f.case_name = case_name;
-    f.phase = "space";
+    Finding f = make_finding("space-leak", m.fs, scenario, case_name, "space");
     f.file = file;
     f.detail = detail;
     return f;

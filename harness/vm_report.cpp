@@ -174,12 +174,7 @@ VmReportResult vm_report(const std::string& run_dir) {
     }
 
     if (outcome == "crashed" && !have_crash) {
-      Finding f;
-      f.cls = "kernel-crash";
-      f.fs = ko.fs;
-      f.scenario = ko.scenario;
-      f.case_name = running_case;
-      f.phase = "console";
+      Finding f = make_finding("kernel-crash", ko.fs, ko.scenario, running_case, "console");
       f.detail = fmt::format("the guest reset or stopped without a panic message ({}); workload state: {}",
                              v.value("detail", ""), state);
       f.kernel_log = tail_lines(console, 40);
@@ -187,12 +182,7 @@ VmReportResult vm_report(const std::string& run_dir) {
     }
     if (outcome == "hang") {
       json h = v["hang"].is_object() ? v["hang"] : json::object();
-      Finding f;
-      f.cls = "hang";
-      f.fs = ko.fs;
-      f.scenario = ko.scenario;
-      f.case_name = running_case;
-      f.phase = hb.is_object() ? hb.value("phase", "") : "";
+      Finding f = make_finding("hang", ko.fs, ko.scenario, running_case, hb.is_object() ? hb.value("phase", "") : "");
       f.detail = fmt::format("no progress for {:.1f} s (limit [vm] hang_timeout_s = {}); task states (sysrq-w, sysrq-t) "
                              "below and in {}; workload state: {}",
                              h.value("no_progress_s", 0.0), h.value("timeout_s", 0.0), v.value("console", "console.log"), state);
