@@ -43,7 +43,8 @@ struct Finding {
   bool informational = false;  // counted and listed, but not a failure (e.g. stale-iomap-seen)
   // A known kernel behaviour that accounts for this data finding (still a failure): "dio-collision" when
   // the kernel reported a DIO page-cache invalidation failure in the case and an O_DIRECT write is among
-  // the finding's ops (the kernel warns "Possible data corruption" for exactly this).
+  // the finding's ops or hit the same blocks just before (colliding_dio_write; the kernel warns "Possible
+  // data corruption" for exactly this).
   std::string explained_by;
 };
 

@@ -1,5 +1,7 @@
 #include "harness/kmsg_scan.h"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -197,6 +199,22 @@ bool dio_collision_reported(const std::vector<KmsgNotice>& notices) {
   for (const auto& n : notices)
     if (is_dio_notice(n.rule)) return true;
   return false;
+}
+
+const OpRecord* colliding_dio_write(const OpLogData& data, const Finding& f) {
+  if (f.ops.empty()) return nullptr;
+  const OpRecord& read = f.ops.front();
+  uint64_t from = read.start_ns > kDioCollisionWindowNs ? read.start_ns - kDioCollisionWindowNs : 0;
+  const OpRecord* best = nullptr;
+  for (const auto& w : data.ops) {
+    if (OpKind(w.kind) != OpKind::kDioWrite || w.file != read.file || w.result <= 0) continue;
+    if (w.end_ns < from || w.start_ns >= read.end_ns) continue;
+    bool same_blocks = std::any_of(f.ops.begin(), f.ops.end(), [&](const OpRecord& o) {
+      return o.file == w.file && o.offset < w.offset + w.length && w.offset < o.offset + o.length;
+    });
+    if (same_blocks && (!best || w.end_ns > best->end_ns)) best = &w;
+  }
+  return best;
 }
 
 std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, DataCorroboration data,

@@ -73,6 +73,14 @@ std::vector<Finding> escalate_notices(const std::vector<KmsgNotice>& notices, Da
 // The DIO page-cache invalidation failure / collision messages; whether the notices include one.
 bool is_dio_notice(const std::string& rule);
 bool dio_collision_reported(const std::vector<KmsgNotice>& notices);
+// For a data finding whose own ops hold no O_DIRECT write: an O_DIRECT write to the same file and blocks
+// as one of those ops (the read, or the write whose data went missing) that ended at most
+// kDioCollisionWindowNs before the finding's read started (or overlapped it), if any. In a case where the
+// kernel reported the collision this is the write it warned about: the colliding write sits between the
+// finding's ops, e.g. an O_DIRECT write, then a buffered write of the same block into a folio the DIO
+// could not invalidate, whose data a later read no longer sees (seen on XFS 6.18 in `mixed`).
+inline constexpr uint64_t kDioCollisionWindowNs = 100'000'000;
+const OpRecord* colliding_dio_write(const OpLogData& data, const Finding& f);
 
 // The class a line starts, or "" for none (exposed for tests).
 std::string classify_kmsg_line(const std::string& text);

@@ -50,6 +50,14 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
     else add_op_mods(d.ops[i]);
   }
   for (const auto& [file, ops] : shifted) build_shifted(file, file < blocks.size() ? blocks[file] : 0, ops);
+  for (const auto& r : d.ops) {
+    if (OpKind(r.kind) == OpKind::kMmapWrite && r.length)
+      for (uint64_t w = r.offset / kFolioWindow; w <= (r.offset + r.length - 1) / kFolioWindow; ++w)
+        mmap_writes_[key(r.file, w)].add(r.start_ns, r.end_ns);
+    if (op_kind_shifts(OpKind(r.kind)) && r.result == 0) shift_spans_[r.file].add(r.start_ns, r.end_ns);
+  }
+  for (auto& [k, iv] : mmap_writes_) iv.finish();
+  for (auto& [k, iv] : shift_spans_) iv.finish();
   for (auto* table : {&hist_, &alloc_})
   for (auto& [k, h] : *table) {
     std::stable_sort(h.mods.begin(), h.mods.end(), [](const Mod& a, const Mod& b) { return a.start < b.start; });
@@ -190,12 +198,43 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
   }
 }
 
+void BlockModel::Intervals::finish() {
+  std::vector<size_t> idx(starts.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return starts[a] < starts[b]; });
+  std::vector<uint64_t> s, e;
+  for (size_t i : idx) {
+    s.push_back(starts[i]);
+    e.push_back(std::max(e.empty() ? 0 : e.back(), max_end[i]));
+  }
+  starts = std::move(s);
+  max_end = std::move(e);
+}
+
+uint64_t BlockModel::Intervals::latest_end_before(uint64_t t) const {
+  size_t n = size_t(std::lower_bound(starts.begin(), starts.end(), t) - starts.begin());
+  return n ? max_end[n - 1] : 0;
+}
+
 bool BlockModel::may_be_allocated(uint16_t file, uint64_t block, uint64_t t) const {
   auto it = alloc_.find(key(file, block));
-  if (it == alloc_.end()) return false;
-  for (const auto& m : it->second.mods)
-    if (!m.punch && allowed(it->second, m, t, t)) return true;
-  return false;
+  if (it != alloc_.end())
+    for (const auto& m : it->second.mods)
+      if (!m.punch && allowed(it->second, m, t, t)) return true;
+  // The folio rule: an mmap write into the same window before t, and no punch of this block since.
+  auto mw = mmap_writes_.find(key(file, block * kBlockSize / kFolioWindow));
+  if (mw == mmap_writes_.end()) return false;
+  uint64_t clear_after = mw->second.latest_end_before(t);
+  if (!clear_after) return false;
+  if (auto sh = shift_spans_.find(file); sh != shift_spans_.end())
+    clear_after = std::max(clear_after, sh->second.latest_end_before(t));  // a shift may move such a block here
+  if (it == alloc_.end()) return true;
+  for (const auto& m : it->second.mods) {
+    if (!m.punch || !m.ok || m.via || m.start < clear_after || m.end > t) continue;
+    const OpRecord* r = op(m.id);
+    if (r && OpKind(r->kind) == OpKind::kPunch) return false;
+  }
+  return true;
 }
 
 const BlockModel::Hist* BlockModel::hist(uint16_t file, uint64_t block) const {

@@ -43,6 +43,10 @@ struct OracleStats {
 };
 
 // The per-block history the rule is evaluated against (exposed for tests and kernel-event matching).
+// The largest page-cache folio an mmap write can dirty at once on x86-64 (MAX_PAGECACHE_ORDER: a PMD,
+// 2 MiB with 4 KiB pages); see BlockModel::may_be_allocated.
+inline constexpr uint64_t kFolioWindow = 2ull << 20;
+
 class BlockModel {
  public:
   struct Mod {
@@ -69,7 +73,11 @@ class BlockModel {
   };
   const Hist* hist(uint16_t file, uint64_t block) const;
   // Allocation: can block b hold allocated space at instant t (every op before t finished)? Allocating ops
-  // are writes of any kind, zero-range and fallocate (unwritten extents); only a punch frees.
+  // are writes of any kind, zero-range and fallocate (unwritten extents); only a punch frees. A store
+  // through a mapping may also allocate every other block of its (possibly large) folio: page_mkwrite
+  // prepares the whole folio (ext4_page_mkwrite / iomap_page_mkwrite), so after an mmap write any hole of
+  // the same 2 MiB window may be written back as zeroes until a punch of it that started after the
+  // write (and after any later shift) ended.
   bool may_be_allocated(uint16_t file, uint64_t block, uint64_t t) const;
   const OpRecord* op(uint64_t id) const;
   uint64_t file_id(uint16_t file) const { return file < file_ids_.size() ? file_ids_[file] : 0; }
@@ -106,6 +114,16 @@ class BlockModel {
   };
   std::unordered_map<uint16_t, std::vector<SizeChange>> sizes_;  // per shifted file, in op order
   std::unordered_map<uint16_t, uint64_t> initial_size_;
+  // Per (file, 2 MiB window): starts of the mmap writes into it (sorted) and the running max of their
+  // ends; per file: the same for successful shifts (may_be_allocated's folio rule).
+  struct Intervals {
+    std::vector<uint64_t> starts, max_end;
+    void add(uint64_t s, uint64_t e) { starts.push_back(s), max_end.push_back(e); }
+    void finish();
+    uint64_t latest_end_before(uint64_t t) const;  // 0: none started before t
+  };
+  std::unordered_map<uint64_t, Intervals> mmap_writes_;  // key: file << 40 | window
+  std::unordered_map<uint16_t, Intervals> shift_spans_;
   std::unordered_map<uint64_t, size_t> op_index_;
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;

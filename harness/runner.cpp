@@ -256,8 +256,9 @@ class CaseRunner {
     phase("analysis", "");
     OracleStats ost;
     nlohmann::json overlap;
+    OpLogData data;
     if (opt_.log_ops) {
-      OpLogData data = load_oplog(dir_ + "/ops.bin");
+      data = load_oplog(dir_ + "/ops.bin");
       OracleContext ctx{cs_.fs.type, cs_.sc.name, cs_.name};
       out.findings = run_oracle(data, ctx, &ost);
       OverlapStats ov = overlap_stats(data);
@@ -283,6 +284,11 @@ class CaseRunner {
       for (const auto& [b, c] : injected) injected_block |= f.file == files[0].name && f.block && *f.block == b;
       if (!is_data_finding_class(f.cls) || injected_block) continue;
       bool dio_op = std::any_of(f.ops.begin(), f.ops.end(), [](const OpRecord& o) { return OpKind(o.kind) == OpKind::kDioWrite; });
+      if (dio_reported && !dio_op)
+        if (const OpRecord* w = colliding_dio_write(data, f)) {
+          f.ops.push_back(*w);  // the report shows it with the finding's other ops
+          dio_op = true;
+        }
       if (dio_reported && dio_op) {
         f.explained_by = "dio-collision";
         f.detail += "; the kernel reported a page-cache invalidation failure on direct I/O in this case "

@@ -138,8 +138,7 @@ static __always_inline void fsr_submit(struct fsr_event *e)
 	/* Waking the reader for every record costs a context switch per event on the hot path; wake it
 	 * only once a quarter of the ring is filled (the reader also polls every few ms). */
 	__u64 avail = bpf_ringbuf_query(&fsr_events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&fsr_events, BPF_RB_RING_SIZE);
-	bpf_ringbuf_submit(e, avail > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, avail > cfg.wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Snapshot of the mapping's invalidate_lock (count, owner) into the event; registers the lock

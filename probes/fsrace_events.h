@@ -169,6 +169,7 @@ struct fsr_config {
 	__u64 iomap_f_stale;  /* IOMAP_F_STALE on this kernel (parsed from tracefs), 0 = unknown */
 	__u32 self_pid;       /* fsrace's own tgid (not filtered out; informational) */
 	__u32 lock_snapshot;  /* read invalidate_lock state at each inode event */
+	__u64 wake_bytes;     /* wake the reader once this much is unread in the ring (a quarter of it) */
 };
 
 /* Kernel-side delays (probes/delay.bpf.c): busy-waits at chosen kernel points, for the test inodes only.

@@ -174,6 +174,7 @@ struct ProbeSession::Impl {
     c.iomap_f_stale = k.iomap_f_stale();
     c.self_pid = uint32_t(getpid());
     c.lock_snapshot = opt.lock_snapshot ? 1 : 0;
+    c.wake_bytes = opt.ringbuf_bytes / 4;
     at = std::make_unique<Attacher>(k,
                                     std::vector<std::pair<std::string, int>>{{"fsr_filter", fd_filter}, {"fsr_locks", fd_locks},
                                                                              {"fsr_events", fd_events}, {"fsr_stats", fd_stats},

@@ -105,11 +105,12 @@ SEC("tracepoint/filemap/mm_filemap_delete_from_page_cache")
 int tp__pc_delete(struct trace_event_raw_mm_filemap_op_page_cache *ctx) { return pc_tp(ctx, FSR_P_PC_DELETE, FSR_EV_PC_DELETE); }
 
 /* filemap:mm_filemap_fault (6.9+) */
-static __always_inline int fault_body(struct address_space *mapping, unsigned long index)
+static __always_inline int fault_body(struct address_space *mapping, unsigned long index, const bool btf)
 {
 	if (!mapping)
 		return 0;
-	struct fsr_event *e = fsr_inode_event(FSR_P_FAULT_TP, FSR_EV_FAULT, BPF_CORE_READ(mapping, host));
+	struct inode *host = btf ? mapping->host : BPF_CORE_READ(mapping, host);
+	struct fsr_event *e = fsr_inode_event_x(FSR_P_FAULT_TP, FSR_EV_FAULT, host, btf);
 	if (!e)
 		return 0;
 	e->a[0] = index;
@@ -117,9 +118,9 @@ static __always_inline int fault_body(struct address_space *mapping, unsigned lo
 	return 0;
 }
 SEC("tp_btf/mm_filemap_fault")
-int BPF_PROG(btf__fault, struct address_space *mapping, unsigned long index) { return fault_body(mapping, index); }
+int BPF_PROG(btf__fault, struct address_space *mapping, unsigned long index) { return fault_body(mapping, index, true); }
 SEC("raw_tp/mm_filemap_fault")
-int BPF_PROG(raw__fault, struct address_space *mapping, unsigned long index) { return fault_body(mapping, index); }
+int BPF_PROG(raw__fault, struct address_space *mapping, unsigned long index) { return fault_body(mapping, index, false); }
 
 struct trace_event_raw_mm_filemap_fault___fsr {
 	unsigned long i_ino;

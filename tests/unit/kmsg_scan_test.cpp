@@ -167,3 +167,33 @@ TEST(KmsgScan, RatelimitedWarningIsNotCountedTwice) {
   auto lines = parse_log_text("[ 5.000001] EXT4-fs warning: 7 callbacks suppressed\n");
   EXPECT_EQ(scan_kmsg(lines, {}).findings.size(), 1u);
 }
+
+// The O_DIRECT write a data finding's ops do not name: same file and blocks as the read or the lost write,
+// ended within kDioCollisionWindowNs before the read; the latest such one.
+TEST(KmsgScan, CollidingDioWriteIsTheLatestNearbyOneOnTheSameBlocks) {
+  auto op = [](uint64_t id, OpKind k, uint16_t file, uint64_t blk, uint64_t n, uint64_t s, uint64_t e) {
+    return OpRecord{id, s, e, blk * 4096, n * 4096, int64_t(n * 4096), 1, uint16_t(k), file, 0, 0};
+  };
+  const uint64_t ms = 1'000'000;
+  OpLogData d;
+  d.ops = {op(1, OpKind::kDioWrite, 0, 24, 7, 10 * ms, 11 * ms),   // blocks 24-30, 90 ms before the read
+           op(2, OpKind::kDioWrite, 0, 24, 7, 50 * ms, 51 * ms),   // the latest on the same blocks
+           op(3, OpKind::kDioWrite, 1, 24, 7, 60 * ms, 61 * ms),   // another file
+           op(4, OpKind::kDioWrite, 0, 40, 2, 70 * ms, 71 * ms),   // other blocks
+           op(5, OpKind::kWrite, 0, 24, 6, 80 * ms, 81 * ms),      // the write whose data went missing
+           op(6, OpKind::kMmapRead, 0, 33, 4, 100 * ms, 101 * ms), // the read (other blocks than the DIO)
+           op(7, OpKind::kDioWrite, 0, 24, 1, 102 * ms, 103 * ms)}; // after the read
+  Finding f = make_finding("lost-write", "xfs", "mixed", "xfs-mixed", "race");
+  f.ops = {d.ops[5], d.ops[4]};
+  const OpRecord* w = colliding_dio_write(d, f);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->id, 2u);
+  f.ops = {d.ops[5]};  // only the read: no DIO write on its blocks
+  EXPECT_EQ(colliding_dio_write(d, f), nullptr);
+  for (int i : {4, 5}) {  // the write and the read 200 ms later: both DIO writes beyond the window
+    d.ops[i].start_ns += 200 * ms;
+    d.ops[i].end_ns += 200 * ms;
+  }
+  f.ops = {d.ops[5], d.ops[4]};
+  EXPECT_EQ(colliding_dio_write(d, f), nullptr);
+}
