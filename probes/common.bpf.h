@@ -41,14 +41,17 @@ struct {
 /* Event runs: some events come in bursts from one task over consecutive indexes (a readahead or a
  * fault adding folio after folio, a truncation removing them, ext4 inserting one delayed extent per
  * block of a write). One event stands for the run (a[0] first index, a[1] count; time, task and lock
- * state of the first member). It is held here under (task, kind) — ret: time of its last member — and
- * sent when the task's next event of that kind does not continue it (another inode or index, another
- * invalidate_lock state, or more than the gap later); the loader sends the runs still held when the
- * session stops. */
+ * state of the first member). It is held here per CPU and slot — ts_ns 0: empty; ret: time of its last
+ * member — and sent when the next event of that slot on this CPU does not continue it (another task,
+ * inode or index, another invalidate_lock state, or more than the gap later); the loader sends the runs
+ * still held when the session stops. A per-CPU slot instead of a (task, kind) hash costs an array load
+ * instead of a hash lookup per event; it is safe because only tracepoint programs (tp_btf / raw_tp /
+ * tracepoint: preemption disabled, and BPF does not nest a program on its CPU) use it. */
+enum { FSR_RUN_PC_ADD = 0, FSR_RUN_PC_DELETE = 1, FSR_RUN_ES_DELAYED = 2 };
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FSR_RUN_SLOTS);
+	__type(key, __u32);
 	__type(value, struct fsr_event);
 } fsr_runs SEC(".maps");
 static __always_inline struct fsr_probe_stats *fsr_stat(__u32 probe)
@@ -236,18 +239,25 @@ static __always_inline void fsr_run_send(struct fsr_event *run)
 }
 
 /* Adds the event `e` (fsr_fill_nocomm, lock state taken; a[2] must match to merge, a[3] the latest value)
- * covering `n` indexes from `first` to its task's run of that kind, or starts a new run with it. */
-static __always_inline void fsr_run_add(struct fsr_event *e, __u64 first, __u64 n, __u64 gap_ns)
+ * covering `n` indexes from `first` to the run held in `slot` on this CPU, or starts a new run with it. */
+static __always_inline void fsr_run_add(struct fsr_event *e, __u32 slot, __u64 first, __u64 n, __u64 gap_ns)
 {
 	struct fsr_probe_stats *st = fsr_stat(e->probe);
 	if (st)
 		st->hits++;
-	__u64 key = ((__u64)e->tid << 8) | e->kind;
-	struct fsr_event *run = bpf_map_lookup_elem(&fsr_runs, &key);
-	if (run) {
-		if (run->dev == e->dev && run->ino == e->ino && run->probe == e->probe && run->a[0] + run->a[1] == first &&
-		    run->a[2] == e->a[2] && run->lock_count == e->lock_count && run->lock_owner == e->lock_owner &&
-		    run->flags == e->flags && e->ts_ns - (__u64)run->ret < gap_ns) {
+	struct fsr_event *run = bpf_map_lookup_elem(&fsr_runs, &slot);
+	e->a[0] = first;
+	e->a[1] = n;
+	e->ret = (__s64)e->ts_ns;
+	if (!run) {  /* not reached: every slot exists */
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		fsr_run_send(e);
+		return;
+	}
+	if (run->ts_ns) {
+		if (run->tid == e->tid && run->dev == e->dev && run->ino == e->ino && run->probe == e->probe &&
+		    run->a[0] + run->a[1] == first && run->a[2] == e->a[2] && run->lock_count == e->lock_count &&
+		    run->lock_owner == e->lock_owner && run->flags == e->flags && e->ts_ns - (__u64)run->ret < gap_ns) {
 			run->a[1] += n;
 			run->a[3] = e->a[3];
 			run->ret = (__s64)e->ts_ns;
@@ -255,16 +265,8 @@ static __always_inline void fsr_run_add(struct fsr_event *e, __u64 first, __u64 
 		}
 		fsr_run_send(run);
 	}
-	e->a[0] = first;
-	e->a[1] = n;
-	e->ret = (__s64)e->ts_ns;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));  /* filled by fsr_fill_nocomm otherwise */
-	if (run) {  /* reuse the task's slot in place: no map update (bucket lock, element copy) */
-		__builtin_memcpy(run, e, sizeof(*e));
-		return;
-	}
-	if (bpf_map_update_elem(&fsr_runs, &key, e, BPF_NOEXIST) != 0)
-		fsr_run_send(e); /* map full: sent alone */
+	__builtin_memcpy(run, e, sizeof(*e));  /* the slot now holds the new run */
 }
 
 #endif

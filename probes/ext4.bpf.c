@@ -257,7 +257,7 @@ static __always_inline int es_body(__u32 probe, struct inode *inode, struct exte
 	e.a[2] = alloc;
 	e.a[3] = reserved_blocks(inode);
 	__u64 lblk = btf ? es->es_lblk : BPF_CORE_READ(es, es_lblk), len = btf ? es->es_len : BPF_CORE_READ(es, es_len);
-	fsr_run_add(&e, lblk, len, FSR_ES_RUN_GAP_NS);
+	fsr_run_add(&e, FSR_RUN_ES_DELAYED, lblk, len, FSR_ES_RUN_GAP_NS);
 	return 0;
 }
 

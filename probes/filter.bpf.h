@@ -22,10 +22,45 @@ struct {
 	__type(value, __u32);
 } fsr_filter SEC(".maps");
 
+/* Per CPU: the test inode fsr_match matched last, so the common case (event after event on one test
+ * file) costs an array load instead of a hash lookup. Only matches are cached: the loader only ever
+ * adds inodes to fsr_filter during a session, so a match stays one (a miss could turn into a match).
+ * `check` is written last and covers both fields, so an entry torn by a preempted writer (fentry
+ * programs run preemptible) fails the check instead of matching a mix of two inodes. Private to each
+ * object (a cache). */
+struct fsr_match_seen {
+	__u64 ino;
+	__u32 dev;
+	__u32 check;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fsr_match_seen);
+} fsr_match_seen SEC(".maps");
+
+static __always_inline __u32 fsr_match_check(__u32 dev, __u64 ino)
+{
+	return ((__u32)ino ^ (__u32)(ino >> 32) ^ dev ^ 0x9e3779b9u) | 1;  /* never 0: 0 is the empty slot */
+}
+
 static __always_inline bool fsr_match(__u32 dev, __u64 ino)
 {
+	__u32 zero = 0;
+	struct fsr_match_seen *c = bpf_map_lookup_elem(&fsr_match_seen, &zero);
+	if (c && c->ino == ino && c->dev == dev && c->check == fsr_match_check(dev, ino))
+		return true;
 	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
-	return bpf_map_lookup_elem(&fsr_filter, &k) != NULL;
+	if (!bpf_map_lookup_elem(&fsr_filter, &k))
+		return false;
+	if (c) {
+		c->check = 0;
+		c->ino = ino;
+		c->dev = dev;
+		c->check = fsr_match_check(dev, ino);
+	}
+	return true;
 }
 
 static __always_inline bool fsr_inode_id(struct inode *inode, __u32 *dev, __u64 *ino)

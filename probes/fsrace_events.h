@@ -11,6 +11,9 @@
 
 #define FSR_COMM_LEN 16
 #define FSR_MAX_PROBES 64
+/* Event runs held in BPF (common.bpf.h fsr_run_add): one per CPU and slot (page-cache add, delete,
+ * ext4 extent-status delayed insert). */
+#define FSR_RUN_SLOTS 3
 #define FSR_EVENT_VERSION 1
 
 /* Event kinds (fsr_event.kind). Argument meaning per kind is documented in probes/events.cpp

@@ -157,7 +157,7 @@ struct ProbeSession::Impl {
     fd_events = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fsr_events", 0, 0, uint32_t(opt.ringbuf_bytes), nullptr);
     fd_stats = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fsr_stats", 4, sizeof(fsr_probe_stats), FSR_MAX_PROBES, nullptr);
     fd_stash = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_stash_map", 8, sizeof(fsr_stash), 4096, nullptr);
-    fd_runs = bpf_map_create(BPF_MAP_TYPE_HASH, "fsr_runs", 8, sizeof(fsr_event), 8192, nullptr);
+    fd_runs = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fsr_runs", 4, sizeof(fsr_event), FSR_RUN_SLOTS, nullptr);
     for (int fd : {fd_filter, fd_locks, fd_events, fd_stats, fd_stash, fd_runs})
       if (fd < 0) {
         int e = errno;
@@ -239,16 +239,19 @@ struct ProbeSession::Impl {
   // task's next event of that kind does not continue it): after detaching, they are the last events.
   void send_held_runs() {
     if (fd_runs < 0) return;
-    uint64_t key = 0, next = 0;
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd_runs, prev, &next) == 0) {
-      fsr_event e{};
-      if (bpf_map_lookup_elem(fd_runs, &next, &e) == 0) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return;
+    size_t stride = (sizeof(fsr_event) + 7) / 8 * 8;  // per-CPU values are 8-byte aligned
+    std::vector<unsigned char> vals(stride * size_t(ncpu));
+    for (uint32_t slot = 0; slot < FSR_RUN_SLOTS; ++slot) {
+      if (bpf_map_lookup_elem(fd_runs, &slot, vals.data()) != 0) continue;
+      for (int c = 0; c < ncpu; ++c) {
+        fsr_event e{};
+        std::memcpy(&e, vals.data() + stride * size_t(c), sizeof e);
+        if (!e.ts_ns) continue;  // empty slot
         e.ret = 0;
         buf.push_back(e);
       }
-      key = next;
-      prev = &key;
     }
     flush(true);
   }

@@ -59,7 +59,7 @@ static __always_inline __u64 folio_pages(struct folio *folio)
  * from one task with the same invalidate_lock state, each within 100 us of the previous, become one
  * event (fsr_run_add: a[0] first index, a[1] pages). */
 #define FSR_PC_RUN_GAP_NS 100000ull
-static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind, const bool btf)
+static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind, __u32 slot, const bool btf)
 {
 	/* every page-cache insertion / deletion on the machine comes here: tp_btf reads the chain
 	 * folio->mapping->host->i_sb->s_dev, ->i_ino with plain loads, raw_tp with helper calls */
@@ -76,18 +76,18 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind,
 	struct fsr_event e = {};
 	fsr_fill_nocomm(&e, probe, kind, dev, ino);
 	fsr_lock_snapshot_x(&e, mapping, btf);
-	fsr_run_add(&e, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio), FSR_PC_RUN_GAP_NS);
+	fsr_run_add(&e, slot, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio), FSR_PC_RUN_GAP_NS);
 	return 0;
 }
 
 SEC("tp_btf/mm_filemap_add_to_page_cache")
-int BPF_PROG(btf__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, true); }
+int BPF_PROG(btf__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, FSR_RUN_PC_ADD, true); }
 SEC("raw_tp/mm_filemap_add_to_page_cache")
-int BPF_PROG(raw__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, false); }
+int BPF_PROG(raw__pc_add, struct folio *folio) { return pc_body(folio, FSR_P_PC_ADD, FSR_EV_PC_ADD, FSR_RUN_PC_ADD, false); }
 SEC("tp_btf/mm_filemap_delete_from_page_cache")
-int BPF_PROG(btf__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, true); }
+int BPF_PROG(btf__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, FSR_RUN_PC_DELETE, true); }
 SEC("raw_tp/mm_filemap_delete_from_page_cache")
-int BPF_PROG(raw__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, false); }
+int BPF_PROG(raw__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_PC_DELETE, FSR_EV_PC_DELETE, FSR_RUN_PC_DELETE, false); }
 
 static __always_inline int pc_tp(struct trace_event_raw_mm_filemap_op_page_cache *ctx, __u32 probe, __u16 kind)
 {
