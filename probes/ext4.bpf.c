@@ -174,23 +174,29 @@ SEC("tp_btf/ext4_da_release_space")
 int BPF_PROG(btf__da_release, struct inode *inode, int freed) { return release_body(inode, freed, true); }
 SEC("raw_tp/ext4_da_release_space")
 int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_body(inode, freed, false); }
+/* The classic-tracepoint form of release (which = 1) / update (2): counts the change for a test inode and
+ * returns the event to emit (a[0] reserved before, a[1] blocks) when the balance would go negative. */
+static __always_inline struct fsr_event *resv_tp_event(__u32 probe, __u16 kind, int which, __u32 dev, __u64 ino,
+							__s64 before, __s64 n)
+{
+	if (!fsr_match(dev, ino) || !resv_count(probe, dev, ino, which, before, n))
+		return NULL;
+	struct fsr_event *e = fsr_id_event(probe, kind, dev, ino);
+	if (!e)
+		return NULL;
+	e->a[0] = before;
+	e->a[1] = (__u64)n;
+	return e;
+}
+
 SEC("tracepoint/ext4/ext4_da_release_space")
 int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
 {
-	__u32 dev = BPF_CORE_READ(ctx, dev);
-	__u64 ino = BPF_CORE_READ(ctx, ino);
-	if (!fsr_match(dev, ino))
-		return 0;
-	__s64 before = BPF_CORE_READ(ctx, reserved_data_blocks);
-	__s64 freed = BPF_CORE_READ(ctx, freed_blocks);
-	if (!resv_count(FSR_P_EXT4_DA_RELEASE, dev, ino, 1, before, freed))
-		return 0;
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, dev, ino);
-	if (!e)
-		return 0;
-	e->a[0] = before;
-	e->a[1] = (__u64)freed;
-	fsr_submit(e);
+	struct fsr_event *e = resv_tp_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, 1, BPF_CORE_READ(ctx, dev),
+					    BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, reserved_data_blocks),
+					    BPF_CORE_READ(ctx, freed_blocks));
+	if (e)
+		fsr_submit(e);
 	return 0;
 }
 
@@ -219,19 +225,11 @@ int BPF_PROG(raw__da_update, struct inode *inode, int used, int quota_claim) { r
 SEC("tracepoint/ext4/ext4_da_update_reserve_space")
 int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 {
-	__u32 dev = BPF_CORE_READ(ctx, dev);
-	__u64 ino = BPF_CORE_READ(ctx, ino);
-	if (!fsr_match(dev, ino))
-		return 0;
-	__s64 before = BPF_CORE_READ(ctx, reserved_data_blocks);
-	__s64 used = BPF_CORE_READ(ctx, used_blocks);
-	if (!resv_count(FSR_P_EXT4_DA_UPDATE, dev, ino, 2, before, used))
-		return 0;
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, dev, ino);
+	struct fsr_event *e = resv_tp_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, 2, BPF_CORE_READ(ctx, dev),
+					    BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, reserved_data_blocks),
+					    BPF_CORE_READ(ctx, used_blocks));
 	if (!e)
 		return 0;
-	e->a[0] = before;
-	e->a[1] = (__u64)used;
 	e->a[2] = BPF_CORE_READ(ctx, quota_claim);
 	fsr_submit(e);
 	return 0;
