@@ -1,5 +1,7 @@
 #include "harness/campaign.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 
 #include "harness/util.h"
 #include "probes/catalog.h"
+#include "probes/inject.h"
 
 namespace fsrace {
 namespace {
@@ -222,9 +225,16 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       }
       if (auto* o = st.get("kdelay")) sc.kdelay = cx.names(*o, "kdelay", probes::delay_point_names(), "kernel delay point");
       if (auto* o = st.get("kwiden")) sc.kwiden = cx.names(*o, "kwiden", probes::kernel_technique_names(), "kernel widening technique");
-      if (sc.kdelay.empty())
-        for (const char* k : {"kdelay_us", "kdelay_ratio"})
-          if (auto* o = st.get(k)) cx.fail(*o, fmt::format("'{}' has no effect without 'kdelay' (the delay points to arm) in {}", k, sec));
+      if (sc.widens("override-return") && sc.widens("fail-function"))
+        cx.fail(*st.get("kwiden"), fmt::format("'kwiden' lists both override-return and fail-function in {}: both inject at {}; pick one", sec,
+                                               probes::kInjectFunction));
+      for (const auto& [k, v] : st) {
+        std::string needs;
+        if (!sc.param_applies(std::string(k.str()), &needs))
+          cx.fail(v, fmt::format("'{}' has no effect without {} in {}", k.str(), needs, sec));
+      }
+      if (int64_t e = sc.params.count("kinject_errno") ? sc.i("kinject_errno") : EEXIST; e != EEXIST && e != ENOMEM)
+        cx.fail(*st.get("kinject_errno"), fmt::format("'kinject_errno' = {} is not supported; allowed: {} (EEXIST) or {} (ENOMEM)", e, EEXIST, ENOMEM));
       sc_cfg[name] = sc;
     }
   }
@@ -245,6 +255,25 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       }
   }
   return c;
+}
+
+bool ScenarioConfig::widens(const std::string& technique) const {
+  return std::find(kwiden.begin(), kwiden.end(), technique) != kwiden.end();
+}
+
+std::string ScenarioConfig::injection() const {
+  for (const char* t : {"override-return", "fail-function"})
+    if (widens(t)) return t;
+  return "";
+}
+
+bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) const {
+  std::string why;
+  if (key.rfind("kdelay_", 0) == 0 && kdelay.empty()) why = "'kdelay' (the delay points to arm)";
+  else if (key.rfind("kinject_", 0) == 0 && injection().empty()) why = "kwiden = [\"override-return\"] or [\"fail-function\"]";
+  else if (key.rfind("dm_delay_", 0) == 0 && !widens("dm-delay")) why = "kwiden = [\"dm-delay\"]";
+  if (needs) *needs = why;
+  return why.empty();
 }
 
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog) {
@@ -313,8 +342,8 @@ std::string campaign_to_toml(const Campaign& c) {
   for (const auto& s : c.scenarios) {
     toml::table p;
     for (const auto& [k, v] : s.params) {
-      // delay parameters only with delay points (the parser refuses them alone)
-      if (s.kdelay.empty() && (k == "kdelay_us" || k == "kdelay_ratio")) continue;
+      // widening parameters only with their technique (the parser refuses them alone)
+      if (!s.param_applies(k)) continue;
       if (v == std::floor(v) && std::fabs(v) < 9e15) p.insert(k, int64_t(v));
       else p.insert(k, v);
     }

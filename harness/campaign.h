@@ -35,12 +35,18 @@ struct ScenarioConfig {
   std::string name;
   std::map<std::string, double> params;  // every param of the spec, defaults filled in
   // Kernel-side widening (probes/delay.h, probes/widening.h): BPF delay points to arm during the race
-  // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques to
-  // detect and report for this scenario. Empty: off.
+  // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques
+  // (override-return / fail-function: params kinject_errno, kinject_ratio; dm-delay: dm_delay_ms;
+  // dm-flakey, xfs-errortag: detected and reported only). Empty: off.
   std::vector<std::string> kdelay;
   std::vector<std::string> kwiden;
   int64_t i(const std::string& k) const { return int64_t(params.at(k)); }
   double d(const std::string& k) const { return params.at(k); }
+  bool widens(const std::string& technique) const;
+  // The error-injection technique in kwiden ("" = none; the parser allows one at most).
+  std::string injection() const;
+  // Whether parameter `key` has an effect with this config; when not, `needs` names what it needs.
+  bool param_applies(const std::string& key, std::string* needs = nullptr) const;
 };
 
 // [vm]: how VM mode (./fsrace run --kernel K) boots the guest and watches it. Host mode ignores it.

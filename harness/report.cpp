@@ -45,10 +45,28 @@ std::string case_block(const nlohmann::json& c) {
     }
   }
   if (c.contains("kernel_widening"))
-    for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it)
-      s += fmt::format("  kernel widening: {} {}: {}\n", it.key(),
-                       it.value().value("available", false) ? "available on this kernel, not driven by fsrace yet" : "unavailable",
-                       it.value().value("detail", ""));
+    for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it) {
+      const auto& w = it.value();
+      std::string what;
+      if (w.value("ran", false) && w.contains("table")) {
+        what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));
+      } else if (w.value("ran", false) && w.contains("injection")) {
+        const auto& j = w["injection"];
+        what = fmt::format("ran: {} failed with {} on {:.2g} % of the racing threads' calls for the test files", j.value("function", ""),
+                           j.value("errno", ""), 100 * j.value("ratio", 0.0));
+        if (j.contains("hits") && j["hits"].is_number())
+          what += fmt::format(" ({} of {} calls failed)", j.value("injected", uint64_t(0)), j.value("hits", uint64_t(0)));
+        else
+          what += " (fail_function keeps no count)";
+      } else if (w.contains("error")) {
+        what = "available, but it did not run: " + w.value("error", std::string());
+      } else if (w.value("available", false)) {
+        what = "available on this kernel, detected only (fsrace does not drive it): " + w.value("detail", std::string());
+      } else {
+        what = "unavailable: " + w.value("detail", std::string());
+      }
+      s += fmt::format("  kernel widening: {} {}\n", it.key(), what);
+    }
   if (c.contains("oracle")) {
     const auto& o = c["oracle"];
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),

@@ -15,6 +15,8 @@
 #include "harness/host.h"
 #include "harness/kernel_events.h"
 #include "probes/delay.h"
+#include "probes/dm.h"
+#include "probes/inject.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
 #include "probes/widening.h"
@@ -111,6 +113,24 @@ class CaseRunner {
       dev = loop_dev->dev();
       dev_name = loop_dev->name();
     }
+    // kwiden dm-delay: the filesystem goes on a delay target stacked on that device (removed after the
+    // last unmount: declared before the mount).
+    std::optional<probes::DmDevice> dm;
+    std::string dm_error;
+    if (kernel_ && cs_.sc.widens("dm-delay")) {
+      auto t = probes::detect_technique("dm-delay", *kernel_);
+      if (t.available)
+        try {
+          static std::atomic<unsigned> serial{0};  // unique per process: one device per case
+          std::string ms = std::to_string(cs_.sc.i("dm_delay_ms"));
+          dm.emplace(fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++), dev, "delay",
+                     fmt::format("{{dev}} 0 {}", ms), work.path());
+          dev = dm->dev();
+          dev_name = dm->kernel_name();
+        } catch (const probes::DmError& e) {
+          dm_error = e.what();
+        }
+    }
     make_filesystem(cs_.fs, dev);
     std::string mnt_dir = work.path() + "/mnt";
     std::optional<Mount> mnt;
@@ -179,6 +199,11 @@ class CaseRunner {
       if (!probe->setup_error().empty()) info["notes"].push_back(fmt::format("probes unavailable: {}", probe->setup_error()));
     }
     if (kernel_ && !cs_.sc.kwiden.empty()) info["kernel_widening"] = detect_widening(dev_name);
+    if (cs_.sc.widens("dm-delay")) {
+      auto& w = info["kernel_widening"]["dm-delay"];
+      if (dm) w.update({{"ran", true}, {"device", dm->dev()}, {"table", dm->table()}, {"delay_ms", cs_.sc.i("dm_delay_ms")}});
+      else if (!dm_error.empty()) w["error"] = dm_error;
+    }
 
     scenario->setup(env, files);
     // Kernel delays: armed for the race only (setup's writes and the verification reads run undelayed).
@@ -191,6 +216,18 @@ class CaseRunner {
         info["notes"].push_back("kernel delays on a single CPU: the waiting task holds the only CPU, the racing thread cannot "
                                 "run inside the widened window");
     }
+    // Error injection (kwiden override-return / fail-function): armed for the race, on the racing threads.
+    std::unique_ptr<probes::InjectSession> inject;
+    if (kernel_ && !cs_.sc.injection().empty()) {
+      probes::InjectOptions io{cs_.sc.injection(), int(cs_.sc.i("kinject_errno")), cs_.sc.d("kinject_ratio"), probe ? probe->filter_fd() : -1};
+      inject = std::make_unique<probes::InjectSession>(*kernel_, io);
+      if (!probe)
+        for (const auto& i : inodes) inject->add_inode(i.dev, i.ino);
+      if (inject->armed()) {
+        env.on_worker_start = [p = inject.get()] { p->enlist_current_thread(); };
+        if (io.err == ENOMEM) env.tolerated_errno = ENOMEM;
+      }
+    }
     double setup_s = secs_since(t_setup);
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
     phase("race", test_dir);
@@ -200,6 +237,15 @@ class CaseRunner {
       delay->stop();
       info["kernel_delays"] = delay->report();
       delay.reset();
+    }
+    if (inject) {
+      inject->stop();
+      auto& w = info["kernel_widening"][cs_.sc.injection()];
+      w["ran"] = inject->armed();
+      w["injection"] = inject->report();
+      if (!inject->armed() && w.value("available", false)) w["error"] = inject->error();
+      env.on_worker_start = nullptr;
+      inject.reset();
     }
     double race_s = secs_since(t_race);
     uint64_t t_race_end = now_ns();
@@ -260,6 +306,7 @@ class CaseRunner {
     if (opt_.log_ops) {
       data = load_oplog(dir_ + "/ops.bin");
       OracleContext ctx{cs_.fs.type, cs_.sc.name, cs_.name};
+      ctx.short_reads_legal = env.tolerated_errno != 0;
       out.findings = run_oracle(data, ctx, &ost);
       OverlapStats ov = overlap_stats(data);
       overlap = {{"attempts", ov.attempts}, {"overlapped", ov.overlapped}, {"share", ov.share()}};
@@ -338,6 +385,7 @@ class CaseRunner {
     info["device"] = dev;
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
                    {"seconds", rs.seconds}, {"quiescent_rounds", rs.quiescent_rounds}};
+    if (env.tolerated_errno) info["ops"]["injected_failures"] = rs.injected_failures;
     info["widening"] = rs.widening;
     if (!overlap.is_null()) info["ops"]["overlap"] = overlap;
     info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked},
@@ -367,7 +415,8 @@ class CaseRunner {
     if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
   }
 
-  // The campaign's kwiden techniques on this kernel: available or not, and why (none is driven yet).
+  // The campaign's kwiden techniques on this kernel: available or not, and why. "ran" turns true where
+  // the case drives one (dm-delay, override-return, fail-function).
   nlohmann::json detect_widening(const std::string& dev_name) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& name : cs_.sc.kwiden) {

@@ -208,4 +208,15 @@ struct fsr_delay_config {
 	__u64 threshold[FSR_DELAY_MAX_HOOKS];  /* delay when bpf_get_prandom_u32() < threshold (2^32: always) */
 };
 
+/* Error injection (probes/inject.bpf.c, kwiden override-return): fail a share of the calls of an
+ * error-injectable function on the test inodes with a chosen errno. */
+struct fsr_inject_config {
+	__u64 threshold;  /* inject when bpf_get_prandom_u32() < threshold (2^32: always) */
+	__s64 retval;     /* the value the function returns instead of running: -errno */
+};
+struct fsr_inject_stats {
+	__u64 hits;      /* calls on a test inode */
+	__u64 injected;  /* of them, failed with retval */
+};
+
 #endif

@@ -1,5 +1,7 @@
 #include "probes/widening.h"
 
+#include "probes/dm.h"
+
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -48,12 +50,15 @@ std::string config_note(const std::map<std::string, std::string>& cfg, const std
   return it == cfg.end() || it->second == "n" ? fmt::format("{} not set", opt) : fmt::format("{}={}", opt, it->second);
 }
 
-// debugfs: mounted at /sys/kernel/debug (mounted here when missing and we are root, like tracefs).
+}  // namespace
+
 bool debugfs() {
   if (exists("/sys/kernel/debug/bdi") || exists("/sys/kernel/debug/block")) return true;
   if (geteuid() != 0) return false;
   return mount("debugfs", "/sys/kernel/debug", "debugfs", 0, nullptr) == 0 || errno == EBUSY;
 }
+
+namespace {
 
 size_t count_lines(const std::string& path) {
   std::ifstream in(path);
@@ -128,18 +133,17 @@ TechniqueStatus dm_target(const std::string& name, const std::string& target, co
                            config_note(cfg, "CONFIG_BLK_DEV_DM"), module, modprobe);
     return t;
   }
-  int st = 0;
-  std::string targets = shell("dmsetup targets", st);
-  if (st != 0) {
-    t.detail = fmt::format("device-mapper present but 'dmsetup targets' failed: {} (apt-get install dmsetup)", first_line(targets));
+  std::vector<std::pair<std::string, std::string>> targets;
+  try {
+    targets = dm_targets();
+  } catch (const DmError& e) {
+    t.detail = fmt::format("device-mapper present but its targets cannot be listed: {}", e.what());
     return t;
   }
-  std::istringstream in(targets);
-  std::string l;
-  while (std::getline(in, l))
-    if (l.rfind(target + " ", 0) == 0 || l == target) {
+  for (const auto& [n, v] : targets)
+    if (n == target) {
       t.available = true;
-      t.detail = fmt::format("device-mapper target loaded ({})", l);
+      t.detail = fmt::format("device-mapper target {} {} registered", n, v);
       return t;
     }
   t.detail = fmt::format("device-mapper present, target '{}' missing ({}; modprobe {}: {})", target,

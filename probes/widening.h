@@ -1,8 +1,8 @@
 // Kernel-side widening techniques besides the BPF delays (delay.h): error injection through
 // bpf_override_return or fail_function, device-mapper delay / flakey targets under the filesystem, XFS
 // errortags. Each is detected on the running kernel and reported as available or unavailable with the
-// reason. fsrace detects them only: none is driven by a run yet (a campaign's kwiden list reports them
-// per case), so "available" means "this kernel has it", never "it ran".
+// reason. The runner drives override-return / fail-function (probes/inject.h) and dm-delay (probes/dm.h)
+// when available; dm-flakey and xfs-errortag are detected and reported only (a run says "ran": false).
 #pragma once
 #include <map>
 #include <string>
@@ -18,6 +18,9 @@ struct TechniqueStatus {
   bool available = false;
   std::string detail;  // how it was found, or why it is unavailable (with the kernel option it needs)
 };
+
+// debugfs at /sys/kernel/debug: true when mounted (mounted here when missing and we are root, like tracefs).
+bool debugfs();
 
 // The running kernel's build options (/proc/config.gz, else /boot/config-<release>): CONFIG_X -> "y", "m",
 // a value, or "n" for "is not set". Empty when neither is readable.

@@ -66,6 +66,10 @@ bool OpCtx::has_direct() const {
 
 void OpCtx::fail(const std::string& what, int64_t res) {
   ++stats.errors_by_kind[what];
+  if (int e = env_.tolerated_errno; e && (res == -e || res >= 0)) {  // injected: -errno, or a short transfer
+    ++stats.injected_failures;
+    return;
+  }
   if (stats.fatal_errors.size() < 20)
     stats.fatal_errors.push_back({what, res, fmt::format("{}: {}", what, res < 0 ? strerror(int(-res)) : "short transfer")});
 }
@@ -358,6 +362,7 @@ void OpCtx::paused_dio_write(const Range& r, const std::function<void(OpCtx&)>& 
 void merge_stats(RaceStats& into, const RaceStats& from) {
   for (auto& [k, v] : from.ops_by_kind) into.ops_by_kind[k] += v;
   for (auto& [k, v] : from.errors_by_kind) into.errors_by_kind[k] += v;
+  into.injected_failures += from.injected_failures;
   for (auto& e : from.fatal_errors)
     if (into.fatal_errors.size() < 20) into.fatal_errors.push_back(e);
   for (auto& [k, v] : from.widening) into.widening[k] = v;
@@ -404,6 +409,7 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
         // "fsr-<tag><tid>" (15 chars at most): probe events name the thread that did it.
         pthread_setname_np(pthread_self(), fmt::format("fsr-{}{}", tag.substr(0, 8), tid % 1000).c_str());
         OpCtx ctx(env, files, h, tid, max_blocks);
+        if (env.on_worker_start) env.on_worker_start();
         if (pin) {  // racing threads on different CPUs: the window is real parallelism, not preemption
           cpu_set_t set;
           CPU_ZERO(&set);

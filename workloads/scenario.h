@@ -35,6 +35,11 @@ struct ScenarioEnv {
   // (the runner compares page cache with O_DIRECT and checks space). 0 or no callback: off.
   double quiesce_ms = 0;
   std::function<void(uint32_t round)> quiesce;
+  // Called on each racing thread before its first op (error injection enlists the thread there).
+  std::function<void()> on_worker_start;
+  // An errno the kernel is being made to return (error injection, ENOMEM): syscalls failing with it, or
+  // coming back short, are counted (RaceStats::injected_failures) but not fatal. 0: none tolerated.
+  int tolerated_errno = 0;
 };
 
 struct RaceStats {
@@ -46,6 +51,7 @@ struct RaceStats {
     std::string message;
   };
   std::vector<Failure> fatal_errors;  // syscall failures the scenario does not allow (first 20)
+  uint64_t injected_failures = 0;     // failures with ScenarioEnv::tolerated_errno, or short transfers then
   double seconds = 0;
   uint64_t quiescent_rounds = 0;
   std::map<std::string, std::string> widening;  // technique -> what ran, or why it is unavailable

@@ -43,6 +43,11 @@ class TableScenario : public Scenario {
         {"kdelay_us", T::kDouble, 100, 1, FSR_DELAY_MAX_US,
          "kernel busy-wait per delayed hit at the kdelay points (widening; the list: kdelay = [...], see fsrace widening)"},
         {"kdelay_ratio", T::kDouble, 1, 0, 1, "share of the kdelay points' hits on the test files that wait"},
+        {"kinject_errno", T::kInt, 17, 12, 17,
+         "errno injected into page-cache insertions (kwiden override-return / fail-function): 17 EEXIST (a lost insertion "
+         "race, must stay invisible), 12 ENOMEM (reads / writes may fail or come back short)"},
+        {"kinject_ratio", T::kDouble, 0.02, 0.0001, 1, "share of the page-cache insertions on the test files that fail"},
+        {"dm_delay_ms", T::kInt, 2, 0, 1000, "delay of every read and write bio under the filesystem (kwiden dm-delay)"},
     };
     spec_.params.insert(spec_.params.end(), params.begin(), params.end());
   }

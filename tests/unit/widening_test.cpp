@@ -189,5 +189,26 @@ kwiden = ["dm-delay"]
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-slow\"]\n"),
             "c.toml:2:10: unknown kernel widening technique 'dm-slow' in 'kwiden'; allowed: override-return, fail-function, "
             "dm-delay, dm-flakey, xfs-errortag");
+  // error injection and dm-delay parameters: only with their technique, one injector, errno EEXIST / ENOMEM
+  Campaign inj = parse_campaign("[scenario.punch-vs-fault]\nkwiden = [\"fail-function\", \"dm-delay\"]\nkinject_errno = 12\n"
+                                "kinject_ratio = 0.005\ndm_delay_ms = 7\n",
+                                "c.toml", scenario_catalog());
+  EXPECT_EQ(inj.scenarios[0].injection(), "fail-function");
+  EXPECT_TRUE(inj.scenarios[0].widens("dm-delay"));
+  Campaign inj2 = parse_campaign(campaign_to_toml(inj), "r.toml", scenario_catalog());
+  for (const char* k : {"kinject_errno", "kinject_ratio", "dm_delay_ms"}) EXPECT_EQ(inj2.scenarios[0].d(k), inj.scenarios[0].d(k)) << k;
+  EXPECT_EQ(inj2.scenarios[0].kwiden, inj.scenarios[0].kwiden);
+  EXPECT_EQ(parse_campaign("[scenario.punch-vs-fault]\n", "c.toml", scenario_catalog()).scenarios[0].injection(), "");
+  EXPECT_EQ(campaign_to_toml(parse_campaign("[scenario.punch-vs-fault]\n", "c.toml", scenario_catalog())).find("kinject"), std::string::npos);
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkinject_ratio = 0.5\n"),
+            "c.toml:2:17: 'kinject_ratio' has no effect without kwiden = [\"override-return\"] or [\"fail-function\"] in "
+            "[scenario.punch-vs-fault]");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\"]\ndm_delay_ms = 5\n"),
+            "c.toml:3:15: 'dm_delay_ms' has no effect without kwiden = [\"dm-delay\"] in [scenario.punch-vs-fault]");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\", \"fail-function\"]\n"),
+            "c.toml:2:10: 'kwiden' lists both override-return and fail-function in [scenario.punch-vs-fault]: both inject at "
+            "__filemap_add_folio; pick one");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\"]\nkinject_errno = 13\n"),
+            "c.toml:3:17: 'kinject_errno' = 13 is not supported; allowed: 17 (EEXIST) or 12 (ENOMEM)");
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelays = []\n").rfind("c.toml:2:1: unknown key 'kdelays' in [scenario.punch-vs-fault]; allowed: ", 0), 0u);
 }

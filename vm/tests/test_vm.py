@@ -144,6 +144,8 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/driv
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_ring.ko:
 kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/md/dm-mod.ko:
+kernel/drivers/md/dm-delay.ko: kernel/drivers/md/dm-mod.ko
 """
 
 
@@ -189,6 +191,13 @@ class Modules(unittest.TestCase):
         self.assertEqual(stages["libcrc32c"], "fs")
         self.assertNotIn("ext4", stages)
         self.assertEqual([m for m, _, s in mods if s == "root"][-1], "9p")
+        # device-mapper targets ride along as optional fs-stage modules, after their dependency;
+        # dm_flakey is absent from this tree and simply left out
+        req = {m: r for m, r, _ in mods}
+        self.assertEqual((stages["dm_delay"], req["dm_delay"], req["dm_mod"]), ("fs", "optional", "optional"))
+        names = [m for m, _, _ in mods]
+        self.assertLess(names.index("dm_mod"), names.index("dm_delay"))
+        self.assertNotIn("dm_flakey", names)
 
 
 class Features(unittest.TestCase):

@@ -1,0 +1,39 @@
+// Device-mapper devices stacked under the filesystem for race widening (kwiden dm-delay): created,
+// loaded and removed with the device-mapper ioctls on /dev/mapper/control (no dmsetup / udev needed).
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fsrace::probes {
+
+struct DmError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The device-mapper targets the kernel has registered now, with their versions ("delay v1.2.1"), from
+// DM_LIST_VERSIONS. Throws DmError (one line: what failed and what to do) without device-mapper.
+std::vector<std::pair<std::string, std::string>> dm_targets();
+
+// One mapped device covering the whole of `base` with a single target line
+// "0 <sectors of base> <target> <args>", where "{dev}" in `args` stands for base's major:minor. The
+// device node is /dev/dm-<minor> (devtmpfs), or a node made in `node_dir` when devtmpfs has none.
+// The destructor removes the mapping (retrying while the device is still busy).
+class DmDevice {
+ public:
+  DmDevice(const std::string& name, const std::string& base, const std::string& target, const std::string& args,
+           const std::string& node_dir);
+  ~DmDevice();
+  DmDevice(const DmDevice&) = delete;
+  DmDevice& operator=(const DmDevice&) = delete;
+  const std::string& dev() const { return dev_; }          // block device node to mkfs / mount
+  std::string kernel_name() const;                          // "dm-<minor>" (the name in /sys/fs/xfs, /proc/partitions)
+  const std::string& table() const { return table_; }      // the loaded table line
+
+ private:
+  std::string name_, dev_, table_, made_node_;
+  unsigned minor_ = 0;
+};
+
+}  // namespace fsrace::probes
