@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Kernel-side widening that fsrace drives, in a guest (VM mode, TCG):
+#   kwiden.sh debian  Debian 12's kernel (device-mapper as modules, no error injection): dm-delay puts the
+#                     filesystem on a delay target and every O_DIRECT op waits for it (median op time in
+#                     ops.bin >= the delay); override-return is reported unavailable with the reason; no finding.
+#   kwiden.sh custom  the stock guest build from vm/kbuild.py (skipped without it): page-cache insertions
+#                     fail with EEXIST through bpf_override_return (counted: injected > 0) and with ENOMEM
+#                     through fail_function (the workload sees ENOMEM / short reads, tolerated), on ext4 and
+#                     XFS; no finding either way, because a correct kernel hides a lost insertion race and
+#                     never turns ENOMEM into wrong data.
+source "$(dirname "$0")/lib.sh"
+durations="${OP_DURATIONS:?OP_DURATIONS not set (run through ctest)}"
+mode="${1:?usage: kwiden.sh debian|custom}"
+campaign() {  # $1 file, $2 filesystems, $3 scenario, $4 scenario lines
+  printf '[campaign]\nname = "kwiden"\nseed = 11\nduration_s = 3\nfilesystems = [%s]\nscenarios = ["%s"]\n[probes]\nenabled = false\n[scenario.%s]\n%b' \
+    "$2" "$3" "$3" "$4" > "$1"
+}
+
+if [ "$mode" = debian ]; then
+  delay_ms=20
+  campaign "$RESULTS/c.toml" '"ext4"' dio-vs-buffered "kwiden = [\"dm-delay\", \"override-return\"]\ndm_delay_ms = $delay_ms\n"
+  run_vm 0 "$RESULTS/c.toml" --kernel debian
+  w='d["cases"][0]["kernel_widening"]'
+  [ "$(json "$RUN/findings.json" "$w['dm-delay']['ran']")" = True ] || fail "dm-delay did not run: $(json "$RUN/findings.json" "$w['dm-delay']")"
+  table="$(json "$RUN/findings.json" "$w['dm-delay']['table']")"
+  case "$table" in "0 "*" delay "*" 0 $delay_ms") ;; *) fail "unexpected dm table: $table" ;; esac
+  grep -q "kernel widening: dm-delay ran: filesystem on /dev/dm-" "$RUN/summary.txt" || fail "summary.txt does not say dm-delay ran"
+  [ "$(json "$RUN/findings.json" "$w['override-return']['ran']")" = False ] || fail "override-return ran on Debian's kernel"
+  why="$(json "$RUN/findings.json" "$w['override-return']['detail']")"
+  case "$why" in *CONFIG_BPF_KPROBE_OVERRIDE*) ;; *) fail "override-return unavailable without the reason: $why" ;; esac
+  for k in dio-read dio-write; do
+    med="$("$durations" "$RUN/ext4-dio-vs-buffered" | python3 -c "import json,sys; print(json.load(sys.stdin)['$k']['median_ns'])")"
+    echo "median $k with dm-delay $delay_ms ms: $((med / 1000)) us"
+    [ "$med" -ge $((delay_ms * 1000000)) ] || fail "median $k $med ns < the dm-delay $delay_ms ms: the delay did not apply"
+  done
+  no_qemu_left
+  echo "PASS: dm-delay under ext4 in the Debian guest ($table), O_DIRECT ops waited for it; override-return reported unavailable: $why"
+  exit 0
+fi
+
+[ "$mode" = custom ] || fail "unknown mode $mode"
+img="$(python3 "$TOP/vm/kbuild.py" path stock 2>/dev/null | head -1)" || true
+[ -n "$img" ] && [ -f "$img" ] || skip "kernel variant stock not built: python3 vm/kbuild.py build stock"
+grep -q '^CONFIG_BPF_KPROBE_OVERRIDE=y' "$(dirname "$img")/config" || skip "the stock build predates error injection in kernels/guest.config: rebuild it"
+for inj in "override-return 17" "fail-function 12"; do
+  set -- $inj
+  campaign "$RESULTS/$1.toml" '"ext4", "xfs"' punch-vs-read "kwiden = [\"$1\"]\nkinject_errno = $2\nkinject_ratio = 0.05\n"
+  run_vm 0 "$RESULTS/$1.toml" --kernel "$img"
+  for c in 0 1; do
+    w="d['cases'][$c]['kernel_widening']['$1']"
+    [ "$(json "$RUN/findings.json" "$w['ran']")" = True ] || fail "$1 did not run: $(json "$RUN/findings.json" "$w")"
+    grep -q "kernel widening: $1 ran: __filemap_add_folio failed with" "$RUN/summary.txt" || fail "summary.txt does not say $1 ran"
+  done
+  if [ "$1" = override-return ]; then
+    for c in 0 1; do
+      inj_n="$(json "$RUN/findings.json" "d['cases'][$c]['kernel_widening']['override-return']['injection']['injected']")"
+      [ "$inj_n" -gt 0 ] || fail "override-return armed but injected nothing in case $c"
+      echo "case $c: $inj_n page-cache insertions failed with EEXIST, no finding"
+    done
+  else
+    seen="$(json "$RUN/findings.json" "sum(c['ops'].get('injected_failures', 0) for c in d['cases'])")"
+    [ "$seen" -gt 0 ] || fail "fail_function armed with ENOMEM, but no syscall saw ENOMEM or came back short"
+    echo "fail_function ENOMEM: $seen reads / writes failed or came back short (tolerated), no finding"
+  fi
+done
+no_qemu_left
+echo "PASS: error injection into page-cache insertions on ext4 and XFS in the custom guest, no finding"
