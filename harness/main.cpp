@@ -150,7 +150,8 @@ int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
 
 // `fsrace widening`: the kernel-side widening fsrace has, on the running kernel. Every kernel delay point
 // with its hooks really loaded and attached (then detached), or why a hook is unavailable; then the other
-// techniques (error injection, device-mapper, XFS errortags), detected only.
+// techniques (error injection, device-mapper, XFS errortags) as detected on this kernel, and which of
+// them a run drives.
 int list_widening(bool json, bool verbose) {
   auto k = probes::running_kernel();
   probes::DelaySession ds(*k, probes::DelayOptions{probes::delay_point_names(), "", 100, 0, -1});
@@ -171,7 +172,8 @@ int list_widening(bool json, bool verbose) {
   nlohmann::json techniques = nlohmann::json::array();
   for (const auto& [name, what] : probes::kernel_techniques()) {
     auto t = probes::detect_technique(name, *k);
-    techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail}});
+    bool driven = name != "dm-flakey" && name != "xfs-errortag";
+    techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail}, {"driven", driven}});
   }
   if (json) {
     std::cout << nlohmann::json{{"kernel", k->release()}, {"delay_cap_us", FSR_DELAY_MAX_US}, {"delays_unavailable", ds.setup_error()},
@@ -190,10 +192,12 @@ int list_widening(bool json, bool verbose) {
       if (verbose) std::cout << fmt::format("      fires in: {}\n", h["context"].get<std::string>());
     }
   }
-  std::cout << "\nother kernel-side techniques (campaign: kwiden = [...]; detected and reported, not driven by fsrace yet):\n";
+  std::cout << "\nother kernel-side techniques (campaign: kwiden = [...]; override-return / fail-function: kinject_errno,\n"
+               "kinject_ratio, failing __filemap_add_folio for the racing threads on the test files; dm-delay: dm_delay_ms;\n"
+               "dm-flakey and xfs-errortag are detected and reported only):\n";
   for (const auto& t : techniques)
-    std::cout << fmt::format("  {:<16} {}: {}\n", t["name"].get<std::string>(), t["available"].get<bool>() ? "available" : "unavailable",
-                             t["detail"].get<std::string>());
+    std::cout << fmt::format("  {:<16} {}{}: {}\n", t["name"].get<std::string>(), t["available"].get<bool>() ? "available" : "unavailable",
+                             t["driven"].get<bool>() ? "" : " (detected only)", t["detail"].get<std::string>());
   return 0;
 }
 
