@@ -343,20 +343,31 @@ void OpCtx::paused_read(const Range& r, const std::function<void(OpCtx&)>& durin
 
 void OpCtx::paused_dio_write(const Range& r, const std::function<void(OpCtx&)>& during) {
   if (!uffd_ready()) return dio_write(r);
+  paused_pwrite(r, during, true);
+}
+
+void OpCtx::paused_write(const Range& r, const std::function<void(OpCtx&)>& during) {
+  if (!uffd_ready()) return write(r);
+  paused_pwrite(r, during, false);
+}
+
+void OpCtx::paused_pwrite(const Range& r, const std::function<void(OpCtx&)>& during, bool direct) {
+  auto g = mod_guard(r.file);  // like any write: collapse / insert range wait for it
   OpCtx& hc = handler_ctx();
   uint64_t id = tl_.new_id();
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uffd_->arm(buf_.p, r.len(), [&] { during(hc); }, kMaxPauseMs);
   uint64_t t0 = now_ns();
-  int64_t res = neg_errno(pwrite(h_.dfd[r.file], uffd_->data(), r.len(), off_t(r.off())));
+  int64_t res = neg_errno(pwrite(direct ? h_.dfd[r.file] : h_.fd[r.file], uffd_->data(), r.len(), off_t(r.off())));
   uint64_t t1 = now_ns();
   bool inside = uffd_->finish();
   ++stats.widening_counts[inside ? "uffd-race-inside-pause" : "uffd-race-blocked-by-io"];
   uint32_t f = flags_ | (uffd_->fired() ? kFlagPaused : 0);
-  tl_.op(id, OpKind::kDioWrite, r.file, r.off(), r.len(), t0, t1, res, f);
-  ++stats.ops_by_kind["dio-write"];
+  const char* name = direct ? "dio-write" : "write";
+  tl_.op(id, direct ? OpKind::kDioWrite : OpKind::kWrite, r.file, r.off(), r.len(), t0, t1, res, f);
+  ++stats.ops_by_kind[name];
   ++stats.widening_counts["uffd-paused"];
-  if (res != int64_t(r.len())) fail("dio-write", res);
+  if (res != int64_t(r.len())) fail(name, res);
 }
 
 void merge_stats(RaceStats& into, const RaceStats& from) {

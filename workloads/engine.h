@@ -84,11 +84,16 @@ class OpCtx {
   // userfaultfd the op runs plainly and the reason is kept in stats.widening.
   void paused_read(const Range& r, const std::function<void(OpCtx&)>& during);
   void paused_dio_write(const Range& r, const std::function<void(OpCtx&)>& during);
+  // A buffered write whose source buffer is parked at its first page fault: generic_perform_write /
+  // iomap_write_iter fault the source in before write_begin, with i_rwsem held and (iomap) the mapping
+  // already looked up, so `during` (writeback, reclaim) changes the extent map under a cached iomap.
+  void paused_write(const Range& r, const std::function<void(OpCtx&)>& during);
 
   bool has_direct() const;
   OpCtx* handler() const { return handler_.get(); }
 
  private:
+  void paused_pwrite(const Range& r, const std::function<void(OpCtx&)>& during, bool direct);
   bool uffd_ready();
   OpCtx& handler_ctx();
   void fail(const std::string& what, int64_t res);

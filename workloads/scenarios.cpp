@@ -364,10 +364,29 @@ std::unique_ptr<Scenario> writeback_vs_write() {
       {{"writers", T::kInt, 1, 1, 64, "threads writing large ranges"},
        {"flushers", T::kInt, 1, 0, 64, "threads forcing writeback and reclaim"},
        {"converters", T::kInt, 1, 0, 64, "threads punching and preallocating (holes, unwritten extents)"},
-       {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"}},
+       {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
+       {"uffd_ratio", T::kDouble, 0.1, 0, 1,
+        "share of writes parked by userfaultfd at their source buffer's fault (widening): i_rwsem held and, on "
+        "iomap filesystems, the mapping already looked up, while the range is written back and dropped from the "
+        "cache; each then followed by a read that must see the write"}},
       InitMode::kHalf, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double uf = c.d("uffd_ratio");
         return std::vector<Role>{
-            {"writer", int(c.i("writers")), [=](OpCtx& x) { x.write(x.pick(maxr)); }},
+            {"writer", int(c.i("writers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (uf > 0 && x.rng.unit() < uf) {
+                 // Writeback converts delalloc / unwritten blocks and reclaim drops folios under the
+                 // parked write's cached mapping: it must notice (IOMAP_F_STALE) and land where it should.
+                 x.paused_write(r, [r](OpCtx& h) {
+                   h.sync_range(r);
+                   h.evict(r);
+                 });
+                 x.read(r);
+                 return;
+               }
+               x.write(r);
+             }},
             {"flusher", int(c.i("flushers")),
              [=](OpCtx& x) {
                Range r = x.pick(maxr);
@@ -398,12 +417,35 @@ std::unique_ptr<Scenario> mixed() {
       "other.",
       kDataClasses,
       {{"threads", T::kInt, 4, 1, 64, "worker threads"},
-       {"shift_ratio", T::kDouble, 0.03, 0, 1, "share of ops that are an insert-range + collapse-range pair"}},
+       {"shift_ratio", T::kDouble, 0.03, 0, 1, "share of ops that are an insert-range + collapse-range pair"},
+       {"uffd_ratio", T::kDouble, 0.02, 0, 1,
+        "share of ops that are a buffered read, buffered write or O_DIRECT write parked by userfaultfd at its "
+        "buffer's fault while another op of the mix (punch, zero range, write, O_DIRECT write, writeback, "
+        "eviction) runs on the same range (widening)"}},
       InitMode::kHalf, true,
       [](const ScenarioConfig& c, uint64_t maxr) {
-        double sr = c.d("shift_ratio");
+        double sr = c.d("shift_ratio"), uf = c.d("uffd_ratio");
         return std::vector<Role>{{"mixed", int(c.i("threads")), [=](OpCtx& x) {
                                     if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
+                                    if (uf > 0 && x.rng.unit() < uf) {
+                                      Range r = x.pick(maxr);
+                                      auto during = [r, k = x.rng.below(6)](OpCtx& h) {
+                                        switch (k) {
+                                          case 0: h.punch(r); break;
+                                          case 1: h.zero_range(r); break;
+                                          case 2: h.write(r); break;
+                                          case 3: h.dio_write(r); break;
+                                          case 4: h.sync_range(r); break;
+                                          default: h.evict(r); break;
+                                        }
+                                      };
+                                      switch (x.rng.below(3)) {
+                                        case 0: x.paused_read(r, during); break;
+                                        case 1: x.paused_write(r, during); break;
+                                        default: x.paused_dio_write(r, during); break;
+                                      }
+                                      return;
+                                    }
                                     Range r = x.pick(maxr);
                                     switch (x.rng.below(16)) {
                                       case 0: case 1: x.write(r); break;

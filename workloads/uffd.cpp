@@ -85,6 +85,7 @@ UffdBuffer::~UffdBuffer() {
 
 void UffdBuffer::arm(const void* content, size_t len, std::function<void()> during, double max_pause_ms) {
   finish();
+  std::lock_guard<std::mutex> lk(mu_);   // the handler is between messages: nothing refills pages now
   madvise(base_, size_, MADV_DONTNEED);  // every page missing again: the next access faults
   content_ = content;
   len_ = len;
@@ -111,6 +112,7 @@ void UffdBuffer::handler() {
     uffd_msg msg;
     ssize_t n = read(uffd_, &msg, sizeof msg);
     if (n != sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT) continue;
+    std::lock_guard<std::mutex> lk(mu_);
     if (!fired_.exchange(true) && during_) {
       // The racing op runs while the I/O is parked, for at most max_pause_ms.
       racer_done_ = false;

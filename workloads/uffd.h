@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <mutex>
 #include <thread>
 
 namespace fsrace {
@@ -40,6 +41,11 @@ class UffdBuffer {
   int uffd_ = -1;
   int stop_fd_ = -1;
   std::thread thread_;
+  // Held by the handler while it serves a fault message and by arm() while it re-arms: a message the
+  // handler serves late (a second fault of the last op, queued while it was filling the buffer) must
+  // not fill pages after arm() emptied them for the next op — the next op would then write the last
+  // op's content, or zeroes after a parked read, instead of its own data.
+  std::mutex mu_;
   const void* content_ = nullptr;
   size_t len_ = 0;
   std::function<void()> during_;

@@ -72,3 +72,4 @@ TEST(Uffd, RacingPunchRunsInsideTheParkedRead) {
   EXPECT_GE(contained, inside) << rs.widening["userfaultfd"];
   EXPECT_GE(inside, paused / 2) << rs.widening["userfaultfd"];
 }
+
