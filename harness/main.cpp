@@ -172,8 +172,8 @@ int list_widening(bool json, bool verbose) {
   nlohmann::json techniques = nlohmann::json::array();
   for (const auto& [name, what] : probes::kernel_techniques()) {
     auto t = probes::detect_technique(name, *k);
-    bool driven = name != "dm-flakey" && name != "xfs-errortag";
-    techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail}, {"driven", driven}});
+    techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail},
+                          {"driven", probes::kernel_technique_driven(name)}});
   }
   if (json) {
     std::cout << nlohmann::json{{"kernel", k->release()}, {"delay_cap_us", FSR_DELAY_MAX_US}, {"delays_unavailable", ds.setup_error()},

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fmt/core.h>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "harness/host.h"
@@ -117,8 +118,9 @@ class CaseRunner {
     // last unmount: declared before the mount).
     std::optional<probes::DmDevice> dm;
     std::string dm_error;
+    std::map<std::string, probes::TechniqueStatus> detected;  // techniques already detected for this case
     if (kernel_ && cs_.sc.widens("dm-delay")) {
-      auto t = probes::detect_technique("dm-delay", *kernel_);
+      auto& t = detected["dm-delay"] = probes::detect_technique("dm-delay", *kernel_);
       if (t.available)
         try {
           static std::atomic<unsigned> serial{0};  // unique per process: one device per case
@@ -198,7 +200,7 @@ class CaseRunner {
       }
       if (!probe->setup_error().empty()) info["notes"].push_back(fmt::format("probes unavailable: {}", probe->setup_error()));
     }
-    if (kernel_ && !cs_.sc.kwiden.empty()) info["kernel_widening"] = detect_widening(dev_name);
+    if (kernel_ && !cs_.sc.kwiden.empty()) info["kernel_widening"] = detect_widening(dev_name, detected);
     if (cs_.sc.widens("dm-delay")) {
       auto& w = info["kernel_widening"]["dm-delay"];
       if (dm) w.update({{"ran", true}, {"device", dm->dev()}, {"table", dm->table()}, {"delay_ms", cs_.sc.i("dm_delay_ms")}});
@@ -417,10 +419,11 @@ class CaseRunner {
 
   // The campaign's kwiden techniques on this kernel: available or not, and why. "ran" turns true where
   // the case drives one (dm-delay, override-return, fail-function).
-  nlohmann::json detect_widening(const std::string& dev_name) {
+  nlohmann::json detect_widening(const std::string& dev_name, const std::map<std::string, probes::TechniqueStatus>& detected) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& name : cs_.sc.kwiden) {
-      auto t = probes::detect_technique(name, *kernel_, cs_.fs.type == "xfs" ? dev_name : "");
+      auto it = detected.find(name);
+      auto t = it != detected.end() ? it->second : probes::detect_technique(name, *kernel_, cs_.fs.type == "xfs" ? dev_name : "");
       j[name] = {{"available", t.available}, {"detail", t.detail}, {"ran", false}};
     }
     return j;

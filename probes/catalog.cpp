@@ -355,6 +355,10 @@ const std::vector<std::pair<std::string, std::string>>& kernel_techniques() {
   return v;
 }
 
+bool kernel_technique_driven(const std::string& name) {
+  return name == "override-return" || name == "fail-function" || name == "dm-delay";
+}
+
 std::vector<std::string> kernel_technique_names() {
   std::vector<std::string> v;
   for (const auto& [n, w] : kernel_techniques()) v.push_back(n);
