@@ -110,6 +110,16 @@ std::string device_of(const std::string& t) {
   return "";
 }
 
+// The device a block-layer I/O error line names ("I/O error, dev loop0, sector ...", "Buffer I/O error on
+// dev dm-0, logical block ..."), or "" for another line.
+std::string io_error_device(const std::string& t) {
+  if (t.find("I/O error") == std::string::npos) return "";
+  static const std::regex re(R"((?:I/O error, dev |Buffer I/O error on dev(?:ice)? )([A-Za-z0-9_.-]+))");
+  std::smatch m;
+  if (std::regex_search(t, m, re)) return m[1];
+  return "";
+}
+
 // Classes whose report is a single line unless a stack trace follows it.
 bool single_line(const std::string& cls, const std::string& t) {
   if (cls == "ext4-error" || cls == "ext4-reservation") return true;
@@ -182,10 +192,31 @@ std::string classify_kmsg_line(const std::string& text) {
 
 bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
                                       bool dio_mixed) {
-  if (result != -EIO) return false;
+  if (result != -EIO || ks.block_io_errors) return false;
   bool collision = dio_mixed || dio_collision_reported(ks.notices);
   return collision && (op_kind == "fsync" || op_kind == "sync-file-range" || op_kind == "dio-read" ||
                        op_kind == "dio-write");
+}
+
+std::string DioCollisionShown::explanation() const {
+  if (logged)
+    return "the kernel reported a page-cache invalidation failure on direct I/O in this case (\"Possible data "
+           "corruption due to collision with buffered I/O\"): cached reads after a colliding O_DIRECT write may "
+           "keep stale data";
+  return "fsync / sync_file_range / O_DIRECT returned EIO in this case with no I/O error on the device: the "
+         "writeback error the kernel sets when a direct write cannot invalidate the page cache (its warning, "
+         "rate-limited to 10 a day, was not printed): cached reads after a colliding O_DIRECT write may keep "
+         "stale data";
+}
+
+DioCollisionShown dio_collision_shown(const KmsgScanResult& ks, const std::vector<FailedSyscall>& failed,
+                                      bool dio_mixed) {
+  DioCollisionShown s;
+  s.logged = dio_collision_reported(ks.notices);
+  s.wb_error = dio_mixed && std::any_of(failed.begin(), failed.end(), [&](const FailedSyscall& f) {
+                 return eio_expected_after_dio_collision(f.op_kind, f.result, ks, dio_mixed);
+               });
+  return s;
 }
 
 bool is_data_finding_class(const std::string& cls) {
@@ -247,6 +278,10 @@ KmsgScanResult scan_kmsg(const std::vector<KmsgLine>& lines, const KmsgScanOptio
   KmsgScanResult r;
   r.lines = lines.size();
   size_t i = 0;
+  for (const auto& l : lines) {
+    std::string dev = io_error_device(l.text);
+    if (!dev.empty() && (opt.devices.empty() || opt.devices.count(dev))) ++r.block_io_errors;
+  }
   while (i < lines.size()) {
     const std::string& t = lines[i].text;
     if (auto fam = suppressed_family(t)) {

@@ -47,14 +47,34 @@ struct KmsgScanResult {
   std::vector<Finding> findings;
   std::vector<KmsgNotice> notices;
   uint64_t dio_invalidate_failures = 0;  // "Page cache invalidation failure on direct I/O"
+  uint64_t block_io_errors = 0;  // "I/O error, dev <dev>" / "Buffer I/O error on dev <dev>" for a device under test
   uint64_t lines = 0;
 };
 
 // dio_warn_stale_pagecache() sets the mapping's writeback error to -EIO whenever a direct write cannot
 // invalidate the cached range (its message is rate-limited to 10 a day, the EIO is not), so later fsync /
 // sync_file_range / O_DIRECT calls on that file report EIO: expected, not a finding, when the log shows
-// the collision or the case mixed O_DIRECT writes with cached writes or mappings (`dio_mixed`).
+// the collision or the case mixed O_DIRECT writes with cached writes or mappings (`dio_mixed`), and the
+// device under test logged no I/O error (a real one is the other source of such an EIO).
 bool eio_expected_after_dio_collision(const std::string& op_kind, int64_t result, const KmsgScanResult& ks,
+                                      bool dio_mixed);
+
+// How a case showed that a direct write could not invalidate the page cache (dio_warn_stale_pagecache):
+// its kernel message, or -- the message is rate-limited to 10 a day, so on a host that ran fsrace earlier
+// the same day it is usually gone -- the -EIO it leaves in the file's writeback error, which a later
+// fsync / sync_file_range / O_DIRECT call returns (never rate-limited; see eio_expected_after_dio_collision).
+struct DioCollisionShown {
+  bool logged = false;     // the kernel printed the warning
+  bool wb_error = false;   // an EIO that only the collision explains came back from a syscall
+  bool any() const { return logged || wb_error; }
+  // The sentence appended to a data finding the collision explains.
+  std::string explanation() const;
+};
+struct FailedSyscall {
+  std::string op_kind;
+  int64_t result;
+};
+DioCollisionShown dio_collision_shown(const KmsgScanResult& ks, const std::vector<FailedSyscall>& failed,
                                       bool dio_mixed);
 
 // Data-finding classes that corroborate a notice.

@@ -114,6 +114,7 @@ class CaseRunner {
       dev = loop_dev->dev();
       dev_name = loop_dev->name();
     }
+    std::set<std::string> test_devices{dev_name};  // the kernel log names any of them (dm over loop)
     // kwiden dm-delay: the filesystem goes on a delay target stacked on that device (removed after the
     // last unmount: declared before the mount).
     std::optional<probes::DmDevice> dm;
@@ -129,6 +130,7 @@ class CaseRunner {
                      fmt::format("{{dev}} 0 {}", ms), work.path());
           dev = dm->dev();
           dev_name = dm->kernel_name();
+          test_devices.insert(dev_name);
         } catch (const probes::DmError& e) {
           dm_error = e.what();
         }
@@ -316,16 +318,22 @@ class CaseRunner {
         for (auto& f : check_space(data, space, cs_.sc.name, cs_.name)) out.findings.add(std::move(f));
     }
     KmsgScanOptions kopt;
-    kopt.devices = {dev_name};
+    kopt.devices = test_devices;
     kopt.fs = cs_.fs.type;
     kopt.scenario = cs_.sc.name;
     kopt.case_name = cs_.name;
     KmsgScanResult ks = scan_kmsg(klines, kopt);
     // Corroboration for notices: data the oracle rejected, except the blocks the test helper corrupted.
-    // Data findings with an O_DIRECT write among their ops, in a case where the kernel reported a DIO
-    // page-cache invalidation failure, are what that warning announces: marked, and they corroborate
-    // only the DIO notices.
-    bool dio_reported = dio_collision_reported(ks.notices);
+    // Data findings with an O_DIRECT write among their ops, in a case where the kernel showed a DIO
+    // page-cache invalidation failure (its warning, or the EIO it leaves behind: dio_collision_shown), are
+    // what that failure announces: marked, and they corroborate only the DIO notices.
+    auto kind_count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
+    bool dio_mixed = kind_count("dio-write") > 0 &&
+                     (kind_count("write") + kind_count("mmap-write") + kind_count("mmap-read")) > 0;
+    std::vector<FailedSyscall> failed;
+    for (const auto& e : rs.fatal_errors) failed.push_back({e.kind, e.result});
+    DioCollisionShown dio_shown = dio_collision_shown(ks, failed, dio_mixed);
+    bool dio_reported = dio_shown.any();
     DataCorroboration corr;
     std::set<std::string> other_classes;
     for (auto& f : out.findings.kept) {
@@ -340,9 +348,7 @@ class CaseRunner {
         }
       if (dio_reported && dio_op) {
         f.explained_by = "dio-collision";
-        f.detail += "; the kernel reported a page-cache invalidation failure on direct I/O in this case "
-                    "(\"Possible data corruption due to collision with buffered I/O\"): cached reads after a "
-                    "colliding O_DIRECT write may keep stale data";
+        f.detail += "; " + dio_shown.explanation();
         corr.dio = true;
       } else {
         corr.other = true;
@@ -363,9 +369,6 @@ class CaseRunner {
       notices.push_back({{"rule", n.rule}, {"lines", n.lines}, {"escalated", is_dio_notice(n.rule) ? corr.dio : corr.other}});
     }
     uint64_t expected_eio = 0;
-    auto kind_count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
-    bool dio_mixed = kind_count("dio-write") > 0 &&
-                     (kind_count("write") + kind_count("mmap-write") + kind_count("mmap-read")) > 0;
     for (const auto& e : rs.fatal_errors) {
       if (eio_expected_after_dio_collision(e.kind, e.result, ks, dio_mixed)) {
         ++expected_eio;

@@ -197,3 +197,36 @@ TEST(KmsgScan, CollidingDioWriteIsTheLatestNearbyOneOnTheSameBlocks) {
   f.ops = {d.ops[5], d.ops[4]};
   EXPECT_EQ(colliding_dio_write(d, f), nullptr);
 }
+
+// The DIO invalidation failure shows as its warning, or -- the warning is rate-limited to 10 a day -- as
+// the EIO it leaves in the file's writeback error; not when the device itself logged an I/O error, nor
+// from a syscall that does not report writeback errors, nor in a case without O_DIRECT and cached I/O.
+TEST(KmsgScan, DioCollisionShownByItsWarningOrByTheWritebackEio) {
+  KmsgScanOptions opt;
+  opt.devices = {"loop3", "dm-0"};
+  auto scan = [&](std::vector<std::string> texts) {
+    std::vector<KmsgLine> lines;
+    for (auto& t : texts) lines.push_back({lines.size() + 1, 1000 * (lines.size() + 1), 2, t});
+    return scan_kmsg(lines, opt);
+  };
+  KmsgScanResult quiet = scan({"loop3: detected capacity change from 0 to 524288"});
+  const std::vector<FailedSyscall> eio_sync{{"sync-file-range", -EIO}};
+  EXPECT_FALSE(dio_collision_shown(quiet, {}, true).any());
+  DioCollisionShown wb = dio_collision_shown(quiet, eio_sync, true);
+  EXPECT_TRUE(wb.wb_error);
+  EXPECT_FALSE(wb.logged);
+  EXPECT_NE(wb.explanation().find("rate-limited"), std::string::npos);
+  EXPECT_FALSE(dio_collision_shown(quiet, eio_sync, false).any());            // no O_DIRECT + cached I/O mix
+  EXPECT_FALSE(dio_collision_shown(quiet, {{"read", -EIO}}, true).any());     // reads do not report wb errors
+  EXPECT_FALSE(dio_collision_shown(quiet, {{"fsync", -ENOSPC}}, true).any());
+  KmsgScanResult ioerr = scan({"I/O error, dev loop3, sector 2048 op 0x1:(WRITE) flags 0x800 phys_seg 1 prio class 2"});
+  EXPECT_EQ(ioerr.block_io_errors, 1u);
+  EXPECT_FALSE(dio_collision_shown(ioerr, eio_sync, true).any());  // a real I/O error explains the EIO
+  EXPECT_FALSE(eio_expected_after_dio_collision("fsync", -EIO, ioerr, true));
+  EXPECT_EQ(scan({"Buffer I/O error on dev dm-0, logical block 12, lost async page write"}).block_io_errors, 1u);
+  EXPECT_EQ(scan({"I/O error, dev sda, sector 2048 op 0x0:(READ)"}).block_io_errors, 0u);  // not under test
+  KmsgScanResult logged = scan({"Page cache invalidation failure on direct I/O.  Possible data corruption due to collision with buffered I/O!"});
+  DioCollisionShown lg = dio_collision_shown(logged, {}, true);
+  EXPECT_TRUE(lg.logged);
+  EXPECT_NE(lg.explanation().find("Possible data corruption"), std::string::npos);
+}
