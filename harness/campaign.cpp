@@ -272,6 +272,7 @@ bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) c
   if (key.rfind("kdelay_", 0) == 0 && kdelay.empty()) why = "'kdelay' (the delay points to arm)";
   else if (key.rfind("kinject_", 0) == 0 && injection().empty()) why = "kwiden = [\"override-return\"] or [\"fail-function\"]";
   else if (key.rfind("dm_delay_", 0) == 0 && !widens("dm-delay")) why = "kwiden = [\"dm-delay\"]";
+  else if (key.rfind("xfs_", 0) == 0 && !widens("xfs-errortag")) why = "kwiden = [\"xfs-errortag\"]";
   if (needs) *needs = why;
   return why.empty();
 }

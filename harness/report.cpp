@@ -48,7 +48,12 @@ std::string case_block(const nlohmann::json& c) {
     for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it) {
       const auto& w = it.value();
       std::string what;
-      if (w.value("ran", false) && w.contains("table")) {
+      if (w.value("ran", false) && w.contains("errortags")) {
+        std::string tags;
+        for (auto t = w["errortags"].begin(); t != w["errortags"].end(); ++t)
+          tags += fmt::format("{}{} = {}", tags.empty() ? "" : ", ", t.key(), t.value().dump());
+        what = fmt::format("ran: {} in {} during the race", tags, w.value("dir", ""));
+      } else if (w.value("ran", false) && w.contains("table")) {
         what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));
       } else if (w.value("ran", false) && w.contains("injection")) {
         const auto& j = w["injection"];
@@ -91,6 +96,11 @@ std::string case_block(const nlohmann::json& c) {
     for (const auto& [rule, e] : by_rule)
       s += fmt::format("  kernel notice: {} x{} ({})\n", rule, e.first,
                        e.second ? "escalated: the oracle rejected data in this case" : "not a finding by itself: all data verified");
+  }
+  if (c.contains("extents") && !c["extents"].empty()) {
+    std::string e;
+    for (auto it = c["extents"].begin(); it != c["extents"].end(); ++it) e += fmt::format("{}{} {}", e.empty() ? "" : ", ", it.key(), it.value().dump());
+    s += fmt::format("  extents after the race: {}\n", e);
   }
   if (c.contains("space")) {
     const auto& sp = c["space"];

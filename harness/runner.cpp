@@ -1,6 +1,9 @@
 #include "harness/runner.h"
 
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +36,17 @@
 
 namespace fsrace {
 namespace {
+
+// How many extents a file has now (FIEMAP asked only to count; delalloc ranges count too), -1 if unknown.
+int64_t extent_count(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct fiemap fm {};
+  fm.fm_length = FIEMAP_MAX_OFFSET;
+  int r = ioctl(fd, FS_IOC_FIEMAP, &fm);
+  close(fd);
+  return r == 0 ? int64_t(fm.fm_mapped_extents) : -1;
+}
 
 uint64_t random_u64() {
   uint64_t v = 0;
@@ -232,11 +246,27 @@ class CaseRunner {
         if (io.err == ENOMEM) env.tolerated_errno = ENOMEM;
       }
     }
+    // XFS error tags (kwiden xfs-errortag): armed for the race only (setup's writes allocate normally).
+    std::optional<probes::XfsErrortags> errortags;
+    if (kernel_ && cs_.sc.widens("xfs-errortag") && cs_.fs.type == "xfs") {
+      auto& w = info["kernel_widening"]["xfs-errortag"];
+      if (w.value("available", false)) try {
+          errortags.emplace(fmt::format("/sys/fs/xfs/{}/errortag", dev_name),
+                            std::map<std::string, int>{{"bmap_alloc_minlen_extent", int(cs_.sc.i("xfs_minlen_alloc"))}});
+          w.update({{"ran", true}, {"dir", errortags->dir()}, {"errortags", errortags->tags()}});
+        } catch (const probes::WideningError& e) {
+          w["error"] = e.what();
+        }
+    }
     double setup_s = secs_since(t_setup);
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
     phase("race", test_dir);
     uint64_t t_race = now_ns();
     RaceStats rs = scenario->race(env, files);
+    errortags.reset();
+    info["extents"] = nlohmann::json::object();
+    for (const auto& f : files)
+      if (int64_t n = extent_count(f.path); n >= 0) info["extents"][f.name] = n;
     if (delay) {
       delay->stop();
       info["kernel_delays"] = delay->report();
@@ -421,12 +451,14 @@ class CaseRunner {
   }
 
   // The campaign's kwiden techniques on this kernel: available or not, and why. "ran" turns true where
-  // the case drives one (dm-delay, override-return, fail-function).
+  // the case drives one (dm-delay, override-return, fail-function, xfs-errortag).
   nlohmann::json detect_widening(const std::string& dev_name, const std::map<std::string, probes::TechniqueStatus>& detected) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& name : cs_.sc.kwiden) {
       auto it = detected.find(name);
-      auto t = it != detected.end() ? it->second : probes::detect_technique(name, *kernel_, cs_.fs.type == "xfs" ? dev_name : "");
+      probes::TechniqueStatus t{name, false, fmt::format("XFS only (this case runs {})", cs_.fs.type)};
+      if (name != "xfs-errortag" || cs_.fs.type == "xfs")
+        t = it != detected.end() ? it->second : probes::detect_technique(name, *kernel_, cs_.fs.type == "xfs" ? dev_name : "");
       j[name] = {{"available", t.available}, {"detail", t.detail}, {"ran", false}};
     }
     return j;

@@ -189,6 +189,55 @@ TechniqueStatus xfs_errortag(const std::string& dev, const std::map<std::string,
 
 }  // namespace
 
+const std::vector<std::pair<std::string, std::string>>& xfs_neutral_errortags() {
+  static const std::vector<std::pair<std::string, std::string>> v = {
+      {"bmap_alloc_minlen_extent", "data allocations take the smallest free extent: files fragment, writeback maps block by block"},
+  };
+  return v;
+}
+
+namespace {
+int read_int_file(const std::string& path, bool* ok) {
+  std::ifstream f(path);
+  int v = 0;
+  *ok = bool(f >> v);
+  return v;
+}
+bool write_int_file(const std::string& path, int v) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string s = std::to_string(v);
+  bool ok = write(fd, s.data(), s.size()) == ssize_t(s.size());
+  return close(fd) == 0 && ok;
+}
+}  // namespace
+
+XfsErrortags::XfsErrortags(const std::string& dir, const std::map<std::string, int>& tags) : dir_(dir) {
+  for (const auto& [tag, n] : tags) {
+    std::string path = dir_ + "/" + tag;
+    bool ok = false;
+    int old = read_int_file(path, &ok);
+    if (!ok) {
+      restore();
+      throw WideningError(fmt::format("XFS error tag {} is not readable ({}): this kernel's XFS lacks it or was built "
+                                      "without CONFIG_XFS_DEBUG",
+                                      path, exists(path) ? strerror(EIO) : strerror(ENOENT)));
+    }
+    if (!write_int_file(path, n)) {
+      int e = errno;
+      restore();
+      throw WideningError(fmt::format("cannot set XFS error tag {} to {}: {}", path, n, strerror(e)));
+    }
+    old_[tag] = old;
+    tags_[tag] = n;
+  }
+}
+
+void XfsErrortags::restore() noexcept {
+  for (const auto& [tag, v] : old_) write_int_file(dir_ + "/" + tag, v);
+  old_.clear();
+}
+
 std::map<std::string, std::string> kernel_config(const std::string& release) {
   std::string text;
   if (gzFile g = gzopen("/proc/config.gz", "rb")) {

@@ -1,10 +1,12 @@
 // Kernel-side widening techniques besides the BPF delays (delay.h): error injection through
 // bpf_override_return or fail_function, device-mapper delay / flakey targets under the filesystem, XFS
 // errortags. Each is detected on the running kernel and reported as available or unavailable with the
-// reason. The runner drives override-return / fail-function (probes/inject.h) and dm-delay (probes/dm.h)
-// when available; dm-flakey and xfs-errortag are detected and reported only (a run says "ran": false).
+// reason. The runner drives override-return / fail-function (probes/inject.h), dm-delay (probes/dm.h) and
+// xfs-errortag (XfsErrortags below) when available; dm-flakey is detected and reported only (a run says
+// "ran": false).
 #pragma once
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,5 +31,36 @@ std::map<std::string, std::string> kernel_config(const std::string& release);
 // Detects one technique of kernel_techniques() (catalog.h). `xfs_sysfs_dev`: the test filesystem's name under /sys/fs/xfs (e.g. "loop3")
 // when an XFS is mounted; "" = look at any mounted XFS, else decide from the kernel config.
 TechniqueStatus detect_technique(const std::string& name, const KernelInfo& k, const std::string& xfs_sysfs_dev = "");
+
+// XFS error tags that only change how XFS does its work, never what a syscall returns or what the file
+// holds, so the oracle needs no other mode: name -> what it widens. kwiden "xfs-errortag" arms them.
+//   bmap_alloc_minlen_extent: every data block allocation takes the smallest free extent that fits its
+//     minimum length (one block) instead of the best one: with the holes the workloads punch, files
+//     fragment into many small extents, so writeback converts delalloc and revalidates its cached mapping
+//     (xfs_iomap_valid, the stale-iomap checks of seed 000 / xfs/559) block by block instead of once.
+const std::vector<std::pair<std::string, std::string>>& xfs_neutral_errortags();
+
+struct WideningError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Sets error tags of one mounted XFS: <dir>/<tag> = N makes the tagged site take its injected path one
+// time in N (dir: /sys/fs/xfs/<dev>/errortag). The previous values come back on restore() or destruction
+// (the tags also die with the mount). Throws WideningError naming the file when a tag is missing (another
+// kernel version) or cannot be written.
+class XfsErrortags {
+ public:
+  XfsErrortags(const std::string& dir, const std::map<std::string, int>& tags);
+  ~XfsErrortags() { restore(); }
+  XfsErrortags(const XfsErrortags&) = delete;
+  XfsErrortags& operator=(const XfsErrortags&) = delete;
+  void restore() noexcept;
+  const std::string& dir() const { return dir_; }
+  const std::map<std::string, int>& tags() const { return tags_; }
+
+ private:
+  std::string dir_;
+  std::map<std::string, int> tags_, old_;
+};
 
 }  // namespace fsrace::probes

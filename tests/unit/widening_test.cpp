@@ -3,6 +3,7 @@
 // unusable, the technique detection's refusal reasons, and campaign validation of kdelay / kwiden.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -155,6 +156,40 @@ TEST(KernelTechniques, ListedAndBpfReasonWins) {
   EXPECT_FALSE(detect_technique("nope", k).available);
 }
 
+// Error tags are set for the race and the old values come back, also when a later tag is missing.
+TEST(XfsErrortags, SetThenRestoredAndAMissingTagIsNamed) {
+  char tmpl[] = "/tmp/fsrace-errortag.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  auto put = [&](const std::string& tag, const std::string& v) { std::ofstream(dir + "/" + tag) << v; };
+  auto get = [&](const std::string& tag) {
+    std::ifstream f(dir + "/" + tag);
+    int v = -1;
+    f >> v;
+    return v;
+  };
+  put("bmap_alloc_minlen_extent", "0\n");
+  put("buf_lru_ref", "0\n");
+  {
+    XfsErrortags t(dir, {{"bmap_alloc_minlen_extent", 1}, {"buf_lru_ref", 7}});
+    EXPECT_EQ(get("bmap_alloc_minlen_extent"), 1);
+    EXPECT_EQ(get("buf_lru_ref"), 7);
+    EXPECT_EQ(t.tags().at("buf_lru_ref"), 7);
+  }
+  EXPECT_EQ(get("bmap_alloc_minlen_extent"), 0);
+  EXPECT_EQ(get("buf_lru_ref"), 0);
+  try {
+    XfsErrortags t(dir, {{"bmap_alloc_minlen_extent", 1}, {"no_such_tag", 1}});
+    ADD_FAILURE() << "no error for a missing tag";
+  } catch (const WideningError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/no_such_tag is not readable"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(get("bmap_alloc_minlen_extent"), 0);  // the tag set before the failure was put back
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(kernel_technique_driven("xfs-errortag"));
+  EXPECT_FALSE(kernel_technique_driven("dm-flakey"));
+}
+
 TEST(CampaignKernelWidening, ValidatedLikeTheRest) {
   Campaign c = parse_campaign(R"([scenario.punch-vs-fault]
 kdelay = ["punch-free", "fill-added"]
@@ -205,6 +240,10 @@ kwiden = ["dm-delay"]
             "[scenario.punch-vs-fault]");
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\"]\ndm_delay_ms = 5\n"),
             "c.toml:3:15: 'dm_delay_ms' has no effect without kwiden = [\"dm-delay\"] in [scenario.punch-vs-fault]");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-delay\"]\nxfs_minlen_alloc = 2\n"),
+            "c.toml:3:20: 'xfs_minlen_alloc' has no effect without kwiden = [\"xfs-errortag\"] in [scenario.punch-vs-fault]");
+  EXPECT_EQ(parse_campaign("[scenario.writeback-vs-write]\nkwiden = [\"xfs-errortag\"]\nxfs_minlen_alloc = 3\n", "c.toml", scenario_catalog())
+                .scenarios[0].i("xfs_minlen_alloc"), 3);
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\", \"fail-function\"]\n"),
             "c.toml:2:10: 'kwiden' lists both override-return and fail-function in [scenario.punch-vs-fault]: both inject at "
             "__filemap_add_folio; pick one");
