@@ -8,9 +8,13 @@
 #                     through fail_function (the workload sees ENOMEM / short reads, tolerated), on ext4 and
 #                     XFS; no finding either way, because a correct kernel hides a lost insertion race and
 #                     never turns ENOMEM into wrong data.
+#   kwiden.sh xfs-debug the xfs-debug guest build (CONFIG_XFS_DEBUG; skipped without it): errortag
+#                     bmap_alloc_minlen_extent set for writeback-vs-write's race on XFS fragments the test
+#                     files (more extents than the same seed without it); the ext4 case reports the
+#                     technique as XFS only; no finding.
 source "$(dirname "$0")/lib.sh"
 durations="${OP_DURATIONS:?OP_DURATIONS not set (run through ctest)}"
-mode="${1:?usage: kwiden.sh debian|custom}"
+mode="${1:?usage: kwiden.sh debian|custom|xfs-debug}"
 campaign() {  # $1 file, $2 filesystems, $3 scenario, $4 scenario lines
   printf '[campaign]\nname = "kwiden"\nseed = 11\nduration_s = 3\nfilesystems = [%s]\nscenarios = ["%s"]\n[probes]\nenabled = false\n[scenario.%s]\n%b' \
     "$2" "$3" "$3" "$4" > "$1"
@@ -35,6 +39,31 @@ if [ "$mode" = debian ]; then
   done
   no_qemu_left
   echo "PASS: dm-delay under ext4 in the Debian guest ($table), O_DIRECT ops waited for it; override-return reported unavailable: $why"
+  exit 0
+fi
+
+if [ "$mode" = xfs-debug ]; then
+  img="$(python3 "$TOP/vm/kbuild.py" path xfs-debug 2>/dev/null | head -1)" || true
+  [ -n "$img" ] && [ -f "$img" ] ||
+    skip "kernel variant xfs-debug not built: python3 vm/kbuild.py build xfs-debug --fragment kernels/xfs-debug.config"
+  extents='sum(d["cases"][-1]["extents"].values())'
+  campaign "$RESULTS/plain.toml" '"xfs"' writeback-vs-write ""
+  run_vm 0 "$RESULTS/plain.toml" --kernel "$img"
+  plain="$(json "$RUN/findings.json" "$extents")"
+  campaign "$RESULTS/tag.toml" '"ext4", "xfs"' writeback-vs-write "kwiden = [\"xfs-errortag\"]\nxfs_minlen_alloc = 1\n"
+  run_vm 0 "$RESULTS/tag.toml" --kernel "$img"
+  w='d["cases"][1]["kernel_widening"]["xfs-errortag"]'
+  [ "$(json "$RUN/findings.json" "$w['ran']")" = True ] || fail "xfs-errortag did not run: $(json "$RUN/findings.json" "$w")"
+  [ "$(json "$RUN/findings.json" "$w['errortags']['bmap_alloc_minlen_extent']")" = 1 ] || fail "errortag not recorded"
+  grep -q "kernel widening: xfs-errortag ran: bmap_alloc_minlen_extent = 1 in /sys/fs/xfs/" "$RUN/summary.txt" ||
+    fail "summary.txt does not say the errortag ran"
+  why="$(json "$RUN/findings.json" 'd["cases"][0]["kernel_widening"]["xfs-errortag"]["detail"]')"
+  [ "$why" = "XFS only (this case runs ext4)" ] || fail "ext4 case: unexpected xfs-errortag detail: $why"
+  tagged="$(json "$RUN/findings.json" "$extents")"
+  echo "writeback-vs-write on XFS, same seed: $plain extents in the test files without the errortag, $tagged with it"
+  [ "$tagged" -gt "$plain" ] || fail "bmap_alloc_minlen_extent did not fragment the files ($tagged extents vs $plain without)"
+  no_qemu_left
+  echo "PASS: XFS errortag bmap_alloc_minlen_extent armed for the race ($plain -> $tagged extents), no finding"
   exit 0
 fi
 
