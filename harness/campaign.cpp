@@ -183,10 +183,14 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   // --- [probes] (issue 3) ---
   if (auto* n = root.get("probes")) {
     const auto& t = cx.table(*n, "[probes]");
-    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib"});
+    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib", "cpu_stats"});
     if (auto* v = t.get("enabled")) {
       if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
       c.probes.enabled = v->as_boolean()->get();
+    }
+    if (auto* v = t.get("cpu_stats")) {
+      if (!v->is_boolean()) cx.fail(*v, "'cpu_stats' must be true or false");
+      c.probes.cpu_stats = v->as_boolean()->get();
     }
     if (auto* v = t.get("required")) {
       c.probes.required = cx.str_list(*v, "required");
@@ -363,7 +367,8 @@ std::string campaign_to_toml(const Campaign& c) {
   root.insert("vm", vm);
   toml::array req;
   for (const auto& r : c.probes.required) req.push_back(r);
-  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)}});
+  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)},
+                                      {"cpu_stats", c.probes.cpu_stats}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

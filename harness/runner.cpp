@@ -205,6 +205,7 @@ class CaseRunner {
     if (kernel_ && probes_) {
       probes::SessionOptions po;
       po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
+      po.cpu_stats = opt_.campaign.probes.cpu_stats;
       po.required = opt_.campaign.probes.required;
       po.events_path = dir_ + "/events.bin";
       po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};

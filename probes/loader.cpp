@@ -169,7 +169,7 @@ struct ProbeSession::Impl {
   }
 
   void make_attacher() {
-    fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
+    if (opt.cpu_stats) fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
     fsr_config c{};
     c.iomap_f_stale = k.iomap_f_stale();
     c.self_pid = uint32_t(getpid());

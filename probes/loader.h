@@ -19,6 +19,7 @@ struct SessionOptions {
   uint64_t ringbuf_bytes = 16ull << 20;       // power of two
   std::vector<std::string> required;          // probe names that must attach (else ProbeError)
   bool lock_snapshot = true;                  // read invalidate_lock state at each inode event
+  bool cpu_stats = true;                      // bpf_enable_stats for the session (SessionStats::bpf_ns)
   std::string events_path;                    // "" = no file (fsrace probes / benchmarks)
   uint64_t spill_bytes = 256ull << 20;        // events held in memory before writing (see Impl::flush)
   nlohmann::json header_extra;                // merged into the events.bin header

@@ -497,7 +497,13 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_EQ(err("[probes]\nringbuf_mib = 3\n"), "c.toml:2:15: 'ringbuf_mib' = 3 must be a power of two (1, 2, 4, ... 1024)");
   EXPECT_EQ(err("[probes]\nringbuf_mib = 2048\n"), "c.toml:2:15: 'ringbuf_mib' = 2048 is out of range; allowed: 1 to 1024");
   EXPECT_EQ(err("[probes]\nenabled = 1\n"), "c.toml:2:11: 'enabled' must be true or false");
-  EXPECT_EQ(err("[probes]\nrequire = []\n"), "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, ringbuf_mib");
+  EXPECT_EQ(err("[probes]\nrequire = []\n"),
+            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, ringbuf_mib, cpu_stats");
+  EXPECT_EQ(err("[probes]\ncpu_stats = \"no\"\n"), "c.toml:2:13: 'cpu_stats' must be true or false");
+  EXPECT_TRUE(c.probes.cpu_stats);
   Campaign back = parse_campaign(campaign_to_toml(c), "r.toml", cat);
   EXPECT_EQ(back.probes.required, c.probes.required);
+  Campaign off = parse_campaign("[probes]\ncpu_stats = false\n", "c.toml", cat);
+  EXPECT_FALSE(off.probes.cpu_stats);
+  EXPECT_FALSE(parse_campaign(campaign_to_toml(off), "r.toml", cat).probes.cpu_stats);
 }
