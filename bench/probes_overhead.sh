@@ -47,6 +47,7 @@ for r, mode, d in rows:
     c = json.load(open(d + "/findings.json"))["cases"][0]
     runs.setdefault(mode, {})[int(r)] = c
 def ops(c): return c["ops"]["total"] / c["ops"]["seconds"]
+def ops_per_cpu(c): return c["ops"]["total"] / (c["ops"]["cpu_ns"] / 1e9)  # per CPU-second of fsrace, kernel time included
 sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
 def ci(v):  # distribution-free 95 % CI of the median: k-th smallest / largest, P(Bin(n, 1/2) < k) <= 2.5 %
     n, k = len(v), 0
@@ -69,5 +70,8 @@ for mode, what in (("probes", "probes (as runs have them)"), ("nostats", "probes
     print(f"{fs:5} {mode:8} per round, % of no probes: {' '.join(f'{x:.0f}' for x in pairs)} (sd {sd(pairs):.1f})")
     print(f"{fs:5} RESULT: {what}: median throughput {statistics.median(pairs):.1f} % of no probes "
           f"({ci(pairs)}, {len(pairs)} rounds)  (target >= 95 %)")
+    eff = [100 * ops_per_cpu(runs[mode][r]) / ops_per_cpu(base[r]) for r in sorted(runs[mode]) if r in base]
+    print(f"{fs:5} {mode:8} ops per CPU-second (fsrace's user + kernel time, the BPF programs included), % of no probes: "
+          f"median {statistics.median(eff):.1f} % ({ci(eff)}), per round {' '.join(f'{x:.0f}' for x in eff)}")
 PY
 done

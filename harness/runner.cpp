@@ -263,7 +263,9 @@ class CaseRunner {
     if (opt_.verbose) std::cerr << fmt::format("fsrace: {}: racing for {} s\n", cs_.name, opt_.campaign.duration_s);
     phase("race", test_dir);
     uint64_t t_race = now_ns();
+    uint64_t race_cpu0 = process_cpu_ns();
     RaceStats rs = scenario->race(env, files);
+    uint64_t race_cpu_ns = process_cpu_ns() - race_cpu0;
     errortags.reset();
     info["extents"] = nlohmann::json::object();
     for (const auto& f : files)
@@ -420,7 +422,7 @@ class CaseRunner {
     info["status"] = interrupted ? "interrupted" : "complete";
     info["device"] = dev;
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
-                   {"seconds", rs.seconds}, {"quiescent_rounds", rs.quiescent_rounds}};
+                   {"seconds", rs.seconds}, {"cpu_ns", race_cpu_ns}, {"quiescent_rounds", rs.quiescent_rounds}};
     if (env.tolerated_errno) info["ops"]["injected_failures"] = rs.injected_failures;
     info["widening"] = rs.widening;
     if (!overlap.is_null()) info["ops"]["overlap"] = overlap;
