@@ -289,8 +289,10 @@ void OpCtx::mmap_read(const Range& r) {
     sigjmp_buf jb;
     if (sigsetjmp(jb, 1) == 0) {
       t_sigbus_jmp = &jb;
-      for (; done < r.n; done = done + 1)
-        std::memcpy(buf_.c() + done * kBlockSize, h_.map[r.file] + r.off() + done * kBlockSize, kBlockSize);
+      for (uint64_t i = done; i < r.n; i = done) {
+        std::memcpy(buf_.c() + i * kBlockSize, h_.map[r.file] + r.off() + i * kBlockSize, kBlockSize);
+        done = i + 1;
+      }
     }
     t_sigbus_jmp = nullptr;
     copied = done;

@@ -207,8 +207,10 @@ TEST(Campaign, ResolvedTomlOfEveryRealScenarioRoundTrips) {
   ASSERT_EQ(d.scenarios.size(), c.scenarios.size());
   for (size_t i = 0; i < c.scenarios.size(); ++i) {
     EXPECT_EQ(d.scenarios[i].kdelay, c.scenarios[i].kdelay);
-    for (const auto& [k, v] : c.scenarios[i].params)
-      if (c.scenarios[i].param_applies(k))
+    for (const auto& [k, v] : c.scenarios[i].params) {
+      if (c.scenarios[i].param_applies(k)) {
         EXPECT_DOUBLE_EQ(d.scenarios[i].params.at(k), v) << c.scenarios[i].name << " " << k;
+      }
+    }
   }
 }
