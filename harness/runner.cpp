@@ -206,6 +206,7 @@ class CaseRunner {
       probes::SessionOptions po;
       po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
       po.cpu_stats = opt_.campaign.probes.cpu_stats;
+      po.on_progress = [] { progress_counter().fetch_add(1, std::memory_order_relaxed); };
       po.required = opt_.campaign.probes.required;
       po.events_path = dir_ + "/events.bin";
       po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};

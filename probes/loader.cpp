@@ -209,6 +209,7 @@ struct ProbeSession::Impl {
             fam->destroy(s);
           }
         }
+        if (opt.on_progress) opt.on_progress();
         if (!s || !err.empty()) {
           if (mode_wide(eno, err)) {
             at->refused[m] = fmt::format("refused by this kernel ({})", err);
@@ -232,6 +233,7 @@ struct ProbeSession::Impl {
         else picks.push_back({&spec, pick});
       }
       for (auto& r : at->load_and_attach(fam, picks, plans)) results[r.spec->id] = r;
+      if (opt.on_progress) opt.on_progress();
     }
   }
 

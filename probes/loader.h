@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct SessionOptions {
   std::vector<std::string> required;          // probe names that must attach (else ProbeError)
   bool lock_snapshot = true;                  // read invalidate_lock state at each inode event
   bool cpu_stats = true;                      // bpf_enable_stats for the session (SessionStats::bpf_ns)
+  // Called after each BPF object load / attach while the session starts: loading takes seconds under
+  // QEMU's TCG, and the VM agent's hang detector must see that as progress.
+  std::function<void()> on_progress;
   std::string events_path;                    // "" = no file (fsrace probes / benchmarks)
   uint64_t spill_bytes = 256ull << 20;        // events held in memory before writing (see Impl::flush)
   nlohmann::json header_extra;                // merged into the events.bin header
