@@ -48,6 +48,31 @@ int64_t extent_count(const std::string& path) {
   return r == 0 ? int64_t(fm.fm_mapped_extents) : -1;
 }
 
+// XFS's bmap_alloc_minlen_extent error tag allocates only from free extents exactly one block long
+// (xfs_exact_minlen_extent_available; without one the allocation fails and writeback discards the data),
+// so before arming it the free space gets `n` of them, as fstests fragments free space first: a file of
+// 2n blocks allocated in one go, every other block punched out. Returns how many holes were made.
+constexpr uint64_t kOneBlockHoles = 4096;
+uint64_t make_one_block_holes(const std::string& path, uint64_t n, std::string* err) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = fmt::format("cannot create {}: {}", path, strerror(errno));
+    return 0;
+  }
+  uint64_t holes = 0;
+  if (fallocate(fd, 0, 0, off_t(2 * n * kBlockSize)) != 0) {
+    *err = fmt::format("fallocate of {} blocks in {}: {}", 2 * n, path, strerror(errno));
+  } else {
+    for (; holes < n; ++holes)
+      if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t((2 * holes + 1) * kBlockSize), off_t(kBlockSize)) != 0) {
+        *err = fmt::format("punching block {} of {}: {}", 2 * holes + 1, path, strerror(errno));
+        break;
+      }
+  }
+  close(fd);
+  return holes;
+}
+
 uint64_t random_u64() {
   uint64_t v = 0;
   if (getrandom(&v, sizeof v, 0) != sizeof v) v = now_ns() ^ (uint64_t(getpid()) << 32);
@@ -155,6 +180,11 @@ class CaseRunner {
     mnt.emplace(dev, mnt_dir, cs_.fs);
     std::string test_dir = mnt_dir + "/fsrace";
     if (mkdir(test_dir.c_str(), 0755) != 0) throw UsageError(fmt::format("cannot create {}: {}", test_dir, strerror(errno)));
+    uint64_t one_block_holes = 0;  // kwiden xfs-errortag: see make_one_block_holes
+    std::string holes_error;
+    if (kernel_ && cs_.sc.widens("xfs-errortag") && cs_.fs.type == "xfs" &&
+        path_exists(fmt::format("/sys/fs/xfs/{}/errortag/bmap_alloc_minlen_extent", dev_name)))
+      one_block_holes = make_one_block_holes(mnt_dir + "/.fsrace-one-block-holes", kOneBlockHoles, &holes_error);
     sync();
     SpaceMeasure space;
     space.fs = cs_.fs.type;
@@ -252,10 +282,13 @@ class CaseRunner {
     std::optional<probes::XfsErrortags> errortags;
     if (kernel_ && cs_.sc.widens("xfs-errortag") && cs_.fs.type == "xfs") {
       auto& w = info["kernel_widening"]["xfs-errortag"];
-      if (w.value("available", false)) try {
+      if (w.value("available", false) && one_block_holes < kOneBlockHoles) {
+        w["error"] = fmt::format("could not prepare {} one-block free extents for bmap_alloc_minlen_extent ({} made): {}",
+                                 kOneBlockHoles, one_block_holes, holes_error);
+      } else if (w.value("available", false)) try {
           errortags.emplace(fmt::format("/sys/fs/xfs/{}/errortag", dev_name),
                             std::map<std::string, int>{{"bmap_alloc_minlen_extent", int(cs_.sc.i("xfs_minlen_alloc"))}});
-          w.update({{"ran", true}, {"dir", errortags->dir()}, {"errortags", errortags->tags()}});
+          w.update({{"ran", true}, {"dir", errortags->dir()}, {"errortags", errortags->tags()}, {"one_block_free_extents", one_block_holes}});
         } catch (const probes::WideningError& e) {
           w["error"] = e.what();
         }

@@ -189,13 +189,6 @@ TechniqueStatus xfs_errortag(const std::string& dev, const std::map<std::string,
 
 }  // namespace
 
-const std::vector<std::pair<std::string, std::string>>& xfs_neutral_errortags() {
-  static const std::vector<std::pair<std::string, std::string>> v = {
-      {"bmap_alloc_minlen_extent", "data allocations take the smallest free extent: files fragment, writeback maps block by block"},
-  };
-  return v;
-}
-
 namespace {
 int read_int_file(const std::string& path, bool* ok) {
   std::ifstream f(path);

@@ -32,18 +32,18 @@ std::map<std::string, std::string> kernel_config(const std::string& release);
 // when an XFS is mounted; "" = look at any mounted XFS, else decide from the kernel config.
 TechniqueStatus detect_technique(const std::string& name, const KernelInfo& k, const std::string& xfs_sysfs_dev = "");
 
-// XFS error tags that only change how XFS does its work, never what a syscall returns or what the file
-// holds, so the oracle needs no other mode: name -> what it widens. kwiden "xfs-errortag" arms them.
-//   bmap_alloc_minlen_extent: every data block allocation takes the smallest free extent that fits its
-//     minimum length (one block) instead of the best one: with the holes the workloads punch, files
-//     fragment into many small extents, so writeback converts delalloc and revalidates its cached mapping
-//     (xfs_iomap_valid, the stale-iomap checks of seed 000 / xfs/559) block by block instead of once.
-const std::vector<std::pair<std::string, std::string>>& xfs_neutral_errortags();
 
 struct WideningError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The runner arms bmap_alloc_minlen_extent, which changes how XFS allocates but not what a syscall
+// returns or what the file holds (so the oracle needs no other mode): every data block allocation takes a
+// free extent exactly its minimum length (one block) long, so files fragment block by block and writeback
+// converts delalloc and revalidates its cached mapping (xfs_iomap_valid, the stale-iomap checks of seed
+// 000 / xfs/559) block by block. It fails where no one-block free extent exists: the runner makes them
+// first (make_one_block_holes).
+//
 // Sets error tags of one mounted XFS: <dir>/<tag> = N makes the tagged site take its injected path one
 // time in N (dir: /sys/fs/xfs/<dev>/errortag). The previous values come back on restore() or destruction
 // (the tags also die with the mount). Throws WideningError naming the file when a tag is missing (another

@@ -49,8 +49,8 @@ class TableScenario : public Scenario {
         {"kinject_ratio", T::kDouble, 0.02, 0.0001, 1, "share of the page-cache insertions on the test files that fail"},
         {"dm_delay_ms", T::kInt, 2, 0, 1000, "delay of every read and write bio under the filesystem (kwiden dm-delay)"},
         {"xfs_minlen_alloc", T::kInt, 1, 1, 1000000,
-         "XFS only, kwiden xfs-errortag: one in N data allocations takes the smallest free extent that fits "
-         "(errortag bmap_alloc_minlen_extent): files fragment, writeback maps block by block"},
+         "XFS only, kwiden xfs-errortag: one in N data allocations takes a one-block free extent (errortag "
+         "bmap_alloc_minlen_extent; fsrace makes 4096 of them first): files fragment, writeback maps block by block"},
     };
     spec_.params.insert(spec_.params.end(), params.begin(), params.end());
   }
