@@ -114,8 +114,8 @@ std::string case_block(const nlohmann::json& c) {
     if (p.contains("events")) s += fmt::format(", {} events, {} dropped{}", p.value("events", 0), p.value("dropped", 0),
                                                p.value("dropped", 0) ? " (ring buffer full: raise [probes] ringbuf_mib)" : "");
     if (p.contains("cpu") && p["cpu"].value("bpf_stats", false) && p["cpu"].value("process_ns", uint64_t(0)))
-      s += fmt::format(", CPU {:.1f} % of fsrace's (BPF {:.0f} ms in {} runs, reader {:.0f} ms)",
-                       100 * p["cpu"].value("share", 0.0), p["cpu"].value("bpf_ns", uint64_t(0)) / 1e6,
+      s += fmt::format(", CPU {:.1f} % of fsrace's over the first {:.2g} s of the race (BPF {:.1f} ms in {} runs, reader {:.1f} ms)",
+                       100 * p["cpu"].value("share", 0.0), p["cpu"].value("window_s", 0.0), p["cpu"].value("bpf_ns", uint64_t(0)) / 1e6,
                        p["cpu"].value("bpf_runs", uint64_t(0)), p["cpu"].value("reader_ns", uint64_t(0)) / 1e6);
     if (p.contains("analysis") && p["analysis"].value("stale_iomap_seen", 0))
       s += fmt::format(", stale iomaps seen {}", p["analysis"].value("stale_iomap_seen", 0));

@@ -241,7 +241,6 @@ class CaseRunner {
       po.events_path = dir_ + "/events.bin";
       po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};
       try {
-        probe_cpu0_ = process_cpu_ns();
         probe = std::make_unique<probes::ProbeSession>(*kernel_, po);
       } catch (const probes::ProbeError& e) {
         throw UsageError(e.what());
@@ -298,6 +297,7 @@ class CaseRunner {
     phase("race", test_dir);
     uint64_t t_race = now_ns();
     uint64_t race_cpu0 = process_cpu_ns();
+    if (probe) probe->start_cpu_window();
     RaceStats rs = scenario->race(env, files);
     uint64_t race_cpu_ns = process_cpu_ns() - race_cpu0;
     errortags.reset();
@@ -360,7 +360,6 @@ class CaseRunner {
     if (probe && probe->setup_error().empty()) {
       try {
         pstats = probe->stop();
-        probe_cpu_ns_ = process_cpu_ns() - probe_cpu0_;
       } catch (const probes::ProbeError& e) {
         probe_error = e.what();
       }
@@ -522,9 +521,10 @@ class CaseRunner {
     // What the probes cost in CPU: kernel time in the BPF programs (run-time statistics) and the ring
     // buffer reader, against fsrace's CPU time (user + system, BPF time of its threads included) while
     // the probes were attached. A direct figure: throughput comparisons are +-10 % noise on 2 cores.
-    j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"bpf_ns", st->bpf_run_ns}, {"bpf_runs", st->bpf_runs},
-                {"reader_ns", st->reader_cpu_ns}, {"process_ns", probe_cpu_ns_}, {"programs", st->bpf_programs},
-                {"share", probe_cpu_ns_ ? double(st->bpf_run_ns + st->reader_cpu_ns) / double(probe_cpu_ns_) : 0.0}};
+    j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"window_s", st->window_ns / 1e9}, {"bpf_ns", st->bpf_run_ns},
+                {"bpf_runs", st->bpf_runs}, {"reader_ns", st->reader_cpu_ns}, {"process_ns", st->process_cpu_ns},
+                {"programs", st->bpf_programs},
+                {"share", st->process_cpu_ns ? double(st->bpf_run_ns + st->reader_cpu_ns) / double(st->process_cpu_ns) : 0.0}};
     if (st->dropped) j["note"] = fmt::format("{} events dropped (ring buffer full): raise [probes] ringbuf_mib", st->dropped);
     try {
       probes::EventsData ev = probes::load_events(dir_ + "/events.bin");
@@ -554,7 +554,6 @@ class CaseRunner {
   const RunOptions& opt_;
   const CaseSpec& cs_;
   std::string dir_;
-  uint64_t probe_cpu0_ = 0, probe_cpu_ns_ = 0;  // fsrace's CPU time while the probes were attached
   uint64_t nonce_;
   const probes::KernelInfo* kernel_;
   bool probes_;

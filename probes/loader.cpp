@@ -116,7 +116,33 @@ struct ProbeSession::Impl {
   SessionOptions opt;
   int fd_filter = -1, fd_locks = -1, fd_events = -1, fd_stats = -1, fd_stash = -1, fd_runs = -1;
   int fd_run_stats = -1;  // keeps the kernel's BPF run-time statistics on while open
-  std::atomic<uint64_t> reader_cpu_ns{0};
+  // CPU sampling window (SessionOptions::cpu_window_s): opened by start_cpu_window, closed by the reader
+  // thread once it is over or by stop(), whichever comes first (under win_mu).
+  std::mutex win_mu;
+  bool win_open = false, win_done = false, win_stats = false;
+  uint64_t win_start = 0, win_end = 0, win_proc0 = 0, win_reader0 = 0;
+  uint64_t win_ns = 0, win_proc_ns = 0, win_reader_ns = 0;
+  std::atomic<uint64_t> win_deadline{0};  // 0: no open window
+  static uint64_t clock_ns(clockid_t c) {
+    timespec ts{};
+    return clock_gettime(c, &ts) == 0 ? uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec) : 0;
+  }
+  uint64_t reader_thread_cpu() {
+    clockid_t c;
+    if (!reader.joinable() || pthread_getcpuclockid(reader.native_handle(), &c) != 0) return 0;
+    return clock_ns(c);
+  }
+  void close_window() {
+    std::lock_guard<std::mutex> g(win_mu);
+    if (!win_open || win_done) return;
+    win_done = true;
+    win_deadline = 0;
+    win_ns = clock_ns(CLOCK_MONOTONIC) - win_start;
+    win_proc_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - win_proc0;
+    win_reader_ns = reader_thread_cpu() - win_reader0;
+    if (fd_run_stats >= 0) close(fd_run_stats);  // the programs' run_time_ns / run_cnt stop here
+    fd_run_stats = -1;
+  }
   std::unique_ptr<Attacher> at;  // after create_maps: loaded objects and links
   ring_buffer* rb = nullptr;
   std::thread reader;
@@ -169,7 +195,6 @@ struct ProbeSession::Impl {
   }
 
   void make_attacher() {
-    if (opt.cpu_stats) fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
     fsr_config c{};
     c.iomap_f_stale = k.iomap_f_stale();
     c.self_pid = uint32_t(getpid());
@@ -307,6 +332,7 @@ struct ProbeSession::Impl {
     // Records are submitted without wakeup until the ring is a quarter full (see fsr_submit), so the
     // poll timeout is what normally drains it: every 10 ms.
     while (!stop.load()) {
+      if (uint64_t d = win_deadline.load(); d && clock_ns(CLOCK_MONOTONIC) >= d) close_window();
       int r = ring_buffer__poll(rb, 10);
       if (r < 0 && r != -EINTR) break;
       r = ring_buffer__consume(rb);
@@ -315,8 +341,6 @@ struct ProbeSession::Impl {
     }
     ring_buffer__consume(rb);
     flush(true);
-    timespec ts{};
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) reader_cpu_ns = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
   }
 };
 
@@ -397,10 +421,25 @@ nlohmann::json ProbeSession::probes_json() const {
   return a;
 }
 
+void ProbeSession::start_cpu_window() {
+  auto& im = *impl_;
+  if (!im.opt.cpu_stats || !im.at) return;
+  std::lock_guard<std::mutex> g(im.win_mu);
+  if (im.win_open) return;
+  im.win_open = true;
+  im.fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
+  im.win_stats = im.fd_run_stats >= 0;
+  im.win_start = Impl::clock_ns(CLOCK_MONOTONIC);
+  im.win_proc0 = Impl::clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+  im.win_reader0 = im.reader_thread_cpu();
+  im.win_deadline = im.win_start + uint64_t(im.opt.cpu_window_s * 1e9);
+}
+
 SessionStats ProbeSession::stop() {
   if (stopped_) return final_;
   stopped_ = true;
   auto& im = *impl_;
+  im.close_window();
   if (im.at) im.at->detach_all();
   if (im.reader.joinable()) {
     im.stop = true;
@@ -411,7 +450,7 @@ SessionStats ProbeSession::stop() {
   st.per_probe = nlohmann::json::object();
   if (im.at) {
     auto rs = im.at->run_stats();
-    st.bpf_stats = im.fd_run_stats >= 0;
+    st.bpf_stats = im.win_stats;
     st.bpf_run_ns = rs.run_ns;
     st.bpf_runs = rs.runs;
     std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> v(rs.by_program.begin(), rs.by_program.end());
@@ -420,7 +459,9 @@ SessionStats ProbeSession::stop() {
     for (const auto& [name, ns_runs] : v)
       st.bpf_programs.push_back({{"program", name}, {"ns", ns_runs.first}, {"runs", ns_runs.second}});
   }
-  st.reader_cpu_ns = im.reader_cpu_ns.load();
+  st.reader_cpu_ns = im.win_reader_ns;
+  st.process_cpu_ns = im.win_proc_ns;
+  st.window_ns = im.win_ns;
   if (im.fd_stats >= 0) {
     int ncpu = libbpf_num_possible_cpus();
     std::vector<fsr_probe_stats> v(size_t(ncpu > 0 ? ncpu : 1));
