@@ -519,8 +519,9 @@ class CaseRunner {
     j["events"] = st->events;
     j["dropped"] = st->dropped;
     // What the probes cost in CPU: kernel time in the BPF programs (run-time statistics) and the ring
-    // buffer reader, against fsrace's CPU time (user + system, BPF time of its threads included) while
-    // the probes were attached. A direct figure: throughput comparisons are +-10 % noise on 2 cores.
+    // buffer reader, against fsrace's CPU time (user + system, BPF time of its threads included), all over
+    // the sampling window at the start of the race (ProbeSession::start_cpu_window). A direct figure:
+    // throughput comparisons are +-10 % noise on 2 cores.
     j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"window_s", st->window_ns / 1e9}, {"bpf_ns", st->bpf_run_ns},
                 {"bpf_runs", st->bpf_runs}, {"reader_ns", st->reader_cpu_ns}, {"process_ns", st->process_cpu_ns},
                 {"programs", st->bpf_programs},

@@ -120,7 +120,7 @@ struct ProbeSession::Impl {
   // thread once it is over or by stop(), whichever comes first (under win_mu).
   std::mutex win_mu;
   bool win_open = false, win_done = false, win_stats = false;
-  uint64_t win_start = 0, win_end = 0, win_proc0 = 0, win_reader0 = 0;
+  uint64_t win_start = 0, win_proc0 = 0, win_reader0 = 0;
   uint64_t win_ns = 0, win_proc_ns = 0, win_reader_ns = 0;
   std::atomic<uint64_t> win_deadline{0};  // 0: no open window
   static uint64_t clock_ns(clockid_t c) {
