@@ -277,6 +277,7 @@ bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) c
   else if (key.rfind("kinject_", 0) == 0 && injection().empty()) why = "kwiden = [\"override-return\"] or [\"fail-function\"]";
   else if (key.rfind("dm_delay_", 0) == 0 && !widens("dm-delay")) why = "kwiden = [\"dm-delay\"]";
   else if (key.rfind("xfs_", 0) == 0 && !widens("xfs-errortag")) why = "kwiden = [\"xfs-errortag\"]";
+  else if (key.rfind("power_cut_", 0) == 0 && !widens("dm-flakey")) why = "kwiden = [\"dm-flakey\"]";
   if (needs) *needs = why;
   return why.empty();
 }

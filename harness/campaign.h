@@ -37,7 +37,7 @@ struct ScenarioConfig {
   // Kernel-side widening (probes/delay.h, probes/widening.h): BPF delay points to arm during the race
   // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques
   // (override-return / fail-function: params kinject_errno, kinject_ratio; dm-delay: dm_delay_ms;
-  // dm-flakey, xfs-errortag: detected and reported only). Empty: off.
+  // xfs-errortag: xfs_minlen_alloc; dm-flakey: a power cut after the race, power_cut_selfcheck). Empty: off.
   std::vector<std::string> kdelay;
   std::vector<std::string> kwiden;
   int64_t i(const std::string& k) const { return int64_t(params.at(k)); }

@@ -29,6 +29,7 @@ const std::vector<FindingClassInfo>& finding_classes() {
       {"reservation-leak", "events", "ext4 i_reserved_data_blocks not back to zero after fsync following the race, or at eviction"},
       {"stale-iomap-seen", "events", "informational: the kernel detected and handled a stale cached iomap (counted per run, not a failure)"},
       {"dio-invalidate-failed", "events", "direct I/O could not invalidate the page cache over its range (stale cache may remain)"},
+      {"fsck-error", "run", "kwiden dm-flakey: the read-only fsck (e2fsck -fn / xfs_repair -n) after the power cut and journal replay found the filesystem inconsistent"},
       {"workload-error", "run", "a workload syscall failed in a way the scenario does not allow (e.g. EIO)"},
       // VM mode (vm/, ./fsrace run --kernel K)
       {"kernel-crash", "console", "the guest kernel panicked (panic, or an oops/BUG with oops=panic): console excerpt + ops in flight"},

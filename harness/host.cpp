@@ -242,6 +242,34 @@ void make_filesystem(const FsConfig& fs, const std::string& dev) {
   }
 }
 
+FsckResult check_filesystem(const std::string& fs_type, const std::string& dev) {
+  FsckResult r;
+  std::vector<std::string> argv;
+  if (fs_type == "ext4") argv = {"e2fsck", "-fn", dev};
+  else if (fs_type == "xfs") argv = {"xfs_repair", "-n", dev};
+  else {
+    r.command = "(no read-only fsck for " + fs_type + ")";
+    r.clean = true;
+    return r;
+  }
+  for (const auto& a : argv) r.command += (r.command.empty() ? "" : " ") + a;
+  CommandResult c = run_command(argv);
+  r.status = c.status;
+  r.clean = c.status == 0;
+  // The report: the lines past the tool's phase banners, at most 20.
+  size_t pos = 0, kept = 0;
+  while (pos < c.output.size() && kept < 20) {
+    size_t nl = c.output.find('\n', pos);
+    std::string line = c.output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? c.output.size() : nl + 1;
+    if (line.empty() || line.rfind("Pass ", 0) == 0 || line.rfind("Phase ", 0) == 0 || line.rfind("        - ", 0) == 0) continue;
+    r.excerpt += line + "\n";
+    ++kept;
+  }
+  if (c.status < 0) r.excerpt = fmt::format("{} could not run (install e2fsprogs / xfsprogs)", argv[0]);
+  return r;
+}
+
 Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs) : dev_(dev), dir_(dir), type_(fs.type) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw UsageError(fmt::format("cannot create mount point {}: {}", dir, strerror(errno)));

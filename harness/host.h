@@ -52,6 +52,15 @@ class LoopDevice {
 
 void make_filesystem(const FsConfig& fs, const std::string& dev);
 
+// Read-only consistency check of an unmounted filesystem: e2fsck -fn (ext4) or xfs_repair -n (XFS).
+struct FsckResult {
+  std::string command;
+  int status = -1;     // the tool's exit code
+  bool clean = false;  // ext4: 0; XFS: 0
+  std::string excerpt; // the tool's report, first lines (what it found)
+};
+FsckResult check_filesystem(const std::string& fs_type, const std::string& dev);
+
 class Mount {
  public:
   Mount(const std::string& dev, const std::string& dir, const FsConfig& fs);

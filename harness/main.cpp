@@ -195,7 +195,7 @@ int list_widening(bool json, bool verbose) {
   std::cout << "\nother kernel-side techniques (campaign: kwiden = [...]; override-return / fail-function: kinject_errno,\n"
                "kinject_ratio, failing __filemap_add_folio for the racing threads on the test files; dm-delay: dm_delay_ms;\n"
                "xfs-errortag: xfs_minlen_alloc, errortag bmap_alloc_minlen_extent during the race on XFS cases;\n"
-               "dm-flakey is detected and reported only):\n";
+               "dm-flakey: a power cut after the race, fsync'ed data checked after journal replay, fsck):\n";
   for (const auto& t : techniques)
     std::cout << fmt::format("  {:<16} {}{}: {}\n", t["name"].get<std::string>(), t["available"].get<bool>() ? "available" : "unavailable",
                              t["driven"].get<bool>() ? "" : " (detected only)", t["detail"].get<std::string>());

@@ -45,6 +45,8 @@ enum class OpKind : uint16_t {
   kCollapse = 23,     // fallocate(COLLAPSE_RANGE): blocks [offset, offset+length) removed, the rest shifts down
   kInsert = 24,       // fallocate(INSERT_RANGE): a hole of `length` inserted at offset, the rest shifts up
   kTruncate = 25,     // ftruncate(offset): the new size (blocks past it are gone; growing adds a hole)
+  kPowerCut = 26,     // kwiden dm-flakey: from here every write to the device was dropped, then the fs was
+                      // unmounted and mounted again (journal replay): reads after it see what survived
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 

@@ -4,6 +4,7 @@
 #include <climits>
 #include <fmt/core.h>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace fsrace {
@@ -25,8 +26,12 @@ bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 }  // namespace
 
-BlockModel::BlockModel(const OpLogData& d) : d_(d) {
+BlockModel::BlockModel(const OpLogData& d, uint64_t power_cut_ns) : d_(d), power_cut_(power_cut_ns) {
   for (size_t i = 0; i < d.ops.size(); ++i) op_index_[d.ops[i].id] = i;
+  if (power_cut_)
+    for (const auto& r : d.ops)
+      if (OpKind(r.kind) == OpKind::kFsync && r.result == 0 && r.end_ns < power_cut_)
+        fsync_start_[r.file] = std::max(fsync_start_[r.file], r.start_ns);
   std::vector<uint64_t> blocks;
   if (d.meta.contains("files")) {
     for (const auto& f : d.meta["files"]) {
@@ -45,9 +50,16 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
   for (const auto& r : d.ops)
     if (op_kind_shifts(OpKind(r.kind)) && r.result == 0) shifted[r.file];
   for (size_t i = 0; i < d.ops.size(); ++i) {
-    auto it = shifted.find(d.ops[i].file);
+    const OpRecord& r = d.ops[i];
+    OpKind k = OpKind(r.kind);
+    bool modifies = op_kind_modifies(k) || k == OpKind::kFalloc || op_kind_shifts(k);
+    if (power_cut_ && modifies && r.start_ns < power_cut_ && !durable(r)) {
+      ++non_durable_;
+      if (shifted.count(r.file)) unjudged_[r.file] = true;
+    }
+    auto it = shifted.find(r.file);
     if (it != shifted.end()) it->second.push_back(i);
-    else add_op_mods(d.ops[i]);
+    else add_op_mods(r);
   }
   for (const auto& [file, ops] : shifted) build_shifted(file, file < blocks.size() ? blocks[file] : 0, ops);
   for (const auto& r : d.ops) {
@@ -77,18 +89,37 @@ BlockModel::BlockModel(const OpLogData& d) : d_(d) {
   }
 }
 
+bool BlockModel::durable(const OpRecord& r) const {
+  if (!power_cut_) return true;
+  auto it = fsync_start_.find(r.file);
+  return it != fsync_start_.end() && r.end_ns < it->second;
+}
+
+const OpRecord* BlockModel::durable_by(const OpRecord& r) const {
+  if (!power_cut_) return nullptr;
+  const OpRecord* best = nullptr;
+  for (const auto& f : d_.ops)
+    if (OpKind(f.kind) == OpKind::kFsync && f.file == r.file && f.result == 0 && f.start_ns > r.end_ns &&
+        f.end_ns < power_cut_ && (!best || f.start_ns < best->start_ns))
+      best = &f;
+  return best;
+}
+
 void BlockModel::add_op_mods(const OpRecord& r) {
   OpKind k = OpKind(r.kind);
   uint64_t b0 = r.offset / kBlockSize, b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
+  // After a power cut an op that was not durable may or may not have happened: it supersedes nothing.
+  bool survives = durable(r);
   if (op_kind_modifies(k) || k == OpKind::kFalloc) {
     bool frees = k == OpKind::kPunch;
     bool ok = (frees || k == OpKind::kZeroRange || k == OpKind::kFalloc) ? r.result == 0 : r.result == int64_t(r.length);
+    ok = ok && survives;
     for (uint64_t b = b0; b < b1; ++b)
       alloc_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, frees, ok, false, uint32_t(b)});
   }
   if (!op_kind_modifies(k)) return;
   bool punch = op_kind_zeroes(k);
-  bool ok = punch ? r.result == 0 : r.result == int64_t(r.length);
+  bool ok = (punch ? r.result == 0 : r.result == int64_t(r.length)) && survives;
   bool mmap = k == OpKind::kMmapWrite;
   for (uint64_t b = b0; b < b1; ++b)
     hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap, uint32_t(b)});
@@ -390,20 +421,39 @@ bool BlockModel::allowed_zero(uint16_t file, uint64_t block, uint64_t rs, uint64
   return allowed(*h, h->mods[h->punch_prefix_best[n - 1]], rs, re);
 }
 
+const OpRecord* find_power_cut(const OpLogData& d) {
+  for (const auto& r : d.ops)
+    if (OpKind(r.kind) == OpKind::kPowerCut) return &r;
+  return nullptr;
+}
+
 FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats) {
-  BlockModel model(d);
+  BlockModel before(d);
+  // kwiden dm-flakey: reads after the power cut are judged by what had to survive it (oracle.h).
+  const OpRecord* cut = find_power_cut(d);
+  std::optional<BlockModel> after;
+  if (cut) after.emplace(d, cut->start_ns);
   FindingSet out;
   OracleStats st;
+  if (cut) {
+    st.power_cut_ns = cut->start_ns;
+    st.non_durable_ops = after->non_durable_ops();
+  }
+  auto post_cut = [&](const OpRecord& r) { return cut && r.start_ns > cut->start_ns; };
   auto base = [&](const OpRecord& r, uint32_t block, const std::string& cls) {
-    Finding f = make_finding(cls, ctx.fs, ctx.scenario, ctx.case_name, phase_of(OpKind(r.kind)));
-    f.file = model.file_name(r.file);
+    Finding f = make_finding(cls, ctx.fs, ctx.scenario, ctx.case_name, post_cut(r) ? "after-power-cut" : phase_of(OpKind(r.kind)));
+    f.file = before.file_name(r.file);
     f.block = block;
     f.time_ns = r.start_ns;
     f.ops.push_back(r);
+    if (post_cut(r)) {
+      f.ops.push_back(*cut);
+      f.detail = "read after the power cut (writes dropped, journal replayed); only fsync'ed ops had to survive: ";
+    }
     return f;
   };
   auto add_op = [&](Finding& f, uint64_t id) {
-    if (const OpRecord* o = model.op(id)) f.ops.push_back(*o);
+    if (const OpRecord* o = before.op(id)) f.ops.push_back(*o);
   };
 
   // verify round -> (file, block) -> value per verify kind, for the coherence check
@@ -415,6 +465,14 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
     if (op_kind_modifies(kind) || op_kind_shifts(kind)) ++st.modifying_ops;
     if (!op_kind_is_read(kind)) continue;
     ++st.reads_checked;
+    if (post_cut(r)) {
+      ++st.reads_after_cut;
+      if (after->unjudged_after_cut(r.file)) {
+        ++st.unjudged_after_cut;
+        continue;
+      }
+    }
+    const BlockModel& model = post_cut(r) ? *after : before;
     if (r.result >= 0 && model.size_changes(r.file)) {
       // The file's size changed during the race: a read may end at EOF only where some size current
       // during the read put it.
@@ -427,7 +485,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
         for (uint64_t n : ok)
           f.expected.push_back(n < r.length ? fmt::format("{} bytes (EOF at byte {})", n, r.offset + n)
                                             : fmt::format("{} bytes (all)", n));
-        f.detail = shorter ? fmt::format("{} ended at byte {} although the file was longer throughout it",
+        f.detail += shorter ? fmt::format("{} ended at byte {} although the file was longer throughout it",
                                          op_kind_name(kind), r.offset + got)
                            : fmt::format("{} returned data up to byte {}, past every EOF the file had during it",
                                          op_kind_name(kind), r.offset + got);
@@ -453,7 +511,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
         Finding f = base(r, o.block, "foreign");
         f.got = describe(v);
         f.got_value = v;
-        f.detail = v.file_id != fid ? fmt::format("stamp of another file ({:#x}; this file is {:#x})", v.file_id, fid)
+        f.detail += v.file_id != fid ? fmt::format("stamp of another file ({:#x}; this file is {:#x})", v.file_id, fid)
                                     : fmt::format("stamp of block {} of this file", v.block);
         if (h) f.expected = model.allowed_values(*h, rs, re);
         out.add(std::move(f), ctx.keep_per_class);
@@ -475,7 +533,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             f.got = describe(v);
             f.got_value = v;
             add_op(f, v.gen);
-            f.detail = fmt::format("data op {} wrote at block {}, not among the values collapse / insert range can "
+            f.detail += fmt::format("data op {} wrote at block {}, not among the values collapse / insert range can "
                                    "have moved here",
                                    v.gen, v.block);
             f.expected = model.allowed_values(*h, rs, re);
@@ -486,7 +544,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             Finding f = base(r, o.block, "foreign");
             f.got = describe(v);
             f.got_value = v;
-            f.detail = v.block == o.block
+            f.detail += v.block == o.block
                            ? fmt::format("op {} never wrote this block", v.gen)
                            : fmt::format("block {} as op {} wrote it, which no collapse / insert range moved here",
                                          v.block, v.gen);
@@ -499,7 +557,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             Finding f = base(r, o.block, "foreign");
             f.got = describe(v);
             f.got_value = v;
-            f.detail = fmt::format("data of op {} which started after the read ended", x->id);
+            f.detail += fmt::format("data of op {} which started after the read ended", x->id);
             add_op(f, x->id);
             f.expected = model.allowed_values(*h, rs, re);
             out.add(std::move(f), ctx.keep_per_class);
@@ -512,15 +570,22 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
           add_op(f, x->id);
           if (y && y->via) {  // the block's content was replaced by a collapse / insert range
             add_op(f, y->via);
-            f.detail = fmt::format("{} op {} completed {} ns before the read started and moved {} here, after op {} ended",
+            f.detail += fmt::format("{} op {} completed {} ns before the read started and moved {} here, after op {} ended",
                                    model.op(y->via) ? op_kind_name(OpKind(model.op(y->via)->kind)) : "shift", y->via,
                                    rs - y->end, y->punch ? "a hole" : fmt::format("data of op {}", y->id), x->via ? x->via : x->id);
           } else if (y) {
             add_op(f, y->id);
-            f.detail = y->punch ? fmt::format("punch op {} completed {} ns before the read started, after op {} ended",
-                                              y->id, rs - y->end, x->id)
-                                : fmt::format("write op {} completed {} ns before the read started, after op {} ended",
-                                              y->id, rs - y->end, x->id);
+            const OpRecord* yop = model.op(y->id);
+            if (const OpRecord* fs = post_cut(r) && yop ? model.durable_by(*yop) : nullptr) {
+              f.ops.push_back(*fs);
+              f.detail += fmt::format("{} op {} was made durable by fsync op {} before the cut, yet op {}'s older data came back",
+                                      y->punch ? "punch" : "write", y->id, fs->id, x->id);
+            } else {
+              f.detail += y->punch ? fmt::format("punch op {} completed {} ns before the read started, after op {} ended",
+                                                 y->id, rs - y->end, x->id)
+                                   : fmt::format("write op {} completed {} ns before the read started, after op {} ended",
+                                                 y->id, rs - y->end, x->id);
+            }
           }
           f.expected = model.allowed_values(*h, rs, re);
           out.add(std::move(f), ctx.keep_per_class);
@@ -534,7 +599,14 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
           f.got_value = v;
           if (y) {
             add_op(f, y->id);
-            f.detail = fmt::format("write op {} completed {} ns before the read started", y->id, rs - y->end);
+            const OpRecord* yop = model.op(y->id);
+            if (const OpRecord* fs = post_cut(r) && yop ? model.durable_by(*yop) : nullptr) {
+              f.ops.push_back(*fs);
+              f.detail += fmt::format("write op {} was made durable by fsync op {} before the cut, yet the block reads as zeroes",
+                                      y->id, fs->id);
+            } else {
+              f.detail += fmt::format("write op {} completed {} ns before the read started", y->id, rs - y->end);
+            }
           }
           f.expected = model.allowed_values(*h, rs, re);
           out.add(std::move(f), ctx.keep_per_class);
@@ -553,7 +625,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
           Finding f = base(r, o.block, "torn");
           f.got = describe(v);
           f.got_value = v;
-          f.detail = quiescent(kind) ? "torn block while the file was quiescent"
+          f.detail += quiescent(kind) ? "torn block while the file was quiescent"
                                      : "torn block although no write or punch overlapped the read";
           f.expected = model.allowed_values(*h, rs, re);
           out.add(std::move(f), ctx.keep_per_class);
@@ -582,8 +654,8 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
       out.add(std::move(f), ctx.keep_per_class);
     }
   }
-  st.shifts = model.shifts();
-  st.shift_conflicts = model.shift_conflicts();
+  st.shifts = before.shifts();
+  st.shift_conflicts = before.shift_conflicts();
   if (stats) *stats = st;
   return out;
 }

@@ -15,6 +15,17 @@
 // are matched by (generation, stamp block) in such files. Truncate is a barrier too (blocks between the
 // old and new size become holes), and in such files the size is modelled: a read may end short (EOF)
 // only at a size the file had at some instant of the read.
+//
+// A power cut (kwiden dm-flakey: an OpKind::kPowerCut op, every write to the device dropped from then on,
+// the journal replayed at the next mount) changes the rule for the reads after it: an op survives for
+// certain only if it was durable — an fsync of its file that succeeded started after the op ended and
+// ended before the cut. Reads after the cut are judged against a second model in which every op that was
+// not durable counts as one that may or may not have happened (like a failed op: its value is allowed,
+// but it supersedes nothing). So such a read may see the last durable value of a block or any later one,
+// and never a value a durable op had replaced: an fsync'ed write read back as older data or zeroes after
+// the cut is a lost-write / stale finding. Files a collapse / insert / truncate changed after their last
+// fsync are not judged after a cut (a crash inside a shift is not modelled; the runner fsyncs such files
+// before cutting).
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -37,6 +48,10 @@ struct OracleContext {
 
 struct OracleStats {
   uint64_t reads_checked = 0;   // read ops
+  uint64_t power_cut_ns = 0;        // the power cut (0: none)
+  uint64_t non_durable_ops = 0;     // modifying ops before it that no fsync made durable
+  uint64_t reads_after_cut = 0;     // read ops judged by the power-cut model
+  uint64_t unjudged_after_cut = 0;  // read ops after the cut of files a non-durable shift changed
   uint64_t blocks_checked = 0;  // observations
   uint64_t torn_legal = 0;      // torn blocks seen while a write/punch overlapped (allowed)
   uint64_t modifying_ops = 0;
@@ -60,7 +75,8 @@ class BlockModel {
     uint32_t origin = 0;  // shifted files: the block the value was written at (its stamp block)
     uint64_t via = 0;     // shifted files: the collapse / insert op that moved the value here (0: none)
   };
-  explicit BlockModel(const OpLogData& d);
+  // power_cut_ns != 0: the model for reads after a power cut at that instant (see above).
+  explicit BlockModel(const OpLogData& d, uint64_t power_cut_ns = 0);
 
   // Is the value produced by op `id` on (file, block) allowed for a read over [rs, re]?
   bool allowed_data(uint16_t file, uint64_t block, uint64_t id, uint64_t rs, uint64_t re) const;
@@ -100,6 +116,15 @@ class BlockModel {
     return it != sizes_.end() && !it->second.empty();
   }
   uint64_t shift_conflicts() const { return shift_conflicts_; }
+  // Power-cut model: was op r (an op before the cut) made durable by an fsync of its file? Always true
+  // without a cut.
+  bool durable(const OpRecord& r) const;
+  // Power-cut model: the first fsync of r's file that made r durable (nullptr: none, or no cut).
+  const OpRecord* durable_by(const OpRecord& r) const;
+  // Power-cut model: modifying ops (writes, punches, zero-range, falloc, shifts) that were not durable.
+  uint64_t non_durable_ops() const { return non_durable_; }
+  // Power-cut model: a file whose reads after the cut cannot be judged (a shift that was not durable).
+  bool unjudged_after_cut(uint16_t file) const { return unjudged_.count(file) > 0; }
   // The successful op that ended last before `rs` among those that started after `after_end`.
   const Mod* superseder(const Hist& h, uint64_t after_end, uint64_t rs) const;
   // Every value allowed for a read over [rs, re], described.
@@ -131,10 +156,15 @@ class BlockModel {
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;
   uint64_t shifts_ = 0, shift_conflicts_ = 0;
+  uint64_t power_cut_ = 0, non_durable_ = 0;
+  std::unordered_map<uint16_t, uint64_t> fsync_start_;  // per file: latest start of a good fsync before the cut
+  std::unordered_map<uint16_t, bool> unjudged_;
   void add_op_mods(const OpRecord& r);
   void build_shifted(uint16_t file, uint64_t blocks, const std::vector<size_t>& ops);
 };
 
 FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats* stats = nullptr);
+// The log's power-cut op (kwiden dm-flakey), nullptr if there was none.
+const OpRecord* find_power_cut(const OpLogData& d);
 
 }  // namespace fsrace

@@ -53,6 +53,20 @@ std::string case_block(const nlohmann::json& c) {
         for (auto t = w["errortags"].begin(); t != w["errortags"].end(); ++t)
           tags += fmt::format("{}{} = {}", tags.empty() ? "" : ", ", t.key(), t.value().dump());
         what = fmt::format("ran: {} in {} during the race", tags, w.value("dir", ""));
+      } else if (w.value("ran", false) && w.contains("table_at_cut")) {
+        const auto& f = w.contains("fsck") ? w["fsck"] : nlohmann::json::object();
+        std::string rec = w.value("journal_recovery", std::string());
+        what = fmt::format("ran: power cut after the race on {} ({}); {} ops not made durable by fsync, {} reads after the "
+                           "cut judged by what fsync guaranteed{}; mount after it: {}; {}: {}",
+                           w.value("device", ""), w.value("table_at_cut", ""), w.value("non_durable_ops", uint64_t(0)),
+                           w.value("reads_after_cut", uint64_t(0)),
+                           w.value("unjudged_reads_after_cut", uint64_t(0))
+                               ? fmt::format(" ({} not judged: files a shift changed)", w.value("unjudged_reads_after_cut", uint64_t(0)))
+                               : "",
+                           rec.empty() ? "no journal recovery logged" : "journal replayed",
+                           f.value("command", std::string("fsck")), f.value("clean", false) ? "clean" : fmt::format("exit {}", f.value("exit", -1)));
+        if (!w.value("fsynced_before_cut", std::string()).empty()) what += "; fsync'ed before the cut: " + w.value("fsynced_before_cut", std::string());
+        if (w.contains("selfcheck")) what += "; SELF-CHECK: " + w.value("selfcheck", std::string());
       } else if (w.value("ran", false) && w.contains("table")) {
         what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));
       } else if (w.value("ran", false) && w.contains("injection")) {

@@ -154,26 +154,34 @@ class CaseRunner {
       dev_name = loop_dev->name();
     }
     std::set<std::string> test_devices{dev_name};  // the kernel log names any of them (dm over loop)
-    // kwiden dm-delay: the filesystem goes on a delay target stacked on that device (removed after the
-    // last unmount: declared before the mount).
+    // kwiden dm-delay / dm-flakey: the filesystem goes on a device-mapper device stacked on that device
+    // (removed after the last unmount: declared before the mount). Its table is a delay target (dm-delay),
+    // or linear (dm-flakey alone); the power cut swaps in a flakey target that drops writes.
     std::optional<probes::DmDevice> dm;
-    std::string dm_error;
+    std::string dm_error, dm_target, dm_args;
+    bool flakey = false;  // dm-flakey available: the race ends in a power cut
     std::map<std::string, probes::TechniqueStatus> detected;  // techniques already detected for this case
     if (kernel_ && cs_.sc.widens("dm-delay")) {
       auto& t = detected["dm-delay"] = probes::detect_technique("dm-delay", *kernel_);
-      if (t.available)
-        try {
-          static std::atomic<unsigned> serial{0};  // unique per process: one device per case
-          std::string ms = std::to_string(cs_.sc.i("dm_delay_ms"));
-          dm.emplace(fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++), dev, "delay",
-                     fmt::format("{{dev}} 0 {}", ms), work.path());
-          dev = dm->dev();
-          dev_name = dm->kernel_name();
-          test_devices.insert(dev_name);
-        } catch (const probes::DmError& e) {
-          dm_error = e.what();
-        }
+      if (t.available) dm_target = "delay", dm_args = fmt::format("{{dev}} 0 {}", cs_.sc.i("dm_delay_ms"));
     }
+    if (kernel_ && cs_.sc.widens("dm-flakey")) {
+      auto& t = detected["dm-flakey"] = probes::detect_technique("dm-flakey", *kernel_);
+      flakey = t.available;
+      if (flakey && dm_target.empty()) dm_target = "linear", dm_args = "{dev} 0";
+    }
+    if (!dm_target.empty())
+      try {
+        static std::atomic<unsigned> serial{0};  // unique per process: one device per case
+        dm.emplace(fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++), dev, dm_target, dm_args,
+                   work.path());
+        dev = dm->dev();
+        dev_name = dm->kernel_name();
+        test_devices.insert(dev_name);
+      } catch (const probes::DmError& e) {
+        dm_error = e.what();
+        flakey = false;
+      }
     make_filesystem(cs_.fs, dev);
     std::string mnt_dir = work.path() + "/mnt";
     std::optional<Mount> mnt;
@@ -214,8 +222,11 @@ class CaseRunner {
     ThreadLog& tl = log.thread(0);
     env.quiesce_ms = opt_.campaign.quiesce_ms;
     env.quiesce = [&](uint32_t round) {
-      // All workers are stopped: the cache must agree with O_DIRECT, and space must match the model.
+      // All workers are stopped: the cache must agree with O_DIRECT, and space must match the model. With
+      // a power cut ahead (dm-flakey) the rounds do not fsync: what survives it is decided by the race's
+      // own fsyncs, not by a round that made everything durable a few ms before the cut.
       verify_cached_round(tl, files, round);
+      if (flakey) return;
       fsync_files(tl, files);
       record_stat_blocks(tl, files, test_dir, space.fs_block);
     };
@@ -250,11 +261,17 @@ class CaseRunner {
     if (kernel_ && !cs_.sc.kwiden.empty()) info["kernel_widening"] = detect_widening(dev_name, detected);
     if (cs_.sc.widens("dm-delay")) {
       auto& w = info["kernel_widening"]["dm-delay"];
-      if (dm) w.update({{"ran", true}, {"device", dm->dev()}, {"table", dm->table()}, {"delay_ms", cs_.sc.i("dm_delay_ms")}});
+      if (dm && dm_target == "delay") w.update({{"ran", true}, {"device", dm->dev()}, {"table", dm->table()}, {"delay_ms", cs_.sc.i("dm_delay_ms")}});
       else if (!dm_error.empty()) w["error"] = dm_error;
     }
+    if (cs_.sc.widens("dm-flakey") && !dm_error.empty()) info["kernel_widening"]["dm-flakey"]["error"] = dm_error;
 
     scenario->setup(env, files);
+    if (flakey) {
+      // The power cut judges what fsync made durable: the files and their initial contents are.
+      fsync_files(tl, files);
+      fsync_path(test_dir);
+    }
     // Kernel delays: armed for the race only (setup's writes and the verification reads run undelayed).
     std::unique_ptr<probes::DelaySession> delay;
     if (kernel_ && !cs_.sc.kdelay.empty()) {
@@ -323,6 +340,12 @@ class CaseRunner {
     bool interrupted = stop_requested().load();
 
     uint64_t t_verify = now_ns();
+    // kwiden dm-flakey: the race ends in a power cut (writes dropped, unmount, journal replayed at the
+    // next mount); the verification below then sees what survived it.
+    if (flakey && !interrupted) {
+      phase("power-cut", test_dir);
+      info["kernel_widening"]["dm-flakey"].update(power_cut(tl, files, rs, *dm, mnt, dev, mnt_dir, dm_target, dm_args));
+    }
     phase("verify", test_dir);
     std::vector<std::pair<uint64_t, std::string>> injected;
     if (!interrupted) {
@@ -378,6 +401,12 @@ class CaseRunner {
       OracleContext ctx{cs_.fs.type, cs_.sc.name, cs_.name};
       ctx.short_reads_legal = env.tolerated_errno != 0;
       out.findings = run_oracle(data, ctx, &ost);
+      if (ost.power_cut_ns) {
+        auto& w = info["kernel_widening"]["dm-flakey"];
+        w["non_durable_ops"] = ost.non_durable_ops;
+        w["reads_after_cut"] = ost.reads_after_cut;
+        w["unjudged_reads_after_cut"] = ost.unjudged_after_cut;
+      }
       OverlapStats ov = overlap_stats(data);
       overlap = {{"attempts", ov.attempts}, {"overlapped", ov.overlapped}, {"share", ov.share()}};
       if (!interrupted)
@@ -429,6 +458,11 @@ class CaseRunner {
         corr.other |= other_classes.count(cls) || !any_kept;
       }
     for (auto& f : ks.findings) out.findings.add(std::move(f));
+    for (const auto& fr : fsck_findings_) {
+      Finding f = make_finding("fsck-error", cs_.fs.type, cs_.sc.name, cs_.name, "after-power-cut");
+      f.detail = fmt::format("'{}' exited {} after the power cut and journal replay: {}", fr.command, fr.status, fr.excerpt);
+      out.findings.add(std::move(f));
+    }
     for (auto& f : escalate_notices(ks.notices, corr, kopt)) out.findings.add(std::move(f));
     nlohmann::json notices = nlohmann::json::array();
     for (const auto& n : ks.notices) {
@@ -450,6 +484,17 @@ class CaseRunner {
                                           "writeback error on purpose): not findings by themselves",
                                           expected_eio));
     for (const auto& l : klines) out.kmsg_text += format_kmsg_line(l) + "\n";
+    if (info.contains("kernel_widening") && info["kernel_widening"].contains("dm-flakey") &&
+        info["kernel_widening"]["dm-flakey"].value("ran", false)) {
+      // Did the mount after the cut replay a journal / log? (It must have had something to replay.)
+      std::string recovery;
+      for (const auto& l : klines)
+        if (l.text.find(dev_name) != std::string::npos &&
+            (l.text.find("recovery complete") != std::string::npos || l.text.find("Starting recovery") != std::string::npos ||
+             l.text.find("Ending recovery") != std::string::npos))
+          recovery += (recovery.empty() ? "" : " | ") + l.text;
+      info["kernel_widening"]["dm-flakey"]["journal_recovery"] = recovery;
+    }
     if (probe) info["probes"] = probe_report(*probe, pstats, probe_error, t_race_end, out.findings);
 
     info["status"] = interrupted ? "interrupted" : "complete";
@@ -484,6 +529,55 @@ class CaseRunner {
   void phase(const char* name, const std::string& dir) {
     progress_counter().fetch_add(1, std::memory_order_relaxed);
     if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
+  }
+
+  // kwiden dm-flakey, right after the race: files a collapse / insert / truncate changed are fsync'ed (the
+  // oracle does not model a crash inside a shift), the device switches to a flakey table that drops every
+  // write (without freezing the filesystem: nothing is flushed), the filesystem is unmounted (its last
+  // writes dropped too), the normal table comes back and the mount replays the journal. Then a cold read
+  // of every block (judged by what fsync made durable, oracle.h), an unmount and a read-only fsck, and
+  // the mount the verification continues on. Returns what it did for kernel_widening.dm-flakey.
+  nlohmann::json power_cut(ThreadLog& tl, const std::vector<TestFile>& files, const RaceStats& rs, probes::DmDevice& dm,
+                           std::optional<Mount>& mnt, const std::string& dev, const std::string& mnt_dir,
+                           const std::string& normal_target, const std::string& normal_args) {
+    nlohmann::json j;
+    auto count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
+    bool shifts = count("collapse-range") + count("insert-range") + count("truncate") > 0;
+    if (shifts) fsync_files(tl, files);
+    j["fsynced_before_cut"] = shifts ? "every file (collapse / insert / truncate ran; a crash inside a shift is not modelled)" : "";
+    bool selfcheck = cs_.sc.i("power_cut_selfcheck") != 0;
+    if (selfcheck) {
+      // Self-check: fsyncs that never happened. Whatever the cut drops now counts as durable data lost.
+      for (size_t fi = 0; fi < files.size(); ++fi) {
+        uint64_t t = now_ns();
+        tl.op(tl.new_id(), OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t, t, 0);
+      }
+      j["selfcheck"] = "an fsync of every file was recorded but not made: findings expected";
+    }
+    try {
+      uint64_t id = tl.new_id(), t0 = now_ns();
+      dm.reload("flakey", "{dev} 0 0 180 1 drop_writes", true);
+      tl.op(id, OpKind::kPowerCut, 0, 0, 0, t0, now_ns(), 0);
+      j["table_at_cut"] = dm.table();
+      mnt->unmount();
+      mnt.reset();
+      dm.reload(normal_target, normal_args, false);
+      mnt.emplace(dev, mnt_dir, cs_.fs);
+    } catch (const probes::DmError& e) {
+      j["error"] = e.what();
+      if (!mnt) mnt.emplace(dev, mnt_dir, cs_.fs);
+      return j;
+    }
+    j["ran"] = true;
+    j["device"] = dm.dev();
+    verify_disk_round(tl, files, 3);
+    mnt->unmount();
+    mnt.reset();
+    FsckResult fr = check_filesystem(cs_.fs.type, dev);
+    j["fsck"] = {{"command", fr.command}, {"exit", fr.status}, {"clean", fr.clean}, {"output", fr.excerpt}};
+    if (!fr.clean) fsck_findings_.push_back(fr);
+    mnt.emplace(dev, mnt_dir, cs_.fs);
+    return j;
   }
 
   // The campaign's kwiden techniques on this kernel: available or not, and why. "ran" turns true where
@@ -557,6 +651,7 @@ class CaseRunner {
   std::string dir_;
   uint64_t nonce_;
   const probes::KernelInfo* kernel_;
+  std::vector<FsckResult> fsck_findings_;  // kwiden dm-flakey: fsck runs that found the filesystem inconsistent
   bool probes_;
 };
 

@@ -11,6 +11,8 @@
 #include <climits>
 #include <cstring>
 #include <fmt/core.h>
+#include <map>
+#include <optional>
 
 #include "harness/oracle.h"
 #include "harness/util.h"
@@ -89,6 +91,13 @@ void fsync_files(ThreadLog& tl, const std::vector<TestFile>& files) {
   }
 }
 
+void fsync_path(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
 void record_stat_blocks(ThreadLog& tl, const std::vector<TestFile>& files, const std::string& dir, uint64_t fs_block) {
   struct statfs sf;
   uint64_t free = statfs(dir.c_str(), &sf) == 0 ? uint64_t(sf.f_bfree) : 0;
@@ -148,6 +157,12 @@ std::vector<Finding> check_space(const OpLogData& d, const SpaceMeasure& m, cons
                                  const std::string& case_name) {
   std::vector<Finding> out;
   BlockModel model(d);
+  // After a power cut the final measurements see what survived it: ops no fsync made durable may or may
+  // not have happened (a lost punch leaves its blocks allocated).
+  const OpRecord* cut = find_power_cut(d);
+  std::optional<BlockModel> after;
+  if (cut) after.emplace(d, cut->start_ns);
+  const BlockModel& final_model = after ? *after : model;
   uint64_t per_fs = std::max<uint64_t>(1, m.fs_block / kBlockSize);
   (void)per_fs;
   // Blocks rewritten behind the model's back by the corruption helper may be allocated either way.
@@ -168,7 +183,7 @@ std::vector<Finding> check_space(const OpLogData& d, const SpaceMeasure& m, cons
   for (size_t fi = 0; fi < files.size() && fi < m.allocated.size(); ++fi) {
     uint64_t blocks = files[fi].value("blocks", uint64_t(0));
     uint64_t max_data = 0;
-    for (uint64_t b = 0; b < blocks; ++b) max_data += model.may_be_allocated(uint16_t(fi), b, UINT64_MAX);
+    for (uint64_t b = 0; b < blocks; ++b) max_data += final_model.may_be_allocated(uint16_t(fi), b, UINT64_MAX);
     uint64_t alloc = m.allocated[fi];
     total_alloc += alloc;
     uint64_t meta = (xfs ? 4 : 2) + blocks / (xfs ? 128 : 256);

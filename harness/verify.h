@@ -16,6 +16,8 @@ std::vector<std::string> verify_cached_round(ThreadLog& tl, const std::vector<Te
 // Cold cache (after remount): every block through read(2).
 void verify_disk_round(ThreadLog& tl, const std::vector<TestFile>& files, uint32_t round);
 void fsync_files(ThreadLog& tl, const std::vector<TestFile>& files);
+// fsync of a directory (its entries durable); not logged.
+void fsync_path(const std::string& dir);
 // Quiescent point: records per file a stat-blocks op (result = allocated fs blocks, length = the
 // filesystem's free blocks at that moment), compared with the model by check_space.
 void record_stat_blocks(ThreadLog& tl, const std::vector<TestFile>& files, const std::string& dir, uint64_t fs_block);

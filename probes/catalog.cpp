@@ -349,14 +349,15 @@ const std::vector<std::pair<std::string, std::string>>& kernel_techniques() {
       {"override-return", "bpf_override_return from a kprobe on an error-injectable function (CONFIG_BPF_KPROBE_OVERRIDE)"},
       {"fail-function", "fault injection into error-injectable functions through debugfs (CONFIG_FAIL_FUNCTION)"},
       {"dm-delay", "device-mapper delay target under the filesystem: slow reads / writes / flushes"},
-      {"dm-flakey", "device-mapper flakey target under the filesystem: I/O errors or dropped writes on a schedule"},
+      {"dm-flakey", "device-mapper flakey target under the filesystem: a power cut after the race (writes dropped, journal replayed), then what fsync made durable is checked, and fsck"},
       {"xfs-errortag", "XFS error tags (/sys/fs/xfs/<dev>/errortag, CONFIG_XFS_DEBUG): XFS takes its debug paths at chosen sites"},
   };
   return v;
 }
 
 bool kernel_technique_driven(const std::string& name) {
-  return name == "override-return" || name == "fail-function" || name == "dm-delay" || name == "xfs-errortag";
+  return name == "override-return" || name == "fail-function" || name == "dm-delay" || name == "dm-flakey" ||
+         name == "xfs-errortag";
 }
 
 std::vector<std::string> kernel_technique_names() {

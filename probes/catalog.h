@@ -99,8 +99,8 @@ std::vector<const DelayHook*> delay_hooks_for(const DelayPoint& point, const std
 // ---- the other kernel-side widening techniques (detected by probes/widening.h) ----
 // name -> what it is, in listing order: override-return, fail-function, dm-delay, dm-flakey, xfs-errortag.
 const std::vector<std::pair<std::string, std::string>>& kernel_techniques();
-// Whether a run drives technique `name` (override-return, fail-function, dm-delay, xfs-errortag) or only
-// detects and reports it (dm-flakey).
+// Whether a run drives technique `name` or only detects and reports it (all five are driven now; kept for
+// techniques added detected-only).
 bool kernel_technique_driven(const std::string& name);
 std::vector<std::string> kernel_technique_names();
 

@@ -86,9 +86,8 @@ DmDevice::DmDevice(const std::string& name, const std::string& base, const std::
     throw DmError(fmt::format("cannot read the size of {}: {}", base, strerror(e)));
   }
   close(bfd);
-  std::string a = args;
-  for (size_t p; (p = a.find("{dev}")) != std::string::npos;) a.replace(p, 5, fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev)));
-  table_ = fmt::format("0 {} {} {}", bytes / 512, target, a);
+  base_rdev_ = fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev));
+  sectors_ = bytes / 512;
 
   Control c;
   DmBuf create(0, name_);
@@ -100,14 +99,13 @@ DmDevice::DmDevice(const std::string& name, const std::string& base, const std::
     c.call(DM_DEV_REMOVE, rm);
     throw DmError(fmt::format("device-mapper device {} ({}): {}: {}", name_, table_, what, strerror(e)));
   };
-  DmBuf load(sizeof(dm_target_spec) + a.size() + 8, name_);
-  load.hdr()->target_count = 1;
-  auto* spec = reinterpret_cast<dm_target_spec*>(load.payload());
-  spec->sector_start = 0;
-  spec->length = bytes / 512;
-  snprintf(spec->target_type, sizeof spec->target_type, "%s", target.c_str());
-  memcpy(load.payload() + sizeof(dm_target_spec), a.c_str(), a.size() + 1);
-  if (c.call(DM_TABLE_LOAD, load) != 0) undo(fmt::format("loading the table failed (target '{}' missing or arguments refused; see dmesg)", target), errno);
+  try {
+    load_table(target, args);
+  } catch (const DmError& e) {
+    DmBuf rm(0, name_);
+    c.call(DM_DEV_REMOVE, rm);
+    throw;
+  }
   DmBuf resume(0, name_);  // DM_DEV_SUSPEND without DM_SUSPEND_FLAG: resume, making the loaded table live
   if (c.call(DM_DEV_SUSPEND, resume) != 0) undo("resume failed", errno);
 
@@ -124,6 +122,37 @@ DmDevice::DmDevice(const std::string& name, const std::string& base, const std::
 }
 
 std::string DmDevice::kernel_name() const { return fmt::format("dm-{}", minor_); }
+
+// Loads "0 <sectors> <target> <args>" as the device's inactive table.
+void DmDevice::load_table(const std::string& target, const std::string& args) {
+  std::string a = args;
+  for (size_t p; (p = a.find("{dev}")) != std::string::npos;) a.replace(p, 5, base_rdev_);
+  std::string table = fmt::format("0 {} {} {}", sectors_, target, a);
+  Control c;
+  DmBuf load(sizeof(dm_target_spec) + a.size() + 8, name_);
+  load.hdr()->target_count = 1;
+  auto* spec = reinterpret_cast<dm_target_spec*>(load.payload());
+  spec->sector_start = 0;
+  spec->length = sectors_;
+  snprintf(spec->target_type, sizeof spec->target_type, "%s", target.c_str());
+  memcpy(load.payload() + sizeof(dm_target_spec), a.c_str(), a.size() + 1);
+  if (c.call(DM_TABLE_LOAD, load) != 0)
+    throw DmError(fmt::format("device-mapper device {} ({}): loading the table failed (target '{}' missing or arguments "
+                              "refused; see dmesg): {}",
+                              name_, table, target, strerror(errno)));
+  table_ = table;
+}
+
+void DmDevice::reload(const std::string& target, const std::string& args, bool skip_lockfs) {
+  load_table(target, args);
+  Control c;
+  // Resuming a device that has an inactive table suspends it (freezing the filesystem on top unless
+  // DM_SKIP_LOCKFS_FLAG), swaps the tables and resumes.
+  DmBuf resume(0, name_);
+  if (skip_lockfs) resume.hdr()->flags |= DM_SKIP_LOCKFS_FLAG;
+  if (c.call(DM_DEV_SUSPEND, resume) != 0)
+    throw DmError(fmt::format("device-mapper device {}: switching to table '{}' failed: {}", name_, table_, strerror(errno)));
+}
 
 DmDevice::~DmDevice() {
   try {

@@ -1,6 +1,7 @@
 // Device-mapper devices stacked under the filesystem for race widening (kwiden dm-delay): created,
 // loaded and removed with the device-mapper ioctls on /dev/mapper/control (no dmsetup / udev needed).
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -30,10 +31,17 @@ class DmDevice {
   const std::string& dev() const { return dev_; }          // block device node to mkfs / mount
   std::string kernel_name() const;                          // "dm-<minor>" (the name in /sys/fs/xfs, /proc/partitions)
   const std::string& table() const { return table_; }      // the loaded table line
+  // Replaces the live table with "0 <sectors> <target> <args>" ("{dev}" as above): loads it as the
+  // inactive table, suspends (with skip_lockfs the filesystem on top is not frozen first: nothing is
+  // flushed, which is what a power cut needs) and resumes with the new table. Throws DmError.
+  void reload(const std::string& target, const std::string& args, bool skip_lockfs);
 
  private:
   std::string name_, dev_, table_, made_node_;
+  std::string base_rdev_;  // "major:minor" of the base device
+  uint64_t sectors_ = 0;
   unsigned minor_ = 0;
+  void load_table(const std::string& target, const std::string& args);
 };
 
 }  // namespace fsrace::probes

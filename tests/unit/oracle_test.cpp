@@ -37,6 +37,8 @@ class History {
   uint64_t dio_write(uint64_t b, uint64_t n, uint64_t s, uint64_t e) {
     return add(OpKind::kDioWrite, b, n, s, e, int64_t(n * kBlockSize));
   }
+  uint64_t fsync(uint64_t s, uint64_t e, bool ok = true) { return add(OpKind::kFsync, 0, 16, s, e, ok ? 0 : -5); }
+  uint64_t power_cut(uint64_t t) { return add(OpKind::kPowerCut, 0, 0, t, t, 0); }
   // A read of blocks [b, b+n) over [s, e] that returned `got` blocks (short at EOF), each as in `v`.
   void read_short(uint64_t b, uint64_t n, uint64_t got, uint64_t s, uint64_t e, const std::vector<BlockValue>& v,
                   OpKind k = OpKind::kRead) {
@@ -675,4 +677,94 @@ TEST(OracleEof, AReadRacingASizeChangeMayEndAnywhereInBetween) {
   EXPECT_EQ(h.classes(), V{});
   h.read_short(2, 6, 3, 45, 48, {History::data(2, i), History::data(3, w), History::data(4, w)});
   EXPECT_EQ(h.classes(), V{"lost-write"});
+}
+
+// kwiden dm-flakey: after a power cut only what an fsync made durable had to survive.
+TEST(OraclePowerCut, FsyncedDataMustSurviveLaterDataMayBeLost) {
+  History h;
+  uint64_t i = h.init(16, 1, 5);
+  h.fsync(6, 8);
+  uint64_t w = h.write(2, 2, 10, 20);  // durable: an fsync started after it ended
+  h.fsync(25, 30);
+  uint64_t u = h.write(2, 1, 40, 50);  // not durable: no fsync after it
+  uint64_t p = h.punch(4, 1, 60, 70);  // not durable
+  h.power_cut(100);
+  h.read(2, 200, 210, History::data(2, w), OpKind::kVerifyDisk);  // the write after the fsync was lost: legal
+  h.read(2, 220, 230, History::data(2, u), OpKind::kVerifyDisk);  // or it survived: legal
+  h.read(4, 240, 250, History::data(4, i), OpKind::kVerifyDisk);  // the punch was lost: legal
+  h.read(4, 260, 270, History::zero(), OpKind::kVerifyDisk);      // or not
+  OracleStats st;
+  EXPECT_EQ(h.classes(&st), V{});
+  EXPECT_EQ(st.power_cut_ns, 100u);
+  EXPECT_EQ(st.non_durable_ops, 2u);
+  EXPECT_EQ(st.reads_after_cut, 4u);
+  (void)p;
+}
+
+TEST(OraclePowerCut, DurableWriteReadBackOldOrZeroIsAFinding) {
+  History h;
+  uint64_t i = h.init(16, 1, 5);
+  h.fsync(6, 8);
+  h.write(2, 1, 10, 20);
+  h.punch(5, 1, 21, 22);
+  h.fsync(25, 30);
+  h.power_cut(100);
+  h.read(2, 200, 210, History::data(2, i), OpKind::kVerifyDisk);  // the fsync'ed write is gone
+  h.read(5, 220, 230, History::data(5, i), OpKind::kVerifyDisk);  // the fsync'ed punch is gone
+  auto c = h.classes();
+  ASSERT_EQ(c, (V{"stale", "stale-after-punch"}));
+  EXPECT_EQ(h.last.kept[0].phase, "after-power-cut");
+  EXPECT_NE(h.last.kept[0].detail.find("power cut"), std::string::npos) << h.last.kept[0].detail;
+  EXPECT_NE(h.last.kept[0].detail.find("made durable by fsync op"), std::string::npos) << h.last.kept[0].detail;
+  EXPECT_TRUE(std::any_of(h.last.kept[0].ops.begin(), h.last.kept[0].ops.end(),
+                          [](const OpRecord& o) { return OpKind(o.kind) == OpKind::kPowerCut; }));
+}
+
+TEST(OraclePowerCut, InitNeverFsyncedMayVanishButAFailedFsyncGuaranteesNothing) {
+  History h;
+  h.init(16, 1, 5);
+  h.power_cut(100);
+  h.read(3, 200, 210, History::zero(), OpKind::kVerifyDisk);
+  EXPECT_EQ(h.classes(), V{});
+  History g;
+  g.init(16, 1, 5);
+  g.fsync(6, 8, false);  // EIO: nothing became durable
+  g.power_cut(100);
+  g.read(3, 200, 210, History::zero(), OpKind::kVerifyDisk);
+  EXPECT_EQ(g.classes(), V{});
+  History k;
+  k.init(16, 1, 5);
+  k.fsync(6, 8);
+  k.power_cut(100);
+  k.read(3, 200, 210, History::zero(), OpKind::kVerifyDisk);
+  EXPECT_EQ(k.classes(), V{"lost-write"});
+}
+
+TEST(OraclePowerCut, ReadsBeforeTheCutKeepTheNormalRule) {
+  History h;
+  uint64_t i = h.init(16, 1, 5);
+  h.write(2, 1, 10, 20);            // never fsync'ed
+  h.read(2, 30, 40, History::data(2, i));  // before the cut: the write had completed, so this is stale
+  h.power_cut(100);
+  h.read(2, 200, 210, History::data(2, i), OpKind::kVerifyDisk);  // after it: legal
+  EXPECT_EQ(h.classes(), V{"stale"});
+}
+
+TEST(OraclePowerCut, ShiftedFileNotDurableIsNotJudgedAfterTheCut) {
+  History h;
+  h.init(16, 1, 5);
+  h.fsync(6, 8);
+  h.collapse(2, 2, 10, 20);  // not durable
+  h.power_cut(100);
+  h.read(3, 200, 210, History::data(9, 999), OpKind::kVerifyDisk);  // anything: not judged
+  OracleStats st;
+  EXPECT_EQ(h.classes(&st), V{});
+  EXPECT_EQ(st.unjudged_after_cut, 1u);
+  History g;
+  uint64_t i = g.init(16, 1, 5);
+  g.collapse(2, 2, 10, 20);
+  g.fsync(25, 30);  // the collapse was fsync'ed: judged as usual
+  g.power_cut(100);
+  g.read(2, 200, 210, History::data(2, i), OpKind::kVerifyDisk);  // block 2 must hold old block 4
+  EXPECT_EQ(g.classes(), V{"stale"});
 }

@@ -187,7 +187,7 @@ TEST(XfsErrortags, SetThenRestoredAndAMissingTagIsNamed) {
   EXPECT_EQ(get("bmap_alloc_minlen_extent"), 0);  // the tag set before the failure was put back
   std::filesystem::remove_all(dir);
   EXPECT_TRUE(kernel_technique_driven("xfs-errortag"));
-  EXPECT_FALSE(kernel_technique_driven("dm-flakey"));
+  EXPECT_TRUE(kernel_technique_driven("dm-flakey"));  // the power cut
 }
 
 TEST(CampaignKernelWidening, ValidatedLikeTheRest) {
@@ -242,6 +242,11 @@ kwiden = ["dm-delay"]
             "c.toml:3:15: 'dm_delay_ms' has no effect without kwiden = [\"dm-delay\"] in [scenario.punch-vs-fault]");
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-delay\"]\nxfs_minlen_alloc = 2\n"),
             "c.toml:3:20: 'xfs_minlen_alloc' has no effect without kwiden = [\"xfs-errortag\"] in [scenario.punch-vs-fault]");
+  EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-delay\"]\npower_cut_selfcheck = 1\n"),
+            "c.toml:3:23: 'power_cut_selfcheck' has no effect without kwiden = [\"dm-flakey\"] in [scenario.punch-vs-fault]");
+  EXPECT_EQ(parse_campaign("[scenario.mixed]\nkwiden = [\"dm-flakey\", \"dm-delay\"]\npower_cut_selfcheck = 1\n", "c.toml", scenario_catalog())
+                .scenarios[0].i("power_cut_selfcheck"), 1);
+  EXPECT_EQ(parse_campaign("[scenario.mixed]\nkwiden = [\"dm-flakey\"]\n", "c.toml", scenario_catalog()).scenarios[0].i("power_cut_selfcheck"), 0);
   EXPECT_EQ(parse_campaign("[scenario.writeback-vs-write]\nkwiden = [\"xfs-errortag\"]\nxfs_minlen_alloc = 3\n", "c.toml", scenario_catalog())
                 .scenarios[0].i("xfs_minlen_alloc"), 3);
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"override-return\", \"fail-function\"]\n"),

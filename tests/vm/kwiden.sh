@@ -8,13 +8,17 @@
 #                     through fail_function (the workload sees ENOMEM / short reads, tolerated), on ext4 and
 #                     XFS; no finding either way, because a correct kernel hides a lost insertion race and
 #                     never turns ENOMEM into wrong data.
+#   kwiden.sh power-cut Debian 12's kernel: dm-flakey ends each race in a power cut (writes dropped,
+#                     unmount, journal replay at the next mount) on ext4 and XFS; what fsync made durable
+#                     survived, fsck is clean, no finding. Then the self-check (an fsync recorded but not
+#                     made): the oracle must report the dropped writes after the cut (exit 1).
 #   kwiden.sh xfs-debug the xfs-debug guest build (CONFIG_XFS_DEBUG; skipped without it): errortag
 #                     bmap_alloc_minlen_extent set for writeback-vs-write's race on XFS fragments the test
 #                     files (more extents than the same seed without it); the ext4 case reports the
 #                     technique as XFS only; no finding.
 source "$(dirname "$0")/lib.sh"
 durations="${OP_DURATIONS:?OP_DURATIONS not set (run through ctest)}"
-mode="${1:?usage: kwiden.sh debian|custom|xfs-debug}"
+mode="${1:?usage: kwiden.sh debian|power-cut|custom|xfs-debug}"
 campaign() {  # $1 file, $2 filesystems, $3 scenario, $4 scenario lines
   printf '[campaign]\nname = "kwiden"\nseed = 11\nduration_s = 3\nfilesystems = [%s]\nscenarios = ["%s"]\n[probes]\nenabled = false\n[scenario.%s]\n%b' \
     "$2" "$3" "$3" "$4" > "$1"
@@ -39,6 +43,33 @@ if [ "$mode" = debian ]; then
   done
   no_qemu_left
   echo "PASS: dm-delay under ext4 in the Debian guest ($table), O_DIRECT ops waited for it; override-return reported unavailable: $why"
+  exit 0
+fi
+
+if [ "$mode" = power-cut ]; then
+  campaign "$RESULTS/c.toml" '"ext4", "xfs"' punch-vs-fault "kwiden = [\"dm-flakey\"]\n"
+  run_vm 0 "$RESULTS/c.toml" --kernel debian --duration 2
+  for i in 0 1; do
+    w="d['cases'][$i]['kernel_widening']['dm-flakey']"
+    name="$(json "$RUN/findings.json" "d['cases'][$i]['case']")"
+    [ "$(json "$RUN/findings.json" "$w['ran']")" = True ] || fail "$name: the power cut did not run: $(json "$RUN/findings.json" "$w")"
+    case "$(json "$RUN/findings.json" "$w['table_at_cut']")" in *" flakey "*" 0 0 180 1 drop_writes") ;; *) fail "$name: no drop_writes table at the cut" ;; esac
+    [ -n "$(json "$RUN/findings.json" "$w['journal_recovery']")" ] || fail "$name: the mount after the cut replayed no journal"
+    [ "$(json "$RUN/findings.json" "$w['fsck']['clean']")" = True ] || fail "$name: fsck after the cut: $(json "$RUN/findings.json" "$w['fsck']")"
+    nd="$(json "$RUN/findings.json" "$w['non_durable_ops']")"
+    [ "$nd" -gt 0 ] || fail "$name: every op was durable at the cut: nothing was at risk"
+    [ "$(json "$RUN/findings.json" "$w['reads_after_cut']")" -gt 0 ] || fail "$name: nothing read after the cut"
+    echo "$name: $nd ops not durable at the cut, journal replayed: $(json "$RUN/findings.json" "$w['journal_recovery']")"
+  done
+  grep -q "kernel widening: dm-flakey ran: power cut after the race on /dev/dm-" "$RUN/summary.txt" || fail "summary.txt does not say the power cut ran"
+  campaign "$RESULTS/s.toml" '"xfs"' writeback-vs-write "kwiden = [\"dm-flakey\"]\npower_cut_selfcheck = 1\n"
+  run_vm 1 "$RESULTS/s.toml" --kernel debian --duration 2
+  n="$(json "$RUN/findings.json" 'len(d["findings"])')"
+  [ "$n" -gt 0 ] || fail "self-check: no finding although the recorded fsyncs never happened"
+  [ "$(json "$RUN/findings.json" 'sorted(set(f["phase"] for f in d["findings"]))')" = "['after-power-cut']" ] ||
+    fail "self-check: findings outside the reads after the cut: $(json "$RUN/findings.json" 'sorted(set(f["phase"] for f in d["findings"]))')"
+  no_qemu_left
+  echo "PASS: power cut on ext4 and XFS in the Debian guest: journal replayed, fsync'ed data intact, fsck clean; the self-check's dropped writes were reported ($n findings)"
   exit 0
 fi
 

@@ -26,6 +26,16 @@ run_vm() {
   ERR="$(cat "$RESULTS/err")"
   if [ "$rc" -ne "$want" ]; then
     echo "--- stdout"; echo "$OUT"; echo "--- stderr"; echo "$ERR"
+    # The run directory goes away with this test: show the guest's stall / lockup / hang reports and
+    # the task states the runner asked for, so a CI log is enough to diagnose a hang.
+    local run; run="$(sed -n 's/^results: //p' "$RESULTS/out" | tail -1)"
+    for c in "$run"/console*.log; do
+      [ -f "$c" ] || continue
+      if grep -qE "soft lockup|rcu_preempt detected stall|blocked for more than|sysrq: Show" "$c"; then
+        echo "--- $c: stall / lockup / task-state reports (first 400 lines)"
+        grep -nE -A60 "soft lockup|rcu_preempt detected stall|blocked for more than|sysrq: Show Blocked" "$c" | head -400
+      fi
+    done
     fail "fsrace run $* exited $rc, expected $want"
   fi
   RUN="$(sed -n 's/^results: //p' "$RESULTS/out" | tail -1)"
