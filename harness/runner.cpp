@@ -247,6 +247,7 @@ class CaseRunner {
       probes::SessionOptions po;
       po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
       po.cpu_stats = opt_.campaign.probes.cpu_stats;
+      po.cpu_stats_flip_while_attached = opt_.mode != "vm";  // a guest livelocked at that flip under TCG (loader.h)
       po.on_progress = [] { progress_counter().fetch_add(1, std::memory_order_relaxed); };
       po.required = opt_.campaign.probes.required;
       po.events_path = dir_ + "/events.bin";

@@ -123,6 +123,9 @@ struct ProbeSession::Impl {
   uint64_t win_start = 0, win_proc0 = 0, win_reader0 = 0;
   uint64_t win_ns = 0, win_proc_ns = 0, win_reader_ns = 0;
   std::atomic<uint64_t> win_deadline{0};  // 0: no open window
+  // cpu_stats_flip_while_attached = false: the counters at the window's start, and its figures
+  Attacher::RunStats win_run0, win_run;
+  bool have_win_run = false;
   static uint64_t clock_ns(clockid_t c) {
     timespec ts{};
     return clock_gettime(c, &ts) == 0 ? uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec) : 0;
@@ -140,6 +143,27 @@ struct ProbeSession::Impl {
     win_ns = clock_ns(CLOCK_MONOTONIC) - win_start;
     win_proc_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - win_proc0;
     win_reader_ns = reader_thread_cpu() - win_reader0;
+    if (!opt.cpu_stats_flip_while_attached) {
+      // the statistics stay on until every program is detached: the window is the counters' difference
+      if (at) win_run = minus(at->run_stats(), win_run0);
+      have_win_run = true;
+      return;
+    }
+    close_stats();
+  }
+  static Attacher::RunStats minus(const Attacher::RunStats& a, const Attacher::RunStats& b) {
+    Attacher::RunStats d;
+    d.run_ns = a.run_ns - std::min(a.run_ns, b.run_ns);
+    d.runs = a.runs - std::min(a.runs, b.runs);
+    for (const auto& [name, v] : a.by_program) {
+      auto it = b.by_program.find(name);
+      std::pair<uint64_t, uint64_t> z{0, 0};
+      const auto& o = it == b.by_program.end() ? z : it->second;
+      if (v.second > o.second) d.by_program[name] = {v.first - std::min(v.first, o.first), v.second - o.second};
+    }
+    return d;
+  }
+  void close_stats() {
     if (fd_run_stats >= 0) close(fd_run_stats);  // the programs' run_time_ns / run_cnt stop here
     fd_run_stats = -1;
   }
@@ -355,6 +379,8 @@ ProbeSession::ProbeSession(const KernelInfo& k, SessionOptions opt) : impl_(std:
     setup_error_ = bpf;
     for (auto& r : results_) r.reason = bpf;
   } else {
+    if (impl_->opt.cpu_stats && !impl_->opt.cpu_stats_flip_while_attached)
+      impl_->fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // before any attach (SessionOptions)
     impl_->start_all(results_);
   }
   for (const auto& name : impl_->opt.required) {
@@ -427,7 +453,11 @@ void ProbeSession::start_cpu_window() {
   std::lock_guard<std::mutex> g(im.win_mu);
   if (im.win_open) return;
   im.win_open = true;
-  im.fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
+  if (im.opt.cpu_stats_flip_while_attached) {
+    im.fd_run_stats = bpf_enable_stats(BPF_STATS_RUN_TIME);  // -1 on kernels / privileges without it
+  } else {
+    im.win_run0 = im.at->run_stats();  // the statistics went on before the programs were attached
+  }
   im.win_stats = im.fd_run_stats >= 0;
   im.win_start = Impl::clock_ns(CLOCK_MONOTONIC);
   im.win_proc0 = Impl::clock_ns(CLOCK_PROCESS_CPUTIME_ID);
@@ -440,7 +470,9 @@ SessionStats ProbeSession::stop() {
   stopped_ = true;
   auto& im = *impl_;
   im.close_window();
+  if (im.opt.cpu_stats_flip_while_attached) im.close_stats();
   if (im.at) im.at->detach_all();
+  im.close_stats();  // (no-op if already closed) after the detach: no trampoline runs through the flip
   if (im.reader.joinable()) {
     im.stop = true;
     im.reader.join();
@@ -449,7 +481,7 @@ SessionStats ProbeSession::stop() {
   SessionStats st;
   st.per_probe = nlohmann::json::object();
   if (im.at) {
-    auto rs = im.at->run_stats();
+    auto rs = im.have_win_run ? im.win_run : im.at->run_stats();
     st.bpf_stats = im.win_stats;
     st.bpf_run_ns = rs.run_ns;
     st.bpf_runs = rs.runs;

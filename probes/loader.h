@@ -26,6 +26,13 @@ struct SessionOptions {
   // off, wide CIs), so they are sampled: on from start_cpu_window() for cpu_window_s, off after.
   bool cpu_stats = true;
   double cpu_window_s = 0.5;
+  // Turning the statistics on or off flips a kernel static key (bpf_stats_enabled_key, text patching on
+  // every CPU). In a QEMU guest under TCG, flipping it while the probes' trampolines run hot livelocks
+  // both vCPUs at the key's site in __bpf_prog_enter_recur (soft lockups, RCU stalls; seen 3 times under
+  // host load, backtraces in fentry trampolines of up_read / up_write). false: the statistics go on
+  // before any program is attached and off after they are all detached, and the window's figures are
+  // the difference of the counters at its start and end. The VM agent sets false.
+  bool cpu_stats_flip_while_attached = true;
   // Called after each BPF object load / attach while the session starts: loading takes seconds under
   // QEMU's TCG, and the VM agent's hang detector must see that as progress.
   std::function<void()> on_progress;
