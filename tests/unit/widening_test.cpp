@@ -256,3 +256,21 @@ kwiden = ["dm-delay"]
             "c.toml:3:17: 'kinject_errno' = 13 is not supported; allowed: 17 (EEXIST) or 12 (ENOMEM)");
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkdelays = []\n").rfind("c.toml:2:1: unknown key 'kdelays' in [scenario.punch-vs-fault]; allowed: ", 0), 0u);
 }
+
+// Every campaign shipped in campaigns/ parses against the real scenario catalog; the power-cut one
+// ends every scenario in a cut and keeps mixed's shifts off (they would make everything durable).
+TEST(ShippedCampaigns, AllParseAndPowerCutCutsEveryScenario) {
+  std::filesystem::path dir = std::filesystem::path(FSRACE_TEST_DATA) / ".." / ".." / "campaigns";
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".toml") continue;
+    ++n;
+    EXPECT_NO_THROW(load_campaign(e.path().string(), scenario_catalog())) << e.path();
+  }
+  EXPECT_GE(n, 6u);
+  Campaign pc = load_campaign((dir / "power-cut.toml").string(), scenario_catalog());
+  ASSERT_EQ(pc.scenarios.size(), 4u);
+  for (const auto& s : pc.scenarios) EXPECT_TRUE(s.widens("dm-flakey")) << s.name;
+  for (const auto& s : pc.scenarios)
+    if (s.name == "mixed") EXPECT_EQ(s.d("shift_ratio"), 0);
+}
