@@ -55,6 +55,7 @@ KNOWN_VARIANTS = {
     "stock": None,
     "no-invalidate-lock": "no-invalidate-lock-in-fault",
     "ext4-da-no-recheck": "revert-ext4-da-recheck",
+    "ext4-punch-no-datasync": "ext4-punch-no-datasync",
 }
 
 # Host tools the build needs: executable -> Debian package.

@@ -48,6 +48,9 @@ class TableScenario : public Scenario {
          "race, must stay invisible), 12 ENOMEM (reads / writes may fail or come back short)"},
         {"kinject_ratio", T::kDouble, 0.02, 0.0001, 1, "share of the page-cache insertions on the test files that fail"},
         {"dm_delay_ms", T::kInt, 2, 0, 1000, "delay of every read and write bio under the filesystem (kwiden dm-delay)"},
+        {"datasync", T::kInt, 0, 0, 1,
+         "1: the race's fsync ops call fdatasync(2) instead (the data, punched ranges included, must be just as "
+         "durable; with kwiden dm-flakey the power cut checks it)"},
         {"power_cut_selfcheck", T::kInt, 0, 0, 1,
          "kwiden dm-flakey self-check: 1 records an fsync of every file just before the power cut without making one, so "
          "the oracle must report the writes the cut dropped (proves the cut drops writes; every such case has findings)"},
