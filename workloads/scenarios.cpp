@@ -370,16 +370,19 @@ std::unique_ptr<Scenario> writeback_vs_write() {
       "while the extent map changes underneath must notice (IOMAP_F_STALE / xfs_iomap_valid) or it\n"
       "zeroes or skips the wrong range.",
       kDataClasses,
-      {{"writers", T::kInt, 1, 1, 64, "threads writing large ranges"},
+      {{"writers", T::kInt, 1, 0, 64, "threads writing large ranges (0: only the setup data, punched, preallocated, "
+                                      "flushed and reclaimed)"},
        {"flushers", T::kInt, 1, 0, 64, "threads forcing writeback and reclaim"},
        {"converters", T::kInt, 1, 0, 64, "threads punching and preallocating (holes, unwritten extents)"},
+       {"converter_falloc_ratio", T::kDouble, 0.5, 0, 1,
+        "share of the converters' punches followed by a fallocate(KEEP_SIZE) of the same range"},
        {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2)"},
        {"uffd_ratio", T::kDouble, 0.1, 0, 1,
         "share of writes parked by userfaultfd at their source buffer's fault (widening): i_rwsem held and, on "
         "iomap filesystems, the mapping already looked up, while the range is written back and dropped from the "
         "cache; each then followed by a read that must see the write"}},
       InitMode::kHalf, false, [](const ScenarioConfig& c, uint64_t maxr) {
-        double uf = c.d("uffd_ratio");
+        double uf = c.d("uffd_ratio"), cf = c.d("converter_falloc_ratio");
         return std::vector<Role>{
             {"writer", int(c.i("writers")),
              [=](OpCtx& x) {
@@ -410,7 +413,7 @@ std::unique_ptr<Scenario> writeback_vs_write() {
              [=](OpCtx& x) {
                Range r = x.pick(maxr);
                x.punch(r);
-               if (x.rng.below(2)) x.falloc(r);
+               if (cf >= 1 || (cf > 0 && x.rng.unit() < cf)) x.falloc(r);
              }},
             {"reader", int(c.i("readers")), [=](OpCtx& x) { x.read(x.pick(maxr)); }}};
       });

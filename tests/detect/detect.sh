@@ -3,12 +3,15 @@
 # of the seeds' fixes reverted and stay clean on the stock build of the same source.
 #   detect.sh invalidate-lock   seed 001: kernels/patches/no-invalidate-lock-in-fault.patch, punch-vs-fault
 #   detect.sh ext4-da-recheck   seed 002: kernels/patches/revert-ext4-da-recheck.patch, mkwrite-vs-fallocate
+#   detect.sh ext4-punch-fdatasync  the power cut: kernels/patches/ext4-punch-no-datasync.patch (fdatasync
+#                               after a punch not durable, generic/392), writeback-vs-write + dm-flakey
 # The kernels come from `python3 vm/kbuild.py build <variant>` (a full build takes ~25-45 min on 2
 # cores, so CI does not build them): without them the test is skipped (exit 77) with the command to run.
 source "$(dirname "$0")/../integration/common.sh"
-case "${1:?invalidate-lock|ext4-da-recheck}" in
+case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync}" in
   invalidate-lock) buggy=no-invalidate-lock; campaign=detect-invalidate-lock; want='stale-after-punch' ;;
   ext4-da-recheck) buggy=ext4-da-no-recheck; campaign=detect-ext4-da-recheck; want='ext4-reservation' ;;
+  ext4-punch-fdatasync) buggy=ext4-punch-no-datasync; campaign=detect-ext4-punch-fdatasync; want='stale-after-punch' ;;
   *) fail "unknown detection $1" ;;
 esac
 [ "$(id -u)" = 0 ] || skip "needs root"
