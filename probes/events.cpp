@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -87,6 +88,9 @@ EventsData decode_events(const std::string& b, const std::string& what) {
   for (size_t i = 0; i < d.events.size(); ++i)
     if (d.events[i].kind == 0 || d.events[i].kind >= FSR_EV_KIND_MAX || d.events[i].probe >= FSR_P_COUNT)
       fail(16 + hl, fmt::format("event {} has kind {} / probe {} outside the known range", i, d.events[i].kind, d.events[i].probe));
+  // The file holds events in transport order: tracepoint programs send them per CPU in batches
+  // (fsr_stage), runs when they end, the rest as they happen. Consumers get them in time order.
+  std::stable_sort(d.events.begin(), d.events.end(), [](const fsr_event& x, const fsr_event& y) { return x.ts_ns < y.ts_ns; });
   return d;
 }
 

@@ -36,7 +36,7 @@ static __always_inline __s64 reserved_blocks(struct inode *inode)
 /* `btf`: a compile-time constant, true in tp_btf programs (plain loads, see fsr_inode_id_btf). */
 static __always_inline struct fsr_event *ext4_event(__u32 probe, __u16 kind, struct inode *inode, const bool btf)
 {
-	return fsr_inode_event_x(probe, kind, inode, btf);
+	return fsr_inode_event_tp(probe, kind, inode, btf);
 }
 
 static __always_inline bool ext4_inode_id(struct inode *inode, __u32 *dev, __u64 *ino, const bool btf)
@@ -53,63 +53,72 @@ struct fsr_resv_totals {
 	__u64 released;
 	__u64 used;
 };
+/* Indexed by the test file's index (fsr_match_idx): per CPU, so counting is an array load and three
+ * plain adds (no hash lookup, no atomic bouncing between CPUs); the summary sums the CPUs. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct fsr_inode_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FSR_MAX_FILES);
+	__type(key, __u32);
 	__type(value, struct fsr_resv_totals);
 } fsr_resv SEC(".maps");
 
-static __always_inline struct fsr_resv_totals *resv_totals(__u32 dev, __u64 ino)
-{
-	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
-	struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &k);
-	if (t)
-		return t;
-	struct fsr_resv_totals z = {};
-	bpf_map_update_elem(&fsr_resv, &k, &z, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&fsr_resv, &k);
-}
-
-/* Counts one reserve (which = 0), release (1, n blocks) or update (2, n blocks) for a test inode.
- * Returns true when the event must still be emitted: the reserved count read before the change,
- * minus n, is negative. */
-static __always_inline bool resv_count(__u32 probe, __u32 dev, __u64 ino, int which, __s64 before, __s64 n)
+/* Counts one reserve (which = 0), release (1, n blocks) or update (2, n blocks) for test file `idx`
+ * (fsr_match_idx - 1). Returns true when the event must still be emitted: the reserved count read
+ * before the change, minus n, is negative. */
+static __always_inline bool resv_count(__u32 probe, __u32 idx, int which, __s64 before, __s64 n)
 {
 	struct fsr_probe_stats *st = fsr_stat(probe);
 	if (st)
 		st->hits++;
-	struct fsr_resv_totals *t = resv_totals(dev, ino);
+	struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &idx);
 	if (t) {
 		if (which == 0)
-			__sync_fetch_and_add(&t->reserves, 1);
+			t->reserves += 1;
 		else if (which == 1)
-			__sync_fetch_and_add(&t->released, n);
+			t->released += n;
 		else
-			__sync_fetch_and_add(&t->used, n);
+			t->used += n;
 	}
 	if (before == -1)
 		return false; /* unknown layout: the summary's totals are all there is */
 	return (__s32)before - (which == 0 ? 0 : n) < 0;
 }
 
-/* The totals event, sent before the fsync-exit / evict event of the same inode. */
-static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __s64 reserved_now, bool no_inode)
+/* The totals event (summed over the CPUs), sent before the fsync-exit / evict event of the same inode. */
+static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __u32 idx, __s64 reserved_now, bool no_inode)
 {
-	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
-	struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &k);
-	struct fsr_event *e = fsr_reserve(probe, FSR_EV_EXT4_RESV_SUMMARY, dev, ino);
+	struct fsr_event *e = fsr_reserve_tp(probe, FSR_EV_EXT4_RESV_SUMMARY, dev, ino);
 	if (!e)
 		return;
-	if (t) {
-		e->a[0] = t->reserves;
-		e->a[1] = t->released;
-		e->a[2] = t->used;
+	__u64 r = 0, rel = 0, used = 0;
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) {
+		/* before 5.19: no way to read the other CPUs' counts here; this CPU's */
+		struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &idx);
+		if (t) {
+			r = t->reserves;
+			rel = t->released;
+			used = t->used;
+		}
 	}
+	for (__u32 cpu = 0; cpu < FSR_MAX_CPUS; cpu++) {
+		if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem))
+			break;
+		if (cpu >= cfg.ncpus)
+			break;
+		struct fsr_resv_totals *t = bpf_map_lookup_percpu_elem(&fsr_resv, &idx, cpu);
+		if (!t)
+			continue;
+		r += t->reserves;
+		rel += t->released;
+		used += t->used;
+	}
+	e->a[0] = r;
+	e->a[1] = rel;
+	e->a[2] = used;
 	e->a[3] = (__u64)reserved_now;
 	if (no_inode)
 		e->flags |= FSR_F_NO_INODE;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 }
 
 /* --- reservations --- */
@@ -117,17 +126,18 @@ static __always_inline int reserve_body(struct inode *inode, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
+	__u32 m;
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
 	__s64 now = reserved_blocks(inode);
-	if (!resv_count(FSR_P_EXT4_DA_RESERVE, dev, ino, 0, now, 0))
+	if (!resv_count(FSR_P_EXT4_DA_RESERVE, m - 1, 0, now, 0))
 		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
 	e->a[1] = (__u64)-1; /* the count argument exists only on 6.x>=6.10; derived from the balance */
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_da_reserve_space")
@@ -139,17 +149,18 @@ int tp__da_reserve(struct trace_event_raw_ext4_da_reserve_space___fsr *ctx)
 {
 	__u32 dev = BPF_CORE_READ(ctx, dev);
 	__u64 ino = BPF_CORE_READ(ctx, ino);
-	if (!fsr_match(dev, ino))
+	__u32 m = fsr_match_idx(dev, ino);
+	if (!m)
 		return 0;
 	__s64 now = BPF_CORE_READ(ctx, reserved_data_blocks);
-	if (!resv_count(FSR_P_EXT4_DA_RESERVE, dev, ino, 0, now, 0))
+	if (!resv_count(FSR_P_EXT4_DA_RESERVE, m - 1, 0, now, 0))
 		return 0;
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, dev, ino);
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = now;
 	e->a[1] = bpf_core_field_exists(ctx->reserve_blocks) ? (__u64)(__s64)BPF_CORE_READ(ctx, reserve_blocks) : (__u64)-1;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
@@ -157,17 +168,18 @@ static __always_inline int release_body(struct inode *inode, int freed, const bo
 {
 	__u32 dev;
 	__u64 ino;
-	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
+	__u32 m;
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
 	__s64 before = reserved_blocks(inode);
-	if (!resv_count(FSR_P_EXT4_DA_RELEASE, dev, ino, 1, before, freed))
+	if (!resv_count(FSR_P_EXT4_DA_RELEASE, m - 1, 1, before, freed))
 		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RELEASE, FSR_EV_EXT4_DA_RELEASE, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = before;
 	e->a[1] = (__u64)(__s64)freed;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_da_release_space")
@@ -179,9 +191,10 @@ int BPF_PROG(raw__da_release, struct inode *inode, int freed) { return release_b
 static __always_inline struct fsr_event *resv_tp_event(__u32 probe, __u16 kind, int which, __u32 dev, __u64 ino,
 							__s64 before, __s64 n)
 {
-	if (!fsr_match(dev, ino) || !resv_count(probe, dev, ino, which, before, n))
+	__u32 m = fsr_match_idx(dev, ino);
+	if (!m || !resv_count(probe, m - 1, which, before, n))
 		return NULL;
-	struct fsr_event *e = fsr_id_event(probe, kind, dev, ino);
+	struct fsr_event *e = fsr_id_event_tp(probe, kind, dev, ino);
 	if (!e)
 		return NULL;
 	e->a[0] = before;
@@ -196,7 +209,7 @@ int tp__da_release(struct trace_event_raw_ext4_da_release_space *ctx)
 					    BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, reserved_data_blocks),
 					    BPF_CORE_READ(ctx, freed_blocks));
 	if (e)
-		fsr_submit(e);
+		fsr_submit_tp(e);
 	return 0;
 }
 
@@ -204,10 +217,11 @@ static __always_inline int update_body(struct inode *inode, int used, int quota_
 {
 	__u32 dev;
 	__u64 ino;
-	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
+	__u32 m;
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
 	__s64 before = reserved_blocks(inode);
-	if (!resv_count(FSR_P_EXT4_DA_UPDATE, dev, ino, 2, before, used))
+	if (!resv_count(FSR_P_EXT4_DA_UPDATE, m - 1, 2, before, used))
 		return 0;
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_UPDATE, FSR_EV_EXT4_DA_UPDATE, inode, btf);
 	if (!e)
@@ -215,7 +229,7 @@ static __always_inline int update_body(struct inode *inode, int used, int quota_
 	e->a[0] = before;
 	e->a[1] = (__u64)(__s64)used;
 	e->a[2] = quota_claim;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_da_update_reserve_space")
@@ -231,7 +245,7 @@ int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 	if (!e)
 		return 0;
 	e->a[2] = BPF_CORE_READ(ctx, quota_claim);
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
@@ -272,7 +286,7 @@ int BPF_PROG(raw__es_delayed_extent, struct inode *inode, struct extent_status *
 SEC("tracepoint/ext4/ext4_es_insert_delayed_extent")
 int tp__es_delayed_extent(struct trace_event_raw_ext4_es_insert_delayed_extent *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_ES_DELAYED_EXTENT, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_ES_DELAYED_EXTENT, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
 					   BPF_CORE_READ(ctx, ino));
 	if (!e)
 		return 0;
@@ -280,7 +294,7 @@ int tp__es_delayed_extent(struct trace_event_raw_ext4_es_insert_delayed_extent *
 	e->a[1] = BPF_CORE_READ(ctx, len);
 	e->a[2] = (BPF_CORE_READ(ctx, lclu_allocated) ? 1 : 0) | (BPF_CORE_READ(ctx, end_allocated) ? 2 : 0);
 	e->a[3] = (__u64)-1;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_es_insert_delayed_block")
@@ -296,7 +310,7 @@ int BPF_PROG(raw__es_delayed_block, struct inode *inode, struct extent_status *e
 SEC("tracepoint/ext4/ext4_es_insert_delayed_block")
 int tp__es_delayed_block(struct trace_event_raw_ext4_es_insert_delayed_block___v61 *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_ES_DELAYED_BLOCK, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_ES_DELAYED_BLOCK, FSR_EV_EXT4_ES_DELAYED, BPF_CORE_READ(ctx, dev),
 					   BPF_CORE_READ(ctx, ino));
 	if (!e)
 		return 0;
@@ -304,7 +318,7 @@ int tp__es_delayed_block(struct trace_event_raw_ext4_es_insert_delayed_block___v
 	e->a[1] = BPF_CORE_READ(ctx, len);
 	e->a[2] = BPF_CORE_READ(ctx, allocated) ? 1 : 0;
 	e->a[3] = (__u64)-1;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
@@ -318,19 +332,19 @@ static __always_inline int falloc_body(__u32 probe, __u16 kind, struct inode *in
 	e->a[1] = len;
 	e->a[2] = mode;
 	e->a[3] = reserved_blocks(inode);
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 static __always_inline int falloc_tp(__u32 probe, __u16 kind, struct trace_event_raw_ext4__fallocate_mode *ctx)
 {
-	struct fsr_event *e = fsr_id_event(probe, kind, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	struct fsr_event *e = fsr_id_event_tp(probe, kind, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
 	if (!e)
 		return 0;
 	e->a[0] = BPF_CORE_READ(ctx, offset);
 	e->a[1] = BPF_CORE_READ(ctx, len);
 	e->a[2] = BPF_CORE_READ(ctx, mode);
 	e->a[3] = (__u64)-1;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 #define FALLOC_MODE_TP(tp, fn, probe, kind)                                                              \
@@ -352,13 +366,13 @@ FALLOC_MODE_TP(ext4_fallocate_enter, falloc_enter, FSR_P_EXT4_FALLOC_ENTER, FSR_
 
 static __always_inline int range_tp(__u32 probe, __u16 kind, __u32 dev, __u64 ino, long long off, long long len)
 {
-	struct fsr_event *e = fsr_id_event(probe, kind, dev, ino);
+	struct fsr_event *e = fsr_id_event_tp(probe, kind, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = off;
 	e->a[1] = len;
 	e->a[3] = (__u64)-1;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_collapse_range")
@@ -391,7 +405,7 @@ static __always_inline int falloc_exit_body(struct inode *inode, long long off, 
 	e->a[3] = reserved_blocks(inode);
 	e->ret = ret;
 	e->flags |= FSR_F_HAS_RET;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_fallocate_exit")
@@ -401,7 +415,7 @@ int BPF_PROG(raw__falloc_exit, struct inode *inode, long long off, unsigned int 
 SEC("tracepoint/ext4/ext4_fallocate_exit")
 int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_FALLOC_EXIT, FSR_EV_EXT4_FALLOC_EXIT, BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino));
 	if (!e)
 		return 0;
 	e->a[0] = BPF_CORE_READ(ctx, pos);
@@ -409,7 +423,7 @@ int tp__falloc_exit(struct trace_event_raw_ext4_fallocate_exit *ctx)
 	e->a[3] = (__u64)-1;
 	e->ret = BPF_CORE_READ(ctx, ret);
 	e->flags |= FSR_F_HAS_RET;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
@@ -418,17 +432,18 @@ static __always_inline int sync_body(struct inode *inode, int ret, const bool bt
 {
 	__u32 dev;
 	__u64 ino;
-	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
+	__u32 m;
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
 	__s64 now = reserved_blocks(inode);
-	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, now, false);
+	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, m - 1, now, false);
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
 	e->ret = ret;
 	e->flags |= FSR_F_HAS_RET;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_sync_file_exit")
@@ -440,16 +455,17 @@ int tp__sync_exit(struct trace_event_raw_ext4_sync_file_exit *ctx)
 {
 	__u32 dev = BPF_CORE_READ(ctx, dev);
 	__u64 ino = BPF_CORE_READ(ctx, ino);
-	if (!fsr_match(dev, ino))
+	__u32 m = fsr_match_idx(dev, ino);
+	if (!m)
 		return 0;
-	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, -1, true);
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, dev, ino);
+	resv_summary(FSR_P_EXT4_SYNC_EXIT, dev, ino, m - 1, -1, true);
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_SYNC_EXIT, FSR_EV_EXT4_SYNC_EXIT, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = (__u64)-1;
 	e->ret = BPF_CORE_READ(ctx, ret);
 	e->flags |= FSR_F_HAS_RET;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
@@ -457,16 +473,17 @@ static __always_inline int evict_body(struct inode *inode, const bool btf)
 {
 	__u32 dev;
 	__u64 ino;
-	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
+	__u32 m;
+	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
 	__s64 now = reserved_blocks(inode);
-	resv_summary(FSR_P_EXT4_EVICT, dev, ino, now, false);
+	resv_summary(FSR_P_EXT4_EVICT, dev, ino, m - 1, now, false);
 	struct fsr_event *e = ext4_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, inode, btf);
 	if (!e)
 		return 0;
 	e->a[0] = now;
 	e->a[1] = BPF_CORE_READ(inode, __i_nlink);
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/ext4_evict_inode")
@@ -478,14 +495,15 @@ int tp__evict(struct trace_event_raw_ext4_evict_inode *ctx)
 {
 	__u32 dev = BPF_CORE_READ(ctx, dev);
 	__u64 ino = BPF_CORE_READ(ctx, ino);
-	if (!fsr_match(dev, ino))
+	__u32 m = fsr_match_idx(dev, ino);
+	if (!m)
 		return 0;
-	resv_summary(FSR_P_EXT4_EVICT, dev, ino, -1, true);
-	struct fsr_event *e = fsr_id_event(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, dev, ino);
+	resv_summary(FSR_P_EXT4_EVICT, dev, ino, m - 1, -1, true);
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_EXT4_EVICT, FSR_EV_EXT4_EVICT, dev, ino);
 	if (!e)
 		return 0;
 	e->a[0] = (__u64)-1;
 	e->a[1] = BPF_CORE_READ(ctx, nlink);
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }

@@ -17,7 +17,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Test inodes: (dev, ino) -> file index. Everything else is dropped here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, FSR_MAX_FILES);
 	__type(key, struct fsr_inode_key);
 	__type(value, __u32);
 } fsr_filter SEC(".maps");
@@ -31,7 +31,9 @@ struct {
 struct fsr_match_seen {
 	__u64 ino;
 	__u32 dev;
+	__u32 idx;
 	__u32 check;
+	__u32 pad;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -40,27 +42,40 @@ struct {
 	__type(value, struct fsr_match_seen);
 } fsr_match_seen SEC(".maps");
 
-static __always_inline __u32 fsr_match_check(__u32 dev, __u64 ino)
+static __always_inline __u32 fsr_match_check(__u32 dev, __u64 ino, __u32 idx)
 {
-	return ((__u32)ino ^ (__u32)(ino >> 32) ^ dev ^ 0x9e3779b9u) | 1;  /* never 0: 0 is the empty slot */
+	return ((__u32)ino ^ (__u32)(ino >> 32) ^ dev ^ (idx * 0x85ebca6bu) ^ 0x9e3779b9u) | 1;  /* never 0: 0 is the empty slot */
 }
 
-static __always_inline bool fsr_match(__u32 dev, __u64 ino)
+/* 1 + the test file's index (the filter map's value, dense from 0: the loader numbers the files as
+ * it adds them) if (dev, ino) is a test inode, else 0. */
+static __always_inline __u32 fsr_match_idx(__u32 dev, __u64 ino)
 {
 	__u32 zero = 0;
 	struct fsr_match_seen *c = bpf_map_lookup_elem(&fsr_match_seen, &zero);
-	if (c && c->ino == ino && c->dev == dev && c->check == fsr_match_check(dev, ino))
-		return true;
+	if (c && c->ino == ino && c->dev == dev) {
+		__u32 idx = c->idx;
+		if (c->check == fsr_match_check(dev, ino, idx))
+			return idx + 1;
+	}
 	struct fsr_inode_key k = {.dev = dev, .pad = 0, .ino = ino};
-	if (!bpf_map_lookup_elem(&fsr_filter, &k))
-		return false;
+	__u32 *v = bpf_map_lookup_elem(&fsr_filter, &k);
+	if (!v)
+		return 0;
+	__u32 idx = *v;
 	if (c) {
 		c->check = 0;
 		c->ino = ino;
 		c->dev = dev;
-		c->check = fsr_match_check(dev, ino);
+		c->idx = idx;
+		c->check = fsr_match_check(dev, ino, idx);
 	}
-	return true;
+	return idx + 1;
+}
+
+static __always_inline bool fsr_match(__u32 dev, __u64 ino)
+{
+	return fsr_match_idx(dev, ino) != 0;
 }
 
 static __always_inline bool fsr_inode_id(struct inode *inode, __u32 *dev, __u64 *ino)

@@ -14,6 +14,10 @@
 /* Event runs held in BPF (common.bpf.h fsr_run_add): one per CPU and slot (page-cache add, delete,
  * ext4 extent-status delayed insert). */
 #define FSR_RUN_SLOTS 3
+/* Events from tracepoint programs are staged per CPU and reach the ring buffer FSR_STAGE_EVENTS at a
+ * time, as one record (common.bpf.h fsr_stage_commit): a ring record is then a whole number of
+ * fsr_event records. */
+#define FSR_STAGE_EVENTS 16
 #define FSR_EVENT_VERSION 1
 
 /* Event kinds (fsr_event.kind). Argument meaning per kind is documented in probes/events.cpp
@@ -83,6 +87,14 @@ struct fsr_event {
 	__u64 lock_count; /* invalidate_lock.count at the event */
 	__u64 lock_owner; /* invalidate_lock.owner (task pointer | flags), 0 if none */
 	char comm[FSR_COMM_LEN];
+};
+
+/* The per-CPU staging area of tracepoint programs (one entry of the fsr_stage per-CPU array). */
+struct fsr_stage {
+	__u32 n;     /* events committed, in ev[0..n) */
+	__u32 busy;  /* 0: free; 1: a program builds ev[n] or commits; 2: one interrupted it and builds nest */
+	struct fsr_event ev[FSR_STAGE_EVENTS];
+	struct fsr_event nest;
 };
 
 /* Probe ids: one per attachable probe. The C++ table (probes/catalog.cpp) names them and lists the
@@ -173,7 +185,11 @@ struct fsr_config {
 	__u32 self_pid;       /* fsrace's own tgid (not filtered out; informational) */
 	__u32 lock_snapshot;  /* read invalidate_lock state at each inode event */
 	__u64 wake_bytes;     /* wake the reader once this much is unread in the ring (a quarter of it) */
+	__u32 ncpus;          /* possible CPUs (per-CPU map values to sum) */
+	__u32 pad;
 };
+#define FSR_MAX_FILES 1024  /* test inodes per session: the filter's and the per-file maps' size */
+#define FSR_MAX_CPUS 512    /* per-CPU totals summed in BPF (ext4 reservation summaries) */
 
 /* Kernel-side delays (probes/delay.bpf.c): busy-waits at chosen kernel points, for the test inodes only.
  * One hook = one tracepoint or function the delay object attaches to; a delay point of the catalog

@@ -4,13 +4,14 @@
  * lock:contention_begin/end tracepoints for the same addresses. */
 #include "common.bpf.h"
 
-static __always_inline struct fsr_event *lock_event(__u32 probe, __u16 kind, void *sem)
+/* `tp`: a compile-time constant, true in the contention tracepoint programs (staged events). */
+static __always_inline struct fsr_event *lock_event(__u32 probe, __u16 kind, void *sem, const bool tp)
 {
 	__u64 addr = (__u64)sem;
 	struct fsr_lock_owner *o = bpf_map_lookup_elem(&fsr_locks, &addr);
 	if (!o)
 		return NULL;
-	struct fsr_event *e = fsr_reserve(probe, kind, o->dev, o->ino);
+	struct fsr_event *e = tp ? fsr_reserve_tp(probe, kind, o->dev, o->ino) : fsr_reserve(probe, kind, o->dev, o->ino);
 	if (!e)
 		return NULL;
 	if (cfg.lock_snapshot) {
@@ -31,7 +32,7 @@ static __always_inline struct fsr_event *lock_event(__u32 probe, __u16 kind, voi
 
 static __always_inline int acquire_enter(__u32 probe, void *sem, __u64 write)
 {
-	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_ACQUIRE, sem);
+	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_ACQUIRE, sem, false);
 	if (!e)
 		return 0;
 	e->a[0] = write;
@@ -48,7 +49,7 @@ static __always_inline int acquire_exit(__u32 probe, long ret, bool has_ret)
 	struct fsr_stash *s = bpf_map_lookup_elem(&fsr_stash_map, &k);
 	if (!s)
 		return 0;
-	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_ACQUIRED, (void *)s->ptr);
+	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_ACQUIRED, (void *)s->ptr, false);
 	if (e) {
 		e->a[0] = s->mode;
 		if (has_ret) {
@@ -63,7 +64,7 @@ static __always_inline int acquire_exit(__u32 probe, long ret, bool has_ret)
 
 static __always_inline int release(__u32 probe, void *sem, __u64 write)
 {
-	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_RELEASE, sem);
+	struct fsr_event *e = lock_event(probe, FSR_EV_RWSEM_RELEASE, sem, false);
 	if (!e)
 		return 0;
 	e->a[0] = write;
@@ -124,21 +125,21 @@ int BPF_KPROBE(kprobe__up_read, struct rw_semaphore *sem) { return release(FSR_P
 /* lock:contention_begin(void *lock, unsigned int flags), lock:contention_end(void *lock, int ret) */
 static __always_inline int cont_begin(void *lock, unsigned int flags)
 {
-	struct fsr_event *e = lock_event(FSR_P_CONTENTION_BEGIN, FSR_EV_CONTENTION_BEGIN, lock);
+	struct fsr_event *e = lock_event(FSR_P_CONTENTION_BEGIN, FSR_EV_CONTENTION_BEGIN, lock, true);
 	if (!e)
 		return 0;
 	e->a[0] = flags;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 static __always_inline int cont_end(void *lock, int ret)
 {
-	struct fsr_event *e = lock_event(FSR_P_CONTENTION_END, FSR_EV_CONTENTION_END, lock);
+	struct fsr_event *e = lock_event(FSR_P_CONTENTION_END, FSR_EV_CONTENTION_END, lock, true);
 	if (!e)
 		return 0;
 	e->ret = ret;
 	e->flags |= FSR_F_HAS_RET;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/contention_begin")

@@ -26,32 +26,41 @@ struct folio___flags_md {
 	struct fsr_memdesc_flags flags;
 } __attribute__((preserve_access_index));
 
-static __always_inline unsigned long folio_flags(struct folio *folio)
+/* `btf`: a compile-time constant, true when `folio` is a BTF pointer (tp_btf): plain loads instead of
+ * bpf_probe_read_kernel calls. */
+static __always_inline unsigned long folio_flags(struct folio *folio, const bool btf)
 {
 	struct folio___flags_ul *ful = (void *)folio;
 	struct folio___flags_md *fmd = (void *)folio;
 	unsigned long flags = 0;
-	if (bpf_core_field_exists(ful->flags))
-		bpf_core_read(&flags, sizeof(flags), &ful->flags);
-	else if (bpf_core_field_exists(fmd->flags))
-		bpf_core_read(&flags, sizeof(flags), &fmd->flags);
+	if (bpf_core_field_exists(ful->flags)) {
+		if (btf)
+			flags = ful->flags;
+		else
+			bpf_core_read(&flags, sizeof(flags), &ful->flags);
+	} else if (bpf_core_field_exists(fmd->flags)) {
+		if (btf)
+			flags = fmd->flags.f;
+		else
+			bpf_core_read(&flags, sizeof(flags), &fmd->flags);
+	}
 	return flags;
 }
 
-static __always_inline __u64 folio_pages(struct folio *folio)
+static __always_inline __u64 folio_pages(struct folio *folio, const bool btf)
 {
-	unsigned long flags = folio_flags(folio);
+	unsigned long flags = folio_flags(folio, btf);
 	int head = bpf_core_enum_value(enum pageflags, PG_head);
 	if (!(flags & (1UL << head)))
 		return 1;
 	struct folio___v61 *f61 = (void *)folio;
 	struct folio___v618 *f618 = (void *)folio;
 	if (bpf_core_field_exists(f61->_folio_nr_pages))
-		return BPF_CORE_READ(f61, _folio_nr_pages);
+		return btf ? f61->_folio_nr_pages : BPF_CORE_READ(f61, _folio_nr_pages);
 	if (bpf_core_field_exists(f618->_nr_pages))
-		return BPF_CORE_READ(f618, _nr_pages);
+		return btf ? f618->_nr_pages : BPF_CORE_READ(f618, _nr_pages);
 	if (bpf_core_field_exists(f618->_flags_1))
-		return 1ULL << (BPF_CORE_READ(f618, _flags_1) & 0xff);
+		return 1ULL << ((btf ? f618->_flags_1 : BPF_CORE_READ(f618, _flags_1)) & 0xff);
 	return 0; /* unknown */
 }
 
@@ -76,7 +85,7 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind,
 	struct fsr_event e = {};
 	fsr_fill_nocomm(&e, probe, kind, dev, ino);
 	fsr_lock_snapshot_x(&e, mapping, btf);
-	fsr_run_add(&e, slot, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio), FSR_PC_RUN_GAP_NS);
+	fsr_run_add(&e, slot, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio, btf), FSR_PC_RUN_GAP_NS);
 	return 0;
 }
 
@@ -91,12 +100,12 @@ int BPF_PROG(raw__pc_delete, struct folio *folio) { return pc_body(folio, FSR_P_
 
 static __always_inline int pc_tp(struct trace_event_raw_mm_filemap_op_page_cache *ctx, __u32 probe, __u16 kind)
 {
-	struct fsr_event *e = fsr_id_event(probe, kind, BPF_CORE_READ(ctx, s_dev), BPF_CORE_READ(ctx, i_ino));
+	struct fsr_event *e = fsr_id_event_tp(probe, kind, BPF_CORE_READ(ctx, s_dev), BPF_CORE_READ(ctx, i_ino));
 	if (!e)
 		return 0;
 	e->a[0] = BPF_CORE_READ(ctx, index);
 	e->a[1] = bpf_core_field_exists(ctx->order) ? 1ULL << BPF_CORE_READ(ctx, order) : 0;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tracepoint/filemap/mm_filemap_add_to_page_cache")
@@ -110,11 +119,11 @@ static __always_inline int fault_body(struct address_space *mapping, unsigned lo
 	if (!mapping)
 		return 0;
 	struct inode *host = btf ? mapping->host : BPF_CORE_READ(mapping, host);
-	struct fsr_event *e = fsr_inode_event_x(FSR_P_FAULT_TP, FSR_EV_FAULT, host, btf);
+	struct fsr_event *e = fsr_inode_event_tp(FSR_P_FAULT_TP, FSR_EV_FAULT, host, btf);
 	if (!e)
 		return 0;
 	e->a[0] = index;
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 SEC("tp_btf/mm_filemap_fault")
@@ -130,11 +139,11 @@ struct trace_event_raw_mm_filemap_fault___fsr {
 SEC("tracepoint/filemap/mm_filemap_fault")
 int tp__fault(struct trace_event_raw_mm_filemap_fault___fsr *ctx)
 {
-	struct fsr_event *e = fsr_id_event(FSR_P_FAULT_TP, FSR_EV_FAULT, BPF_CORE_READ(ctx, s_dev), BPF_CORE_READ(ctx, i_ino));
+	struct fsr_event *e = fsr_id_event_tp(FSR_P_FAULT_TP, FSR_EV_FAULT, BPF_CORE_READ(ctx, s_dev), BPF_CORE_READ(ctx, i_ino));
 	if (!e)
 		return 0;
 	e->a[0] = BPF_CORE_READ(ctx, index);
-	fsr_submit(e);
+	fsr_submit_tp(e);
 	return 0;
 }
 
