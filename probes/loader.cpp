@@ -178,6 +178,7 @@ struct ProbeSession::Impl {
   uint64_t held_bytes = 0;
   std::atomic<uint64_t>* events = nullptr;
   uint64_t short_records = 0;
+  uint64_t drained_runs[FSR_MAX_PROBES] = {};  // runs still held in BPF at stop, sent by send_held_runs
   int write_errno = 0;
   nlohmann::json inodes = nlohmann::json::array();
   std::mutex inode_mu;
@@ -305,6 +306,7 @@ struct ProbeSession::Impl {
         if (!e.ts_ns) continue;  // empty slot
         e.ret = 0;
         buf.push_back(e);
+        if (e.probe < FSR_MAX_PROBES) ++drained_runs[e.probe];  // emitted here, not in BPF
       }
     }
     flush(true);
@@ -523,6 +525,7 @@ SessionStats ProbeSession::stop() {
       uint32_t key = uint32_t(r.spec->id);
       if (bpf_map_lookup_elem(im.fd_stats, &key, v.data()) != 0) continue;
       fsr_probe_stats sum{};
+      if (key < FSR_MAX_PROBES) sum.emitted = im.drained_runs[key];
       for (const auto& x : v) {
         sum.hits += x.hits;
         sum.emitted += x.emitted;

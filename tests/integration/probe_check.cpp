@@ -44,6 +44,16 @@ int main(int argc, char** argv) {
   OpLogData ops = load_oplog(dir + "/ops.bin");
   check(ev.trailer.value("dropped", 1) == 0, fmt::format("no events dropped (dropped = {})", ev.trailer.value("dropped", -1)));
   check(ev.trailer["inodes"].size() == 1, "one test inode registered");
+  // Transport: every event a probe counted as emitted reached events.bin (tracepoint programs stage
+  // them per CPU and send 16 at a time; the loader drains the stages after detaching), none twice.
+  uint64_t emitted = 0;
+  for (const auto& [name, pp] : ev.trailer["per_probe"].items()) emitted += pp.value("emitted", uint64_t(0));
+  check(emitted == ev.events.size() && ev.trailer.value("events", uint64_t(0)) == ev.events.size(),
+        fmt::format("events in the file ({}) = emitted by the probes ({}) = trailer count ({})", ev.events.size(), emitted,
+                    ev.trailer.value("events", uint64_t(0))));
+  check(ev.trailer.value("short_records", uint64_t(1)) == 0, "no malformed ring records");
+  check(std::is_sorted(ev.events.begin(), ev.events.end(), [](const fsr_event& a, const fsr_event& b) { return a.ts_ns < b.ts_ns; }),
+        "events decode in time order");
   uint64_t ino = ev.trailer["inodes"][0].value("ino", uint64_t(0));
   uint32_t dev = ev.trailer["inodes"][0].value("dev", 0u);
   size_t other = 0, adds = 0, dels = 0;

@@ -294,6 +294,23 @@ TEST(EventsDecoder, RoundTripAndEveryMalformation) {
   EXPECT_NE(err("FSR").find("too short"), std::string::npos);
 }
 
+// The file holds events in transport order (per-CPU stages of 16, runs sent when they end, drained
+// stages and runs last); decoding hands them out in time order, ties in file order.
+TEST(EventsDecoder, EventsComeOutInTimeOrder) {
+  nlohmann::json h = {{"record_size", sizeof(fsr_event)}, {"kernel", "k"}};
+  std::vector<fsr_event> cpu0(3), cpu1(2);
+  uint64_t ts0[] = {10, 40, 70}, ts1[] = {20, 40};
+  for (size_t i = 0; i < cpu0.size(); ++i) cpu0[i] = fsr_event{}, cpu0[i].ts_ns = ts0[i], cpu0[i].kind = FSR_EV_PC_ADD, cpu0[i].a[0] = i;
+  for (size_t i = 0; i < cpu1.size(); ++i) cpu1[i] = fsr_event{}, cpu1[i].ts_ns = ts1[i], cpu1[i].kind = FSR_EV_PC_DELETE, cpu1[i].a[0] = 10 + i;
+  std::string f = encode_events_header(h) + encode_events_chunk(cpu1.data(), cpu1.size()) + encode_events_chunk(cpu0.data(), cpu0.size()) +
+                  encode_events_trailer({{"events", 5}});
+  EventsData d = decode_events(f, "x");
+  ASSERT_EQ(d.events.size(), 5u);
+  std::vector<uint64_t> got;
+  for (const auto& e : d.events) got.push_back(e.ts_ns * 100 + e.a[0]);
+  EXPECT_EQ(got, (std::vector<uint64_t>{1000, 2010, 4011, 4001, 7002}));  // the tie at 40: file order (cpu1 first)
+}
+
 // ---------- analyzer on recorded streams ----------
 
 TEST(KernelEventsAnalyzer, RecordedStreamInterleavesWithOpsAndExplainsInsertions) {
