@@ -164,6 +164,17 @@ static __always_inline __u64 fsr_wake_flag(void)
 	return bpf_ringbuf_query(&fsr_events, BPF_RB_AVAIL_DATA) > cfg.wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* One event copied to the ring (not staged), counted as emitted or dropped for its probe. */
+static __always_inline void fsr_output_one(struct fsr_event *e, struct fsr_probe_stats *st, __u64 flags)
+{
+	if (bpf_ringbuf_output(&fsr_events, e, sizeof(*e), flags) == 0) {
+		if (st)
+			st->emitted++;
+	} else if (st) {
+		st->dropped++;
+	}
+}
+
 /* A staged event was completed (the caller holds busy = 1): counts it; a full stage goes to the ring
  * as one record, and its events count as dropped if the ring has no room. */
 static __always_inline void fsr_stage_commit(struct fsr_stage *s, struct fsr_probe_stats *st)
@@ -224,12 +235,7 @@ static __always_inline void fsr_submit_tp(struct fsr_event *e)
 		return;
 	struct fsr_probe_stats *st = fsr_stat(e->probe);
 	if (s->busy > 1) { /* built in nest while an interrupted program holds the stage */
-		if (bpf_ringbuf_output(&fsr_events, e, sizeof(*e), fsr_wake_flag()) == 0) {
-			if (st)
-				st->emitted++;
-		} else if (st) {
-			st->dropped++;
-		}
+		fsr_output_one(e, st, fsr_wake_flag());
 		s->busy = 1;
 		return;
 	}
@@ -315,26 +321,27 @@ static __always_inline struct fsr_event *fsr_inode_event(__u32 probe, __u16 kind
 	return fsr_inode_event_x(probe, kind, inode, false);
 }
 
-/* An event from a classic tracepoint: only dev/ino from the trace record, no inode pointer. */
-static __always_inline struct fsr_event *fsr_id_event(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+/* An event from a classic tracepoint: only dev/ino from the trace record, no inode pointer. `tp` as in
+ * fsr_inode_event_xt. */
+static __always_inline struct fsr_event *fsr_id_event_xt(__u32 probe, __u16 kind, __u32 dev, __u64 ino, const bool tp)
 {
 	if (!fsr_match(dev, ino))
 		return NULL;
-	struct fsr_event *e = fsr_reserve(probe, kind, dev, ino);
+	struct fsr_event *e = tp ? fsr_reserve_tp(probe, kind, dev, ino) : fsr_reserve(probe, kind, dev, ino);
 	if (e)
 		e->flags |= FSR_F_NO_INODE;
 	return e;
 }
 
+static __always_inline struct fsr_event *fsr_id_event(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	return fsr_id_event_xt(probe, kind, dev, ino, false);
+}
+
 /* The same from a classic tracepoint program (staged: pair with fsr_submit_tp). */
 static __always_inline struct fsr_event *fsr_id_event_tp(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
 {
-	if (!fsr_match(dev, ino))
-		return NULL;
-	struct fsr_event *e = fsr_reserve_tp(probe, kind, dev, ino);
-	if (e)
-		e->flags |= FSR_F_NO_INODE;
-	return e;
+	return fsr_id_event_xt(probe, kind, dev, ino, true);
 }
 
 static __always_inline __u64 fsr_stash_key(__u32 probe)
@@ -359,12 +366,7 @@ static __always_inline void fsr_run_send(struct fsr_event *run)
 		s->busy = 0;
 		return;
 	}
-	if (bpf_ringbuf_output(&fsr_events, run, sizeof(*run), 0) == 0) {
-		if (st)
-			st->emitted++;
-	} else if (st) {
-		st->dropped++;
-	}
+	fsr_output_one(run, st, 0);
 }
 
 /* Adds the event `e` (fsr_fill_nocomm, lock state taken; a[2] must match to merge, a[3] the latest value)

@@ -271,6 +271,9 @@ TEST(ShippedCampaigns, AllParseAndPowerCutCutsEveryScenario) {
   Campaign pc = load_campaign((dir / "power-cut.toml").string(), scenario_catalog());
   ASSERT_EQ(pc.scenarios.size(), 4u);
   for (const auto& s : pc.scenarios) EXPECT_TRUE(s.widens("dm-flakey")) << s.name;
-  for (const auto& s : pc.scenarios)
-    if (s.name == "mixed") EXPECT_EQ(s.d("shift_ratio"), 0);
+  for (const auto& s : pc.scenarios) {
+    if (s.name == "mixed") {
+      EXPECT_EQ(s.d("shift_ratio"), 0);
+    }
+  }
 }
