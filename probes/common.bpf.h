@@ -198,6 +198,15 @@ static __always_inline void fsr_stage_commit(struct fsr_stage *s, struct fsr_pro
 	}
 }
 
+/* The stage's next free slot ev[n] (n bounded for the verifier). */
+static __always_inline struct fsr_event *fsr_stage_next(struct fsr_stage *s)
+{
+	__u32 i = s->n;
+	if (i >= FSR_STAGE_EVENTS)
+		i = 0;
+	return &s->ev[i];
+}
+
 /* fsr_reserve for tracepoint programs: the event is built in this CPU's stage. Pair with
  * fsr_submit_tp (the verifier rejects a ring pointer there, and a stage pointer in fsr_submit). */
 static __always_inline struct fsr_event *fsr_reserve_tp(__u32 probe, __u16 kind, __u32 dev, __u64 ino)
@@ -211,10 +220,7 @@ static __always_inline struct fsr_event *fsr_reserve_tp(__u32 probe, __u16 kind,
 		return NULL;
 	struct fsr_event *e;
 	if (s->busy == 0) {
-		__u32 i = s->n;
-		if (i >= FSR_STAGE_EVENTS)
-			i = 0;
-		e = &s->ev[i];
+		e = fsr_stage_next(s);
 	} else if (s->busy == 1) {
 		e = &s->nest;
 	} else {
@@ -358,10 +364,7 @@ static __always_inline void fsr_run_send(struct fsr_event *run)
 	struct fsr_stage *s = bpf_map_lookup_elem(&fsr_stage, &zero);
 	if (s && s->busy == 0) {
 		s->busy = 1;
-		__u32 i = s->n;
-		if (i >= FSR_STAGE_EVENTS)
-			i = 0;
-		__builtin_memcpy(&s->ev[i], run, sizeof(*run));
+		__builtin_memcpy(fsr_stage_next(s), run, sizeof(*run));
 		fsr_stage_commit(s, st);
 		s->busy = 0;
 		return;

@@ -91,26 +91,23 @@ static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __u3
 	if (!e)
 		return;
 	__u64 r = 0, rel = 0, used = 0;
-	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) {
-		/* before 5.19: no way to read the other CPUs' counts here; this CPU's */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) {
+		for (__u32 cpu = 0; cpu < FSR_MAX_CPUS && cpu < cfg.ncpus; cpu++) {
+			struct fsr_resv_totals *t = bpf_map_lookup_percpu_elem(&fsr_resv, &idx, cpu);
+			if (t) {
+				r += t->reserves;
+				rel += t->released;
+				used += t->used;
+			}
+		}
+	} else {
+		/* before 5.19 the other CPUs' counts cannot be read here: this CPU's */
 		struct fsr_resv_totals *t = bpf_map_lookup_elem(&fsr_resv, &idx);
 		if (t) {
 			r = t->reserves;
 			rel = t->released;
 			used = t->used;
 		}
-	}
-	for (__u32 cpu = 0; cpu < FSR_MAX_CPUS; cpu++) {
-		if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem))
-			break;
-		if (cpu >= cfg.ncpus)
-			break;
-		struct fsr_resv_totals *t = bpf_map_lookup_percpu_elem(&fsr_resv, &idx, cpu);
-		if (!t)
-			continue;
-		r += t->reserves;
-		rel += t->released;
-		used += t->used;
 	}
 	e->a[0] = r;
 	e->a[1] = rel;
