@@ -23,6 +23,26 @@ inline uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
+// Timestamps around plain loads and stores (mmap ops): clock_gettime's ordered TSC read waits for earlier
+// instructions to retire, not for their stores to leave the store buffer, and later loads may run before
+// it. Without fences an mmap store recorded as ended can still be invisible to another CPU, and an mmap
+// load recorded as started can have read older data: the op log would claim an order the CPUs did not
+// have, and the oracle would call the in-flight store a torn block.
+inline void fence_stores_before_timestamp() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_mfence();  // drains the store buffer; the vDSO's lfence then orders the TSC read after it
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+inline void fence_loads_after_timestamp() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_lfence();  // no later load starts before the TSC read has completed
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 // Work done by this process: bumped by every recorded op (ThreadLog::op) and every runner phase change.
 // The VM guest agent reports it in its heartbeat; the host declares a `hang` when it stops moving.
 inline std::atomic<uint64_t>& progress_counter() {

@@ -120,6 +120,7 @@ void OpCtx::mmap_write(const Range& r) {
   for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
   uint64_t t0 = now_ns();
   std::memcpy(h_.map[r.file] + r.off(), buf_.p, r.len());
+  fence_stores_before_timestamp();
   tl_.op(id, OpKind::kMmapWrite, r.file, r.off(), r.len(), t0, now_ns(), int64_t(r.len()), flags_);
   ++stats.ops_by_kind["mmap-write"];
 }
@@ -282,6 +283,7 @@ void install_sigbus_handler() {
 
 void OpCtx::mmap_read(const Range& r) {
   uint64_t id = tl_.new_id(), t0 = now_ns();
+  fence_loads_after_timestamp();
   uint64_t copied = r.n;
   if (!h_.shifting) {
     std::memcpy(buf_.p, h_.map[r.file] + r.off(), r.len());
