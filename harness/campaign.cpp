@@ -183,7 +183,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   // --- [probes] (issue 3) ---
   if (auto* n = root.get("probes")) {
     const auto& t = cx.table(*n, "[probes]");
-    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib", "cpu_stats"});
+    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib", "cpu_stats", "toggle_ms"});
     if (auto* v = t.get("enabled")) {
       if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
       c.probes.enabled = v->as_boolean()->get();
@@ -200,6 +200,12 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
           for (const auto& p : probes::probe_catalog()) names.push_back(p.name);
           cx.fail(*v, fmt::format("unknown probe '{}' in 'required'; allowed: {}", r, join(names)));
         }
+    }
+    if (auto* v = t.get("toggle_ms")) {
+      c.probes.toggle_ms = uint64_t(cx.num(*v, "toggle_ms", 0, 60000, true));
+      if (c.probes.toggle_ms && c.probes.toggle_ms < 50)
+        cx.fail(*v, fmt::format("'toggle_ms' = {} is too short to attach and detach in; allowed: 0 (off) or 50 to 60000",
+                                c.probes.toggle_ms));
     }
     if (auto* v = t.get("ringbuf_mib")) {
       c.probes.ringbuf_mib = uint64_t(cx.num(*v, "ringbuf_mib", 1, 1024, true));
@@ -369,7 +375,7 @@ std::string campaign_to_toml(const Campaign& c) {
   toml::array req;
   for (const auto& r : c.probes.required) req.push_back(r);
   root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)},
-                                      {"cpu_stats", c.probes.cpu_stats}});
+                                      {"cpu_stats", c.probes.cpu_stats}, {"toggle_ms", int64_t(c.probes.toggle_ms)}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

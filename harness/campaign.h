@@ -70,6 +70,11 @@ struct ProbesConfig {
   // Kernel run-time statistics of the BPF programs (bpf_enable_stats) for the report's probe CPU share.
   // They cost two clock reads per program run; off only to measure what the probes cost without them.
   bool cpu_stats = true;
+  // Benchmark only (bench/probes_overhead.sh): during the race, detach every probe for toggle_ms, attach
+  // them again for toggle_ms, and so on; the case reports ops/s and ops per CPU-second in the attached
+  // and the detached stretches (probes.toggle). Events of the detached stretches are missing, so runs
+  // with it are not for finding bugs. 0: off.
+  uint64_t toggle_ms = 0;
 };
 
 struct Campaign {

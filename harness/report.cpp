@@ -135,6 +135,16 @@ std::string case_block(const nlohmann::json& c) {
       s += fmt::format(", stale iomaps seen {}", p["analysis"].value("stale_iomap_seen", 0));
     if (p.contains("error")) s += fmt::format(" (error: {})", p.value("error", ""));
     s += "\n";
+    if (p.contains("toggle")) {
+      const auto& t = p["toggle"];
+      s += fmt::format("  probe toggle (benchmark, every {} ms): attached {:.0f} ops/s, detached {:.0f} ops/s; per attached "
+                       "stretch vs its detached neighbours, median {:.1f} % of the ops/s and {:.1f} % of the ops per "
+                       "CPU-second ({} stretches){}\n",
+                       t.value("period_ms", 0), t["attached"].value("ops_per_s", 0.0), t["detached"].value("ops_per_s", 0.0),
+                       100 * t.value("median_ratio_ops", 0.0), 100 * t.value("median_ratio_ops_per_cpu", 0.0),
+                       t.value("pair_ratios_ops", nlohmann::json::array()).size(),
+                       t.contains("error") ? fmt::format(" (error: {})", t.value("error", "")) : "");
+    }
   }
   for (const auto& n : c.value("notes", nlohmann::json::array())) s += fmt::format("  note: {}\n", n.get<std::string>());
   if (c.contains("timing")) {

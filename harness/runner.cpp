@@ -29,6 +29,7 @@
 #include "harness/oplog.h"
 #include "harness/oracle.h"
 #include "harness/overlap.h"
+#include "harness/probe_toggle.h"
 #include "harness/report.h"
 #include "harness/util.h"
 #include "harness/verify.h"
@@ -316,7 +317,18 @@ class CaseRunner {
     uint64_t t_race = now_ns();
     uint64_t race_cpu0 = process_cpu_ns();
     if (probe) probe->start_cpu_window();
+    std::unique_ptr<ProbeToggler> toggler;  // benchmark only ([probes] toggle_ms)
+    if (probe && opt_.campaign.probes.toggle_ms && probe->attached()) {
+      if (opt_.mode == "vm")
+        info["notes"].push_back("[probes] toggle_ms ignored in a VM guest: attaching and detaching while the race runs "
+                                "patches kernel text, which livelocked guests under TCG (see probes/loader.h)");
+      else
+        toggler = std::make_unique<ProbeToggler>(*probe, opt_.campaign.probes.toggle_ms);
+    }
     RaceStats rs = scenario->race(env, files);
+    nlohmann::json toggle;
+    if (toggler) toggle = toggler->finish();
+    toggler.reset();
     uint64_t race_cpu_ns = process_cpu_ns() - race_cpu0;
     errortags.reset();
     info["extents"] = nlohmann::json::object();
@@ -497,6 +509,7 @@ class CaseRunner {
       info["kernel_widening"]["dm-flakey"]["journal_recovery"] = recovery;
     }
     if (probe) info["probes"] = probe_report(*probe, pstats, probe_error, t_race_end, out.findings);
+    if (!toggle.is_null()) info["probes"]["toggle"] = toggle;
 
     info["status"] = interrupted ? "interrupted" : "complete";
     info["device"] = dev;

@@ -90,6 +90,30 @@ Attacher::RunStats Attacher::run_stats() const {
 void Attacher::detach_all() {
   for (auto* l : links_) bpf_link__destroy(l);
   links_.clear();
+  attached_.clear();
+  paused_ = false;
+}
+
+void Attacher::pause() {
+  if (paused_) return;
+  for (auto* l : links_) bpf_link__destroy(l);
+  links_.clear();
+  paused_ = true;
+}
+
+bool Attacher::resume(std::string& err) {
+  if (!paused_) return true;
+  paused_ = false;
+  bool ok = true;
+  for (auto* p : attached_) {
+    if (bpf_link* l = bpf_program__attach(p)) {
+      links_.push_back(l);
+    } else if (ok) {
+      err = fmt::format("re-attach of {} failed: {}", bpf_program__name(p), errno_text(errno));
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 void* Attacher::load(const BpfObjectOps& ops, const Picks& picks, std::string& err, int& eno) {
@@ -144,6 +168,7 @@ void* Attacher::load(const BpfObjectOps& ops, const Picks& picks, std::string& e
 
 bool Attacher::attach(void* s, const BpfObjectOps& ops, const ProbeSpec& spec, AttachMode mode, std::string& err, int& eno) {
   std::vector<bpf_link*> mine;
+  std::vector<bpf_program*> progs;
   for (const auto& name : spec.programs(mode)) {
     bpf_program* prog = bpf_object__find_program_by_name(ops.obj(s), name.c_str());
     bpf_link* l = prog ? bpf_program__attach(prog) : nullptr;
@@ -157,8 +182,10 @@ bool Attacher::attach(void* s, const BpfObjectOps& ops, const ProbeSpec& spec, A
       return false;
     }
     mine.push_back(l);
+    progs.push_back(prog);
   }
   links_.insert(links_.end(), mine.begin(), mine.end());
+  attached_.insert(attached_.end(), progs.begin(), progs.end());
   return true;
 }
 

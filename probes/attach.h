@@ -69,6 +69,10 @@ class Attacher {
                                            const std::map<int, std::vector<Candidate>>& plans);
   void keep(const BpfObjectOps& ops, void* s) { instances_.push_back({&ops, s}); }
   void detach_all();
+  // Benchmark support ([probes] toggle_ms): destroys every link but keeps the programs loaded, and
+  // attaches them again. resume() returns false with the first failure in `err` (what attached stays).
+  void pause();
+  bool resume(std::string& err);
   // Time the kernel spent in the loaded programs and how often they ran (counted while BPF run-time
   // statistics are enabled: bpf_enable_stats / kernel.bpf_stats_enabled; zero otherwise).
   struct RunStats {
@@ -90,6 +94,8 @@ class Attacher {
   std::string config_;
   std::vector<Instance> instances_;
   std::vector<bpf_link*> links_;
+  std::vector<bpf_program*> attached_;  // the programs of links_ (also while paused: what resume attaches)
+  bool paused_ = false;
 };
 
 }  // namespace fsrace::probes

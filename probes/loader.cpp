@@ -489,6 +489,16 @@ void ProbeSession::start_cpu_window() {
   im.win_deadline = im.win_start + uint64_t(im.opt.cpu_window_s * 1e9);
 }
 
+bool ProbeSession::set_attached(bool on, std::string& err) {
+  auto& im = *impl_;
+  if (!im.at || stopped_) return true;
+  if (!on) {
+    im.at->pause();
+    return true;
+  }
+  return im.at->resume(err);
+}
+
 SessionStats ProbeSession::stop() {
   if (stopped_) return final_;
   stopped_ = true;

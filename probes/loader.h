@@ -94,6 +94,10 @@ class ProbeSession {
   // stop(). A no-op without cpu_stats or when called again.
   void start_cpu_window();
   SessionStats stop();
+  // Benchmark support ([probes] toggle_ms): detaches every attached program (kept loaded, events
+  // staged so far stay held) or attaches them again. false with `err` when a program would not
+  // attach again. Not thread-safe against stop().
+  bool set_attached(bool on, std::string& err);
   nlohmann::json probes_json() const;
   uint64_t events_so_far() const { return events_.load(); }
   std::string setup_error() const { return setup_error_; }  // BPF-wide problem, if any

@@ -14,6 +14,7 @@
 #include <map>
 
 #include "harness/oplog.h"
+#include "harness/util.h"
 #include "probes/events.h"
 
 using namespace fsrace;
@@ -128,5 +129,28 @@ int main(int argc, char** argv) {
   double frac = race_events ? double(inside_own_op) / double(race_events) : 0;
   check(frac > 0.5, fmt::format("event timestamps interleave with ops.bin: {:.0f}% of {} race events fall inside an op of their thread",
                                 frac * 100, race_events));
+  // A run with [probes] toggle_ms: the probes were detached in every other stretch of the race, so no
+  // event may carry a time inside a detached stretch, and every stretch did work.
+  nlohmann::json cs = nlohmann::json::parse(read_file(dir + "/findings.json"))["cases"][0];
+  if (cs.contains("probes") && cs["probes"].contains("toggle")) {
+    const auto& t = cs["probes"]["toggle"];
+    const auto& segs = t["segments"];
+    bool alternate = !segs.empty(), worked = true;
+    size_t inside = 0;
+    for (size_t i = 0; i < segs.size(); ++i) {
+      alternate &= segs[i].value("attached", false) == (i % 2 == 0);
+      worked &= segs[i].value("ops", uint64_t(0)) > 0;
+      if (segs[i].value("attached", true)) continue;
+      uint64_t a = segs[i].value("start_ns", uint64_t(0)), b = a + segs[i].value("ns", uint64_t(0));
+      for (const auto& e : ev.events) inside += e.ts_ns > a && e.ts_ns < b;
+    }
+    check(!t.contains("error"), fmt::format("probes re-attached after every detached stretch ({})", t.value("error", "no error")));
+    check(alternate && segs.size() >= 4,
+          fmt::format("toggle: {} stretches alternating attached / detached, from attached", segs.size()));
+    check(worked, "toggle: the workload made progress in every stretch");
+    check(inside == 0, fmt::format("toggle: no event inside a detached stretch ({})", inside));
+    check(t["pair_ratios_ops"].size() >= 2, fmt::format("toggle: {} attached stretches compared with their neighbours",
+                                                        t["pair_ratios_ops"].size()));
+  }
   return failures ? 1 : 0;
 }

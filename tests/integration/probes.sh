@@ -43,3 +43,11 @@ if [ "$rc" -eq 1 ]; then keep=1; echo "note: the run reported findings (kept bel
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then keep=1; echo "FAIL: fsrace run exited $rc"; cat "$out/run.txt"; exit 1; fi
 case_dir="$(ls -d "$out"/res/default/*/"$fs"-punch-vs-fault)"
 "$check" "$case_dir" || { keep=1; exit 1; }
+# The benchmark's in-race toggle ([probes] toggle_ms): detached stretches hold no events, the probes
+# come back after each, and the event accounting still adds up.
+{ cat "$(dirname "$0")/../../campaigns/default.toml"; printf '\n[probes]\ncpu_stats = false\ntoggle_ms = 200\n'; } > "$out/toggle.toml"
+"$bin" run --local --fs "$fs" --duration 2.5 --seed 12 --results "$out/tog" --quiet "$out/toggle.toml" > "$out/tog.txt" 2>&1
+rc=$?
+grep -E 'probe toggle' "$out/tog.txt"
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then keep=1; echo "FAIL: toggled fsrace run exited $rc"; cat "$out/tog.txt"; exit 1; fi
+"$check" "$(ls -d "$out"/tog/default/*/"$fs"-punch-vs-fault)" || { keep=1; exit 1; }

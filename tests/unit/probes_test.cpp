@@ -11,6 +11,7 @@
 #include "harness/campaign.h"
 #include "harness/kernel_events.h"
 #include "harness/oplog.h"
+#include "harness/probe_toggle.h"
 #include "harness/util.h"
 #include "probes/catalog.h"
 #include "probes/events.h"
@@ -515,7 +516,7 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_EQ(err("[probes]\nringbuf_mib = 2048\n"), "c.toml:2:15: 'ringbuf_mib' = 2048 is out of range; allowed: 1 to 1024");
   EXPECT_EQ(err("[probes]\nenabled = 1\n"), "c.toml:2:11: 'enabled' must be true or false");
   EXPECT_EQ(err("[probes]\nrequire = []\n"),
-            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, ringbuf_mib, cpu_stats");
+            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, ringbuf_mib, cpu_stats, toggle_ms");
   EXPECT_EQ(err("[probes]\ncpu_stats = \"no\"\n"), "c.toml:2:13: 'cpu_stats' must be true or false");
   EXPECT_TRUE(c.probes.cpu_stats);
   Campaign back = parse_campaign(campaign_to_toml(c), "r.toml", cat);
@@ -523,4 +524,40 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   Campaign off = parse_campaign("[probes]\ncpu_stats = false\n", "c.toml", cat);
   EXPECT_FALSE(off.probes.cpu_stats);
   EXPECT_FALSE(parse_campaign(campaign_to_toml(off), "r.toml", cat).probes.cpu_stats);
+  EXPECT_EQ(c.probes.toggle_ms, 0u);
+  Campaign tog = parse_campaign("[probes]\ntoggle_ms = 500\n", "c.toml", cat);
+  EXPECT_EQ(tog.probes.toggle_ms, 500u);
+  EXPECT_EQ(parse_campaign(campaign_to_toml(tog), "r.toml", cat).probes.toggle_ms, 500u);
+  EXPECT_EQ(err("[probes]\ntoggle_ms = 10\n"),
+            "c.toml:2:13: 'toggle_ms' = 10 is too short to attach and detach in; allowed: 0 (off) or 50 to 60000");
+  EXPECT_EQ(err("[probes]\ntoggle_ms = 0.5\n"), "c.toml:2:13: 'toggle_ms' must be an integer");
+}
+
+// The benchmark's in-race toggle: each attached stretch is compared with the mean of its detached
+// neighbours, in ops/s and in ops per CPU-second; a stretch without a detached neighbour has no ratio.
+TEST(ProbeToggle, PairsEachAttachedStretchWithItsDetachedNeighbours) {
+  std::vector<ToggleSegment> segs = {
+      {true, 1000000000, 900, 2000000000},   // 900 ops/s vs 1000 -> 90 %; 450 ops per CPU-s vs 500 -> 90 %
+      {false, 1000000000, 1000, 2000000000},
+      {true, 500000000, 475, 1000000000},    // 950 ops/s vs mean(1000, 1100) = 1050 -> 90.5 %
+      {false, 1000000000, 1100, 2000000000},
+      {true, 1000000000, 0, 0},              // nothing ran: ratio 0
+  };
+  nlohmann::json j = toggle_summary(segs, 1000);
+  EXPECT_EQ(j["period_ms"], 1000);
+  EXPECT_EQ(j["attached"]["ops"], 1375u);
+  EXPECT_EQ(j["detached"]["ops"], 2100u);
+  EXPECT_DOUBLE_EQ(j["detached"]["ops_per_s"].get<double>(), 1050.0);
+  auto r = j["pair_ratios_ops"].get<std::vector<double>>();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_DOUBLE_EQ(r[0], 0.9);
+  EXPECT_NEAR(r[1], 950.0 / 1050.0, 1e-12);
+  EXPECT_DOUBLE_EQ(r[2], 0.0);
+  EXPECT_NEAR(j["median_ratio_ops"].get<double>(), 0.9, 1e-12);
+  auto c = j["pair_ratios_ops_per_cpu"].get<std::vector<double>>();
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_DOUBLE_EQ(c[0], 450.0 / 500.0);
+  EXPECT_EQ(j["segments"].size(), 5u);
+  EXPECT_EQ(toggle_summary({}, 100)["median_ratio_ops"], 0.0);
+  EXPECT_TRUE(toggle_summary({{true, 1, 1, 1}}, 100)["pair_ratios_ops"].empty());  // no detached neighbour
 }
