@@ -183,7 +183,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   // --- [probes] (issue 3) ---
   if (auto* n = root.get("probes")) {
     const auto& t = cx.table(*n, "[probes]");
-    cx.only_keys(t, "[probes]", {"enabled", "required", "ringbuf_mib", "cpu_stats", "toggle_ms"});
+    cx.only_keys(t, "[probes]", {"enabled", "required", "exclude", "ringbuf_mib", "cpu_stats", "toggle_ms"});
     if (auto* v = t.get("enabled")) {
       if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
       c.probes.enabled = v->as_boolean()->get();
@@ -192,14 +192,14 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       if (!v->is_boolean()) cx.fail(*v, "'cpu_stats' must be true or false");
       c.probes.cpu_stats = v->as_boolean()->get();
     }
-    if (auto* v = t.get("required")) {
-      c.probes.required = cx.str_list(*v, "required");
-      for (const auto& r : c.probes.required)
-        if (!probes::find_probe(r)) {
-          std::vector<std::string> names;
-          for (const auto& p : probes::probe_catalog()) names.push_back(p.name);
-          cx.fail(*v, fmt::format("unknown probe '{}' in 'required'; allowed: {}", r, join(names)));
-        }
+    std::vector<std::string> names;
+    for (const auto& p : probes::probe_catalog()) names.push_back(p.name);
+    if (auto* v = t.get("required")) c.probes.required = cx.names(*v, "required", names, "probe");
+    if (auto* v = t.get("exclude")) {
+      c.probes.exclude = cx.names(*v, "exclude", names, "probe");
+      for (const auto& x : c.probes.exclude)
+        if (std::find(c.probes.required.begin(), c.probes.required.end(), x) != c.probes.required.end())
+          cx.fail(*v, fmt::format("probe '{}' is both required and excluded: drop it from one of the two", x));
     }
     if (auto* v = t.get("toggle_ms")) {
       c.probes.toggle_ms = uint64_t(cx.num(*v, "toggle_ms", 0, 60000, true));
@@ -372,9 +372,10 @@ std::string campaign_to_toml(const Campaign& c) {
                  {"boot_timeout_s", c.vm.boot_timeout_s}};
   if (!c.vm.test_hook.empty()) vm.insert("test_hook", c.vm.test_hook);
   root.insert("vm", vm);
-  toml::array req;
+  toml::array req, exc;
   for (const auto& r : c.probes.required) req.push_back(r);
-  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)},
+  for (const auto& x : c.probes.exclude) exc.push_back(x);
+  root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"exclude", exc}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)},
                                       {"cpu_stats", c.probes.cpu_stats}, {"toggle_ms", int64_t(c.probes.toggle_ms)}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";

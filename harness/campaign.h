@@ -66,6 +66,7 @@ inline const std::vector<std::string>& vm_test_hooks() {
 struct ProbesConfig {
   bool enabled = true;
   std::vector<std::string> required;  // probe names as `fsrace probes` lists them
+  std::vector<std::string> exclude;   // probes not to load (less overhead, or a probe misbehaving on a kernel)
   uint64_t ringbuf_mib = 16;          // power of two, 1..1024
   // Kernel run-time statistics of the BPF programs (bpf_enable_stats) for the report's probe CPU share.
   // They cost two clock reads per program run; off only to measure what the probes cost without them.

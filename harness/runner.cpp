@@ -251,6 +251,7 @@ class CaseRunner {
       po.cpu_stats_flip_while_attached = opt_.mode != "vm";  // a guest livelocked at that flip under TCG (loader.h)
       po.on_progress = [] { progress_counter().fetch_add(1, std::memory_order_relaxed); };
       po.required = opt_.campaign.probes.required;
+      po.exclude = opt_.campaign.probes.exclude;
       po.events_path = dir_ + "/events.bin";
       po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};
       try {

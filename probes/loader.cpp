@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/utsname.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <cerrno>
@@ -235,15 +237,21 @@ struct ProbeSession::Impl {
                                     std::string(reinterpret_cast<const char*>(&c), sizeof c));
   }
 
+  bool excluded(const ProbeSpec& spec) const {
+    return std::find(opt.exclude.begin(), opt.exclude.end(), spec.name) != opt.exclude.end();
+  }
+
   void start_all(std::vector<ProbeResult>& results) {
     make_attacher();
+    for (const auto& spec : probe_catalog())
+      if (excluded(spec)) results[spec.id].reason = "excluded by the campaign ([probes] exclude)";
     // Function attach modes are refused or allowed kernel-wide: find out once, on the first function
     // probe that would use the mode, so the family objects below do not fail as a whole. A failure
     // of that probe alone (the verifier rejecting its program, ...) says nothing about the mode: it
     // is remembered for the probe and the mode is tested on the next one.
     for (AttachMode m : {AttachMode::kFentry, AttachMode::kKprobe}) {
       for (const auto& spec : probe_catalog()) {
-        if (spec.tracepoint || results[spec.id].mode != AttachMode::kNone) continue;
+        if (spec.tracepoint || results[spec.id].mode != AttachMode::kNone || excluded(spec)) continue;
         auto cands = at->plan(spec);
         if (Attacher::first_usable(cands) != m) continue;
         const BpfObjectOps* fam = nullptr;
@@ -277,7 +285,7 @@ struct ProbeSession::Impl {
       Picks picks;
       std::map<int, std::vector<Candidate>> plans;
       for (const auto& spec : probe_catalog()) {
-        if (spec.family != fam.name || results[spec.id].mode != AttachMode::kNone) continue;
+        if (spec.family != fam.name || results[spec.id].mode != AttachMode::kNone || excluded(spec)) continue;
         auto cands = at->plan(spec);
         plans[spec.id] = cands;
         AttachMode pick = Attacher::first_usable(cands);

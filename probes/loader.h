@@ -19,6 +19,7 @@ namespace fsrace::probes {
 struct SessionOptions {
   uint64_t ringbuf_bytes = 16ull << 20;       // power of two
   std::vector<std::string> required;          // probe names that must attach (else ProbeError)
+  std::vector<std::string> exclude;           // probe names not to load (unavailable, "excluded by the campaign")
   bool lock_snapshot = true;                  // read invalidate_lock state at each inode event
   // The kernel's BPF run-time statistics (bpf_enable_stats) for SessionStats' CPU figures. They cost
   // every program run two clock reads and a per-CPU update (a 12-round benchmark on ext4 punch-vs-fault

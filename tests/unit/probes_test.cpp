@@ -516,7 +516,7 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_EQ(err("[probes]\nringbuf_mib = 2048\n"), "c.toml:2:15: 'ringbuf_mib' = 2048 is out of range; allowed: 1 to 1024");
   EXPECT_EQ(err("[probes]\nenabled = 1\n"), "c.toml:2:11: 'enabled' must be true or false");
   EXPECT_EQ(err("[probes]\nrequire = []\n"),
-            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, ringbuf_mib, cpu_stats, toggle_ms");
+            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, exclude, ringbuf_mib, cpu_stats, toggle_ms");
   EXPECT_EQ(err("[probes]\ncpu_stats = \"no\"\n"), "c.toml:2:13: 'cpu_stats' must be true or false");
   EXPECT_TRUE(c.probes.cpu_stats);
   Campaign back = parse_campaign(campaign_to_toml(c), "r.toml", cat);
@@ -525,6 +525,13 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_FALSE(off.probes.cpu_stats);
   EXPECT_FALSE(parse_campaign(campaign_to_toml(off), "r.toml", cat).probes.cpu_stats);
   EXPECT_EQ(c.probes.toggle_ms, 0u);
+  Campaign ex = parse_campaign("[probes]\nexclude = [\"lock:contention_begin\", \"lock:contention_end\"]\n", "c.toml", cat);
+  EXPECT_EQ(ex.probes.exclude, (std::vector<std::string>{"lock:contention_begin", "lock:contention_end"}));
+  EXPECT_EQ(parse_campaign(campaign_to_toml(ex), "r.toml", cat).probes.exclude, ex.probes.exclude);
+  EXPECT_EQ(err("[probes]\nexclude = [\"bogus\"]\n").substr(0, 76),
+            "c.toml:2:11: unknown probe 'bogus' in 'exclude'; allowed: filemap:mm_filemap");
+  EXPECT_EQ(err("[probes]\nrequired = [\"lock:contention_end\"]\nexclude = [\"lock:contention_end\"]\n"),
+            "c.toml:3:11: probe 'lock:contention_end' is both required and excluded: drop it from one of the two");
   Campaign tog = parse_campaign("[probes]\ntoggle_ms = 500\n", "c.toml", cat);
   EXPECT_EQ(tog.probes.toggle_ms, 500u);
   EXPECT_EQ(parse_campaign(campaign_to_toml(tog), "r.toml", cat).probes.toggle_ms, 500u);
