@@ -183,10 +183,14 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   // --- [probes] (issue 3) ---
   if (auto* n = root.get("probes")) {
     const auto& t = cx.table(*n, "[probes]");
-    cx.only_keys(t, "[probes]", {"enabled", "required", "exclude", "ringbuf_mib", "cpu_stats", "toggle_ms"});
+    cx.only_keys(t, "[probes]", {"enabled", "required", "exclude", "ringbuf_mib", "cpu_stats", "toggle_ms", "lock_snapshot"});
     if (auto* v = t.get("enabled")) {
       if (!v->is_boolean()) cx.fail(*v, "'enabled' must be true or false");
       c.probes.enabled = v->as_boolean()->get();
+    }
+    if (auto* v = t.get("lock_snapshot")) {
+      if (!v->is_boolean()) cx.fail(*v, "'lock_snapshot' must be true or false");
+      c.probes.lock_snapshot = v->as_boolean()->get();
     }
     if (auto* v = t.get("cpu_stats")) {
       if (!v->is_boolean()) cx.fail(*v, "'cpu_stats' must be true or false");
@@ -376,7 +380,8 @@ std::string campaign_to_toml(const Campaign& c) {
   for (const auto& r : c.probes.required) req.push_back(r);
   for (const auto& x : c.probes.exclude) exc.push_back(x);
   root.insert("probes", toml::table{{"enabled", c.probes.enabled}, {"required", req}, {"exclude", exc}, {"ringbuf_mib", int64_t(c.probes.ringbuf_mib)},
-                                      {"cpu_stats", c.probes.cpu_stats}, {"toggle_ms", int64_t(c.probes.toggle_ms)}});
+                                      {"cpu_stats", c.probes.cpu_stats}, {"toggle_ms", int64_t(c.probes.toggle_ms)},
+                                      {"lock_snapshot", c.probes.lock_snapshot}});
   std::ostringstream os;
   os << "# fsrace campaign as resolved for this run (defaults filled in, overrides applied)\n";
   if (!c.source.empty()) os << "# source: " << c.source << "\n";

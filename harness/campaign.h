@@ -76,6 +76,10 @@ struct ProbesConfig {
   // and the detached stretches (probes.toggle). Events of the detached stretches are missing, so runs
   // with it are not for finding bugs. 0: off.
   uint64_t toggle_ms = 0;
+  // Read mapping->invalidate_lock's state (count, owner) at every page-cache event of a test file: what
+  // lets the analyzer say a folio entered the cache while the lock was held exclusively. false saves a
+  // read of a hot lock word per event.
+  bool lock_snapshot = true;
 };
 
 struct Campaign {

@@ -252,6 +252,7 @@ class CaseRunner {
       po.on_progress = [] { progress_counter().fetch_add(1, std::memory_order_relaxed); };
       po.required = opt_.campaign.probes.required;
       po.exclude = opt_.campaign.probes.exclude;
+      po.lock_snapshot = opt_.campaign.probes.lock_snapshot;
       po.events_path = dir_ + "/events.bin";
       po.header_extra = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}};
       try {

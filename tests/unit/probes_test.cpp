@@ -516,7 +516,7 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_EQ(err("[probes]\nringbuf_mib = 2048\n"), "c.toml:2:15: 'ringbuf_mib' = 2048 is out of range; allowed: 1 to 1024");
   EXPECT_EQ(err("[probes]\nenabled = 1\n"), "c.toml:2:11: 'enabled' must be true or false");
   EXPECT_EQ(err("[probes]\nrequire = []\n"),
-            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, exclude, ringbuf_mib, cpu_stats, toggle_ms");
+            "c.toml:2:1: unknown key 'require' in [probes]; allowed: enabled, required, exclude, ringbuf_mib, cpu_stats, toggle_ms, lock_snapshot");
   EXPECT_EQ(err("[probes]\ncpu_stats = \"no\"\n"), "c.toml:2:13: 'cpu_stats' must be true or false");
   EXPECT_TRUE(c.probes.cpu_stats);
   Campaign back = parse_campaign(campaign_to_toml(c), "r.toml", cat);
@@ -525,6 +525,10 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   EXPECT_FALSE(off.probes.cpu_stats);
   EXPECT_FALSE(parse_campaign(campaign_to_toml(off), "r.toml", cat).probes.cpu_stats);
   EXPECT_EQ(c.probes.toggle_ms, 0u);
+  EXPECT_TRUE(c.probes.lock_snapshot);
+  Campaign nosnap = parse_campaign("[probes]\nlock_snapshot = false\n", "c.toml", cat);
+  EXPECT_FALSE(nosnap.probes.lock_snapshot);
+  EXPECT_FALSE(parse_campaign(campaign_to_toml(nosnap), "r.toml", cat).probes.lock_snapshot);
   Campaign ex = parse_campaign("[probes]\nexclude = [\"lock:contention_begin\", \"lock:contention_end\"]\n", "c.toml", cat);
   EXPECT_EQ(ex.probes.exclude, (std::vector<std::string>{"lock:contention_begin", "lock:contention_end"}));
   EXPECT_EQ(parse_campaign(campaign_to_toml(ex), "r.toml", cat).probes.exclude, ex.probes.exclude);
