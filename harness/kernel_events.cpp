@@ -117,7 +117,9 @@ std::string invalidation_name(const fsr_event& e) {
 std::string us(uint64_t ns) { return ns >= 10000000 ? fmt::format("{:.1f} ms", double(ns) / 1e6) : fmt::format("{:.0f} µs", double(ns) / 1e3); }
 
 std::string lock_words(const fsr_event& e) {
-  if (!(e.flags & FSR_F_LOCK_VALID)) return "invalidate_lock state unknown (probe without inode pointer)";
+  if (!(e.flags & FSR_F_LOCK_VALID))
+    return "invalidate_lock state not recorded (a probe without the inode pointer, a kernel without "
+           "mapping->invalidate_lock, or [probes] lock_snapshot = false)";
   std::string s = probes::lock_state(e);
   if (s == "not held") return "while invalidate_lock was not held";
   if (s == "held exclusive by another task")
