@@ -1,7 +1,5 @@
 #include "harness/probe_toggle.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -10,12 +8,6 @@
 
 namespace fsrace {
 namespace {
-
-uint64_t cpu_now() {
-  timespec ts{};
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -75,10 +67,10 @@ ProbeToggler::~ProbeToggler() {
 
 void ProbeToggler::main() {
   bool attached = true;
-  uint64_t t0 = now_ns(), ops0 = progress_counter().load(), cpu0 = cpu_now();
+  uint64_t t0 = now_ns(), ops0 = progress_counter().load(), cpu0 = process_cpu_ns();
   std::unique_lock<std::mutex> g(mu_);
   while (!cv_.wait_for(g, std::chrono::milliseconds(period_ms_), [this] { return done_; })) {
-    ToggleSegment seg{attached, now_ns() - t0, progress_counter().load() - ops0, cpu_now() - cpu0, t0};
+    ToggleSegment seg{attached, now_ns() - t0, progress_counter().load() - ops0, process_cpu_ns() - cpu0, t0};
     segs_.push_back(seg);
     g.unlock();
     std::string err;
@@ -87,7 +79,7 @@ void ProbeToggler::main() {
     g.lock();
     t0 = now_ns();
     ops0 = progress_counter().load();
-    cpu0 = cpu_now();
+    cpu0 = process_cpu_ns();
   }
   if (!attached) {
     std::string err;

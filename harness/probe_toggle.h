@@ -30,7 +30,7 @@ struct ToggleSegment {
 // to the mean of its detached neighbours (ops/s and ops per CPU-second), with their median.
 nlohmann::json toggle_summary(const std::vector<ToggleSegment>& segs, uint64_t period_ms);
 
-// Runs the toggling on its own thread from start() to finish(); leaves the probes attached.
+// Toggles on its own thread from construction (the probes attached) until finish(), which leaves them attached.
 class ProbeToggler {
  public:
   ProbeToggler(probes::ProbeSession& s, uint64_t period_ms);

@@ -114,13 +114,6 @@ nlohmann::json findings_doc(const nlohmann::json& run, const std::vector<nlohman
   return doc;
 }
 
-// User + system CPU time of this process (every thread), ns.
-uint64_t process_cpu_ns() {
-  timespec ts{};
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
 class CaseRunner {
  public:
   // `kernel`: the running kernel's facts when probes or kernel-side widening are on; `probes`: load the probes.

@@ -23,6 +23,13 @@ inline uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
+// User + system CPU time of this process (every thread), ns; 0 if the clock is unavailable.
+inline uint64_t process_cpu_ns() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
 // Timestamps around plain loads and stores (mmap ops): clock_gettime's ordered TSC read waits for earlier
 // instructions to retire, not for their stores to leave the store buffer, and later loads may run before
 // it. Without fences an mmap store recorded as ended can still be invisible to another CPU, and an mmap

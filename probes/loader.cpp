@@ -5,10 +5,9 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/utsname.h>
-
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
