@@ -107,8 +107,7 @@ static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
 	bpf_map_update_elem(&fsr_locks, &lock, &o, BPF_NOEXIST);
 }
 
-/* Every field but comm (fsr_fill_comm): a run member that extends its run never needs it. */
-static __always_inline void fsr_fill_nocomm(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
+static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
@@ -124,11 +123,6 @@ static __always_inline void fsr_fill_nocomm(struct fsr_event *e, __u32 probe, __
 	e->ret = 0;
 	e->lock_count = 0;
 	e->lock_owner = 0;
-}
-
-static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
-{
-	fsr_fill_nocomm(e, probe, kind, dev, ino);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
@@ -249,16 +243,24 @@ static __always_inline void fsr_submit_tp(struct fsr_event *e)
 	s->busy = 0;
 }
 
-/* Snapshot of the mapping's invalidate_lock (count, owner) into the event; registers the lock
- * address of the test inode for the lock family. */
-/* `btf`: a compile-time constant, true when `mapping` is a BTF pointer (tp_btf / fentry programs):
- * plain loads instead of one bpf_probe_read_kernel call per word. */
-static __always_inline void fsr_lock_snapshot_x(struct fsr_event *e, struct address_space *mapping, const bool btf)
+/* The invalidate_lock state an event records: (count, owner, FSR_F_LOCK_* flags); all 0 without a lock
+ * or with lock_snapshot off. Registers the test inode's lock address for the lock family. `btf`: a
+ * compile-time constant, true when `mapping` is a BTF pointer (tp_btf / fentry programs): plain loads
+ * instead of one bpf_probe_read_kernel call per word. */
+struct fsr_lock_state {
+	__u64 count;
+	__u64 owner;
+	__u32 flags;
+};
+static __always_inline void fsr_lock_state(struct fsr_lock_state *ls, struct address_space *mapping, __u32 dev, __u64 ino,
+					   const bool btf)
 {
+	ls->count = ls->owner = 0;
+	ls->flags = 0;
 	__u64 lock = fsr_lock_addr(mapping);
 	if (!lock)
 		return;
-	fsr_remember_lock(lock, e->dev, e->ino);
+	fsr_remember_lock(lock, dev, ino);
 	if (!cfg.lock_snapshot)
 		return;
 	struct rw_semaphore *sem = &mapping->invalidate_lock;
@@ -272,12 +274,21 @@ static __always_inline void fsr_lock_snapshot_x(struct fsr_event *e, struct addr
 		bpf_core_read(&count, sizeof(count), &sem->count);
 		bpf_core_read(&owner, sizeof(owner), &sem->owner);
 	}
-	e->lock_count = (__u64)count;
-	e->lock_owner = (__u64)owner;
-	e->flags |= FSR_F_LOCK_VALID;
-	__u64 task = bpf_get_current_task();
-	if (((__u64)owner & ~FSR_RWSEM_OWNER_FLAGS_MASK) == task)
-		e->flags |= FSR_F_LOCK_SELF;
+	ls->count = (__u64)count;
+	ls->owner = (__u64)owner;
+	ls->flags = FSR_F_LOCK_VALID;
+	if (((__u64)owner & ~FSR_RWSEM_OWNER_FLAGS_MASK) == bpf_get_current_task())
+		ls->flags |= FSR_F_LOCK_SELF;
+}
+
+/* The lock state (fsr_lock_state) into the event. */
+static __always_inline void fsr_lock_snapshot_x(struct fsr_event *e, struct address_space *mapping, const bool btf)
+{
+	struct fsr_lock_state ls;
+	fsr_lock_state(&ls, mapping, e->dev, e->ino, btf);
+	e->lock_count = ls.count;
+	e->lock_owner = ls.owner;
+	e->flags |= ls.flags;
 }
 
 static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct address_space *mapping)
@@ -372,35 +383,52 @@ static __always_inline void fsr_run_send(struct fsr_event *run)
 	fsr_output_one(run, st, 0);
 }
 
-/* Adds the event `e` (fsr_fill_nocomm, lock state taken; a[2] must match to merge, a[3] the latest value)
- * covering `n` indexes from `first` to the run held in `slot` on this CPU, or starts a new run with it. */
-static __always_inline void fsr_run_add(struct fsr_event *e, __u32 slot, __u64 first, __u64 n, __u64 gap_ns)
+/* One member of an event run: `n` indexes from `first` of (dev, ino) by the current task, with the
+ * invalidate_lock state `ls` and the kind-specific `a2` (must match to merge). It extends the run held in
+ * `slot` on this CPU when it continues it (same task, inode, probe, a2 and lock state, index first ==
+ * the run's end, within gap_ns of its last member) and then returns NULL: the common case touches only
+ * the held run, with no event built. Otherwise the held run is sent and the slot is rebuilt in place as
+ * a new run starting with this member, which is returned so the caller can fill a[3]. */
+static __always_inline struct fsr_event *fsr_run_member(__u32 probe, __u16 kind, __u32 slot, __u32 dev, __u64 ino,
+							 __u64 first, __u64 n, __u64 a2, const struct fsr_lock_state *ls,
+							 __u64 gap_ns)
 {
-	struct fsr_probe_stats *st = fsr_stat(e->probe);
+	struct fsr_probe_stats *st = fsr_stat(probe);
 	if (st)
 		st->hits++;
 	struct fsr_event *run = bpf_map_lookup_elem(&fsr_runs, &slot);
-	e->a[0] = first;
-	e->a[1] = n;
-	e->ret = (__s64)e->ts_ns;
-	if (!run) {  /* not reached: every slot exists */
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		fsr_run_send(e);
-		return;
-	}
+	if (!run)
+		return NULL;  /* not reached: every slot exists */
+	__u64 now = bpf_ktime_get_ns();
+	__u64 pt = bpf_get_current_pid_tgid();
 	if (run->ts_ns) {
-		if (run->tid == e->tid && run->dev == e->dev && run->ino == e->ino && run->probe == e->probe &&
-		    run->a[0] + run->a[1] == first && run->a[2] == e->a[2] && run->lock_count == e->lock_count &&
-		    run->lock_owner == e->lock_owner && run->flags == e->flags && e->ts_ns - (__u64)run->ret < gap_ns) {
+		if (run->tid == (__u32)pt && run->ino == ino && run->dev == dev && run->probe == probe &&
+		    run->a[0] + run->a[1] == first && run->a[2] == a2 && run->lock_count == ls->count &&
+		    run->lock_owner == ls->owner && run->flags == ls->flags && now - (__u64)run->ret < gap_ns) {
 			run->a[1] += n;
-			run->a[3] = e->a[3];
-			run->ret = (__s64)e->ts_ns;
-			return;
+			run->ret = (__s64)now;
+			return NULL;
 		}
 		fsr_run_send(run);
 	}
-	bpf_get_current_comm(e->comm, sizeof(e->comm));  /* filled by fsr_fill_nocomm otherwise */
-	__builtin_memcpy(run, e, sizeof(*e));  /* the slot now holds the new run */
+	run->ts_ns = now;
+	run->ino = ino;
+	run->dev = dev;
+	run->kind = kind;
+	run->probe = probe;
+	run->pid = pt >> 32;
+	run->tid = (__u32)pt;
+	run->flags = ls->flags;
+	run->pad = 0;
+	run->a[0] = first;
+	run->a[1] = n;
+	run->a[2] = a2;
+	run->a[3] = 0;
+	run->ret = (__s64)now;
+	run->lock_count = ls->count;
+	run->lock_owner = ls->owner;
+	bpf_get_current_comm(run->comm, sizeof(run->comm));
+	return run;
 }
 
 #endif

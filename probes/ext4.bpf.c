@@ -119,6 +119,10 @@ static __always_inline void resv_summary(__u32 probe, __u32 dev, __u64 ino, __u3
 }
 
 /* --- reservations --- */
+/* A reservation is only counted: it cannot take the balance below zero, and a balance already below
+ * zero was emitted by the release / update that took it there (and shows in every summary), so reading
+ * i_reserved_data_blocks here (a helper call per block, the commonest ext4 event) would add nothing.
+ * The classic tracepoint's record carries the count for free, so that form still checks it. */
 static __always_inline int reserve_body(struct inode *inode, const bool btf)
 {
 	__u32 dev;
@@ -126,15 +130,7 @@ static __always_inline int reserve_body(struct inode *inode, const bool btf)
 	__u32 m;
 	if (!ext4_inode_id(inode, &dev, &ino, btf) || !(m = fsr_match_idx(dev, ino)))
 		return 0;
-	__s64 now = reserved_blocks(inode);
-	if (!resv_count(FSR_P_EXT4_DA_RESERVE, m - 1, 0, now, 0))
-		return 0;
-	struct fsr_event *e = ext4_event(FSR_P_EXT4_DA_RESERVE, FSR_EV_EXT4_DA_RESERVE, inode, btf);
-	if (!e)
-		return 0;
-	e->a[0] = now;
-	e->a[1] = (__u64)-1; /* the count argument exists only on 6.x>=6.10; derived from the balance */
-	fsr_submit_tp(e);
+	resv_count(FSR_P_EXT4_DA_RESERVE, m - 1, 0, -1, 0);
 	return 0;
 }
 SEC("tp_btf/ext4_da_reserve_space")
@@ -248,8 +244,10 @@ int tp__da_update(struct trace_event_raw_ext4_da_update_reserve_space *ctx)
 
 /* --- extent status: delayed block / extent inserted --- */
 /* One insert per block of a buffered write or write fault: about 80k/s in an ext4 punch-vs-fault race,
- * so consecutive inserts by one task become one event (fsr_run_add: a[0] first block, a[1] blocks,
- * a[3] i_reserved_data_blocks after the last insert). */
+ * so consecutive inserts by one task become one event (fsr_run_member: a[0] first block, a[1] blocks,
+ * a[2] the allocated flags, a[3] i_reserved_data_blocks when the run's first insert fired: read once
+ * per run, not per block — the reservation balance itself comes from the reserve / release / update
+ * counts and the fsync / evict reads). */
 #define FSR_ES_RUN_GAP_NS 1000000ull
 static __always_inline int es_body(__u32 probe, struct inode *inode, struct extent_status *es, __u64 alloc, const bool btf)
 {
@@ -257,16 +255,13 @@ static __always_inline int es_body(__u32 probe, struct inode *inode, struct exte
 	__u64 ino;
 	if (!ext4_inode_id(inode, &dev, &ino, btf) || !fsr_match(dev, ino))
 		return 0;
-	struct fsr_event e = {};
-	fsr_fill_nocomm(&e, probe, FSR_EV_EXT4_ES_DELAYED, dev, ino);
-	if (btf)
-		fsr_lock_snapshot_x(&e, inode->i_mapping, true);
-	else
-		fsr_lock_snapshot(&e, BPF_CORE_READ(inode, i_mapping));
-	e.a[2] = alloc;
-	e.a[3] = reserved_blocks(inode);
+	struct fsr_lock_state ls;
+	fsr_lock_state(&ls, btf ? inode->i_mapping : BPF_CORE_READ(inode, i_mapping), dev, ino, btf);
 	__u64 lblk = btf ? es->es_lblk : BPF_CORE_READ(es, es_lblk), len = btf ? es->es_len : BPF_CORE_READ(es, es_len);
-	fsr_run_add(&e, FSR_RUN_ES_DELAYED, lblk, len, FSR_ES_RUN_GAP_NS);
+	struct fsr_event *run = fsr_run_member(probe, FSR_EV_EXT4_ES_DELAYED, FSR_RUN_ES_DELAYED, dev, ino, lblk, len, alloc, &ls,
+					       FSR_ES_RUN_GAP_NS);
+	if (run)
+		run->a[3] = reserved_blocks(inode);
 	return 0;
 }
 

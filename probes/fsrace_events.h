@@ -11,7 +11,7 @@
 
 #define FSR_COMM_LEN 16
 #define FSR_MAX_PROBES 64
-/* Event runs held in BPF (common.bpf.h fsr_run_add): one per CPU and slot (page-cache add, delete,
+/* Event runs held in BPF (common.bpf.h fsr_run_member): one per CPU and slot (page-cache add, delete,
  * ext4 extent-status delayed insert). */
 #define FSR_RUN_SLOTS 3
 /* Events from tracepoint programs are staged per CPU and reach the ring buffer FSR_STAGE_EVENTS at a

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -296,7 +297,7 @@ struct ProbeSession::Impl {
     }
   }
 
-  // Event runs the BPF side still holds (common.bpf.h fsr_run_add: one per task and kind, sent when the
+  // Event runs the BPF side still holds (common.bpf.h fsr_run_member: one per task and kind, sent when the
   // task's next event of that kind does not continue it): after detaching, they are the last events.
   void send_held_runs() {
     int ncpu = libbpf_num_possible_cpus();
@@ -383,6 +384,10 @@ struct ProbeSession::Impl {
 
   void reader_main() {
     pthread_setname_np(pthread_self(), "fsr-events");  // names it in top / perf
+    // SCHED_BATCH: same CPU share, but its wakeups (every poll) do not preempt a running workload thread,
+    // which may hold the very lock the race is about; it runs when one blocks or at the next tick.
+    sched_param sp{};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);  // best effort: a failure changes nothing else
     // Records are submitted without wakeup until the ring is a quarter full (see fsr_submit), so the
     // poll timeout is what normally drains it: every 50 ms (about 140 KB of events at 25k events/s in a
     // 16 MiB ring; polling every 10 ms cost the reader 1.5 times the CPU).

@@ -66,7 +66,7 @@ static __always_inline __u64 folio_pages(struct folio *folio, const bool btf)
 
 /* Readahead and fault read-around add folio after folio, truncation removes them: consecutive indexes
  * from one task with the same invalidate_lock state, each within 100 us of the previous, become one
- * event (fsr_run_add: a[0] first index, a[1] pages). */
+ * event (fsr_run_member: a[0] first index, a[1] pages). */
 #define FSR_PC_RUN_GAP_NS 100000ull
 static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind, __u32 slot, const bool btf)
 {
@@ -82,10 +82,10 @@ static __always_inline int pc_body(struct folio *folio, __u32 probe, __u16 kind,
 		return 0;
 	if (!fsr_match(dev, ino))
 		return 0;
-	struct fsr_event e = {};
-	fsr_fill_nocomm(&e, probe, kind, dev, ino);
-	fsr_lock_snapshot_x(&e, mapping, btf);
-	fsr_run_add(&e, slot, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio, btf), FSR_PC_RUN_GAP_NS);
+	struct fsr_lock_state ls;
+	fsr_lock_state(&ls, mapping, dev, ino, btf);
+	fsr_run_member(probe, kind, slot, dev, ino, btf ? folio->index : BPF_CORE_READ(folio, index), folio_pages(folio, btf), 0,
+		       &ls, FSR_PC_RUN_GAP_NS);
 	return 0;
 }
 
