@@ -107,10 +107,10 @@ static __always_inline void fsr_remember_lock(__u64 lock, __u32 dev, __u64 ino)
 	bpf_map_update_elem(&fsr_locks, &lock, &o, BPF_NOEXIST);
 }
 
-static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
+/* Every field of a fresh event at time `now` by the task `pt` (bpf_get_current_pid_tgid). */
+static __always_inline void fsr_fill_at(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino, __u64 now, __u64 pt)
 {
-	__u64 pt = bpf_get_current_pid_tgid();
-	e->ts_ns = bpf_ktime_get_ns();
+	e->ts_ns = now;
 	e->ino = ino;
 	e->dev = dev;
 	e->kind = kind;
@@ -124,6 +124,11 @@ static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kin
 	e->lock_count = 0;
 	e->lock_owner = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline void fsr_fill(struct fsr_event *e, __u32 probe, __u16 kind, __u32 dev, __u64 ino)
+{
+	fsr_fill_at(e, probe, kind, dev, ino, bpf_ktime_get_ns(), bpf_get_current_pid_tgid());
 }
 
 /* Reserves an event; on a full ring buffer counts the drop for `probe` and returns NULL. */
@@ -411,23 +416,14 @@ static __always_inline struct fsr_event *fsr_run_member(__u32 probe, __u16 kind,
 		}
 		fsr_run_send(run);
 	}
-	run->ts_ns = now;
-	run->ino = ino;
-	run->dev = dev;
-	run->kind = kind;
-	run->probe = probe;
-	run->pid = pt >> 32;
-	run->tid = (__u32)pt;
+	fsr_fill_at(run, probe, kind, dev, ino, now, pt);
 	run->flags = ls->flags;
-	run->pad = 0;
 	run->a[0] = first;
 	run->a[1] = n;
 	run->a[2] = a2;
-	run->a[3] = 0;
 	run->ret = (__s64)now;
 	run->lock_count = ls->count;
 	run->lock_owner = ls->owner;
-	bpf_get_current_comm(run->comm, sizeof(run->comm));
 	return run;
 }
 
