@@ -296,11 +296,6 @@ static __always_inline void fsr_lock_snapshot_x(struct fsr_event *e, struct addr
 	e->flags |= ls.flags;
 }
 
-static __always_inline void fsr_lock_snapshot(struct fsr_event *e, struct address_space *mapping)
-{
-	fsr_lock_snapshot_x(e, mapping, false);
-}
-
 /* The common case: an event about `inode` from a probe that has the inode pointer. `btf`: a
  * compile-time constant, true in tp_btf programs (direct loads, see fsr_inode_id_btf). `tp`: a
  * compile-time constant, true in tracepoint programs (staged: fsr_reserve_tp, pair with fsr_submit_tp). */
@@ -320,10 +315,7 @@ static __always_inline struct fsr_event *fsr_inode_event_xt(__u32 probe, __u16 k
 	struct fsr_event *e = tp ? fsr_reserve_tp(probe, kind, dev, ino) : fsr_reserve(probe, kind, dev, ino);
 	if (!e)
 		return NULL;
-	if (btf)
-		fsr_lock_snapshot_x(e, inode->i_mapping, true);
-	else
-		fsr_lock_snapshot(e, BPF_CORE_READ(inode, i_mapping));
+	fsr_lock_snapshot_x(e, btf ? inode->i_mapping : BPF_CORE_READ(inode, i_mapping), btf);
 	return e;
 }
 
