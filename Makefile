@@ -11,10 +11,10 @@ all: build
 deps:
 	@bash tools/install-deps.sh
 
-$(BUILD_DIR)/CMakeCache.txt:
+$(BUILD_DIR)/Makefile:
 	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
 
-build: $(BUILD_DIR)/CMakeCache.txt
+build: $(BUILD_DIR)/Makefile
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Every test through ctest (unit tests, then root/loop-device integration tests).

@@ -18,12 +18,12 @@
 #include <optional>
 #include <vector>
 
-#include "harness/host.h"
+#include "harness/testbed.h"
 #include "harness/oracle.h"
 #include "harness/overlap.h"
-#include "harness/stamp.h"
-#include "harness/util.h"
-#include "probes/delay.h"
+#include "core/stamp.h"
+#include "core/util.h"
+#include "widening/delay.h"
 #include "probes/kernel_info.h"
 #include "workloads/scenario.h"
 
@@ -39,7 +39,7 @@ std::map<std::string, WidenSample> g_widen;  // "scenario/plain" | "scenario/wid
 
 // Kernel delays of the kdelay rows: 200 us at every punch-free hit (after the punch dropped the page
 // cache, before the blocks are freed).
-const probes::DelayOptions kBenchDelay{{"punch-free"}, "", 200, 1.0, -1};
+const widening::DelayOptions kBenchDelay{{"punch-free"}, "", 200, 1.0, -1};
 
 // Sample length and repetitions of the op-log benchmark: FSRACE_BENCH_SECONDS (default 3) and
 // FSRACE_BENCH_REPS (default 3). Per-sample noise on a 2-core box is about +-10 % at 3 s, so figures for a
@@ -59,19 +59,16 @@ const int g_reps = int(env_number("FSRACE_BENCH_REPS", 3.0));
 // With `kdelay`, a kernel-delay session (probes/delay.h) is armed for the race on the test files.
 std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const std::string& scenario,
                                              const std::map<std::string, double>& overrides, bool log_ops,
-                                             double seconds, const probes::DelayOptions* kdelay = nullptr) {
+                                             double seconds, const widening::DelayOptions* kdelay = nullptr) {
   Scenario* sc = find_scenario(scenario);
   ScenarioConfig cfg{sc->spec().name, {}};
   for (const auto& p : sc->spec().params) cfg.params[p.name] = p.def;
   for (const auto& [k, v] : overrides)
     if (cfg.params.count(k)) cfg.params[k] = v;
   FsConfig fs = default_fs_config(fs_type);
-  TempDir work("/var/tmp", "fsrace.bench.");
-  LoopDevice loop(work.path() + "/disk.img", fs.device_size_mib);
-  make_filesystem(fs, loop.dev());
-  Mount mnt(loop.dev(), work.path() + "/mnt", fs);
+  Testbed tb(TestbedSpec{fs, "", "/var/tmp", std::nullopt, ""});
   ScenarioEnv env;
-  env.dir = work.path() + "/mnt";
+  env.dir = tb.test_dir();
   env.cfg = &cfg;
   env.seed = 1;
   env.duration_s = seconds;
@@ -79,7 +76,7 @@ std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const s
   auto files = sc->plan_files(env);
   nlohmann::json meta = {{"files", nlohmann::json::array()}};
   for (const auto& f : files) meta["files"].push_back({{"name", f.name}, {"file_id", f.file_id}, {"blocks", f.blocks}});
-  std::string path = work.path() + "/ops.bin";
+  std::string path = tb.work_dir() + "/ops.bin";
   OpLog log(path, meta, log_ops);
   env.log = &log;
   std::vector<std::pair<uint64_t, uint64_t>> inodes;
@@ -88,14 +85,14 @@ std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const s
     if (fstat(fd, &st) == 0) inodes.push_back({st.st_dev, st.st_ino});
   };
   sc->setup(env, files);
-  std::unique_ptr<probes::DelaySession> delay;
+  std::unique_ptr<widening::DelaySession> delay;
   if (kdelay) {
     static const auto kernel = probes::running_kernel();
-    probes::DelayOptions d = *kdelay;
+    widening::DelayOptions d = *kdelay;
     d.fs = fs_type;
-    delay = std::make_unique<probes::DelaySession>(*kernel, d);
+    delay = std::make_unique<widening::DelaySession>(*kernel, d);
     if (!delay->attached())
-      throw UsageError(fmt::format("kernel delays unavailable: {}", delay->report()["points"].dump()));
+      throw Fatal(fmt::format("kernel delays unavailable: {}", delay->report()["points"].dump()));
     for (const auto& [dev, ino] : inodes) delay->add_inode(dev, ino);
   }
   RaceStats rs = sc->race(env, files);
@@ -103,7 +100,7 @@ std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const s
   log.close();
   OverlapStats ov;
   if (log_ops) ov = overlap_stats(load_oplog(path));
-  mnt.unmount();
+  tb.unmount();
   return {rs, ov};
 }
 
@@ -130,7 +127,7 @@ void BM_Widening(benchmark::State& state, const std::string& scenario, const std
       state.counters["attempts_per_s"] = aps;
       state.counters["overlap_share"] = st.share();
       g_widen[scenario + "/" + how] = {aps, st.share()};
-    } catch (const UsageError& e) {
+    } catch (const Fatal& e) {
       state.SkipWithError(e.what());
       return;
     }
@@ -146,7 +143,7 @@ void BM_PunchVsFault(benchmark::State& state, const std::string& fs_type, bool l
       state.SetIterationTime(rs.seconds);
       state.counters["ops_per_s"] = ops;
       g_ops_per_s[fs_type + (log_ops ? "/log" : "/nolog")].push_back(ops);
-    } catch (const UsageError& e) {
+    } catch (const Fatal& e) {
       state.SkipWithError(e.what());
       return;
     }

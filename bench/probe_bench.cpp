@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/util.h"
+#include "core/util.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
 

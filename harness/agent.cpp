@@ -17,7 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 namespace fsrace {
 namespace {
@@ -74,7 +74,7 @@ class Agent {
       o.on_phase = [this](const std::string& c, const std::string& p, const std::string& dir) { on_phase(c, p, dir); };
       RunOutcome out = run_host(o);
       code = out.interrupted ? 130 : out.findings ? 1 : 0;
-    } catch (const UsageError& e) {
+    } catch (const Fatal& e) {
       std::cerr << "fsrace: " << e.what() << "\n";
       write_file_atomic(a_.out_dir + "/agent-error", std::string(e.what()) + "\n");
     } catch (const std::exception& e) {
@@ -90,26 +90,26 @@ class Agent {
   void check_guest() {
     // Test hooks crash or freeze the kernel: make sure this is an fsrace guest, not the host.
     if (slurp("/proc/cmdline").find("fsrace.guest=1") == std::string::npos)
-      throw UsageError("'fsrace agent' runs only inside an fsrace VM guest (no fsrace.guest=1 on the kernel command line): "
+      throw Fatal("'fsrace agent' runs only inside an fsrace VM guest (no fsrace.guest=1 on the kernel command line): "
                        "use './fsrace run --kernel K'");
     // The oracle orders ops by CLOCK_MONOTONIC: a jiffies clocksource (4 ms steps, what a guest without
     // a usable TSC/HPET falls back to) makes it flag legal reads as foreign/stale.
     std::string cs = slurp("/sys/devices/system/clocksource/clocksource0/current_clocksource");
     if (cs.find("jiffies") != std::string::npos)
-      throw UsageError(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
+      throw Fatal(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
                                    "boot with ACPI/HPET or a TSC the guest trusts", cs));
     ropt_.run_extra["guest_clocksource"] = cs;
     for (const auto& [fs, dev] : ropt_.devices) {
       struct stat st;
       if (stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
-        throw UsageError(fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
+        throw Fatal(fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
                                      "or the disk was not attached", dev, fs));
     }
     auto deadline = now_ns() + uint64_t(a_.fs_wait_s * 1e9);
     for (const auto& f : ropt_.campaign.filesystems) {
       while (!fs_listed(f.type) && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (!fs_listed(f.type))
-        throw UsageError(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
+        throw Fatal(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
                                      "for the module load): build it with CONFIG_{}_FS", f.type, a_.fs_wait_s,
                                      f.type == "xfs" ? "XFS" : "EXT4"));
     }

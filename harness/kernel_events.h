@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/findings.h"
-#include "harness/oplog.h"
+#include "core/findings.h"
+#include "core/oplog.h"
 #include "probes/events.h"
 
 namespace fsrace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/findings.h"
+#include "core/findings.h"
 
 namespace fsrace {
 

@@ -7,19 +7,22 @@
 #include <iostream>
 
 #include "harness/agent.h"
-#include "harness/campaign.h"
-#include "harness/findings.h"
+#include "core/campaign.h"
+#include "core/findings.h"
 #include "harness/replay.h"
 #include "harness/report.h"
 #include "harness/runner.h"
-#include "harness/util.h"
+#include "core/util.h"
+#include "harness/vm_launch.h"
 #include "harness/vm_report.h"
+#include "harness/analyze.h"
+#include "harness/results.h"
 #include "probes/events.h"
 #include "probes/fsrace_events.h"
 #include "probes/kernel_info.h"
-#include "probes/delay.h"
 #include "probes/loader.h"
-#include "probes/widening.h"
+#include "widening/delay.h"
+#include "widening/techniques.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -92,7 +95,7 @@ int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
   if (planned_only) {
     auto j = nlohmann::json::parse(read_file(facts_path), nullptr, false);
     if (j.is_discarded() || !j.is_object())
-      throw UsageError(fmt::format("{} is not a kernel facts JSON file (make one with 'fsrace probes --dump-facts')", facts_path));
+      throw Fatal(fmt::format("{} is not a kernel facts JSON file (make one with 'fsrace probes --dump-facts')", facts_path));
     k = std::make_unique<probes::RecordedKernelInfo>(j);
   } else {
     k = probes::running_kernel();
@@ -154,7 +157,7 @@ int list_probes(const std::string& facts_path, bool dump_facts, bool json) {
 // them a run drives.
 int list_widening(bool json, bool verbose) {
   auto k = probes::running_kernel();
-  probes::DelaySession ds(*k, probes::DelayOptions{probes::delay_point_names(), "", 100, 0, -1});
+  widening::DelaySession ds(*k, widening::DelayOptions{probes::delay_point_names(), "", 100, 0, -1});
   ds.stop();
   nlohmann::json points = nlohmann::json::array();
   for (const auto& p : probes::delay_points()) {
@@ -171,7 +174,7 @@ int list_widening(bool json, bool verbose) {
   }
   nlohmann::json techniques = nlohmann::json::array();
   for (const auto& [name, what] : probes::kernel_techniques()) {
-    auto t = probes::detect_technique(name, *k);
+    auto t = widening::detect_technique(name, *k);
     techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail},
                           {"driven", probes::kernel_technique_driven(name)}});
   }
@@ -205,12 +208,12 @@ int list_widening(bool json, bool verbose) {
 // `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
 int print_events(const std::string& dir, size_t limit, bool header) {
   std::string path = path_exists(dir + "/events.bin") ? dir + "/events.bin" : dir;
-  if (!path_exists(path)) throw UsageError(fmt::format("{} has no events.bin: pass a case directory of a run made with probes", dir));
+  if (!path_exists(path)) throw Fatal(fmt::format("{} has no events.bin: pass a case directory of a run made with probes", dir));
   probes::EventsData d;
   try {
     d = probes::load_events(path);
   } catch (const std::exception& e) {
-    throw UsageError(e.what());
+    throw Fatal(e.what());
   }
   if (header) {
     std::cout << "header: " << d.header.dump(1) << "\ntrailer: " << d.trailer.dump(1) << "\n";
@@ -297,7 +300,25 @@ int main(int argc, char** argv) {
   bool rep_json = false;
   rep->add_option("dir", rep_dir, "run directory (results/<campaign>/<run-id>) or one of its case directories")->required();
   rep->add_flag("--json", rep_json, "print findings.json instead");
-  rep->footer("Exit code: the run's own (0 no finding, 1 findings), 2 if DIR is not a run.");
+  rep->footer("Exit code: the run's own: 0 no finding, 1 findings, 130 interrupted, 2 a run that failed or never finished "
+              "(or DIR is not a run).");
+
+  // analyze
+  auto* ana = app.add_subcommand("analyze", "judge a stored run or case directory again from its files (ops.bin, events.bin, "
+                                            "kmsg.log, race.json), e.g. after an oracle fix");
+  std::string ana_dir, ana_out;
+  bool ana_in_place = false;
+  ana->add_option("dir", ana_dir, "run directory (results/<campaign>/<run-id>) or one of its case directories")->required();
+  ana->add_option("--out", ana_out, "where to write findings.json / summary.txt (default: DIR/reanalysis)");
+  ana->add_flag("--in-place", ana_in_place, "replace the directory's own findings.json / summary.txt (its inputs stay untouched)");
+  ana->footer("Exit code: as the run's: 0 no finding, 1 findings, 130 an interrupted run, 2 bad input or a run that never finished.");
+
+  // plan
+  auto* pln = app.add_subcommand("plan", "print a campaign's case matrix: case names, filesystems, scenarios, seeds, parameters");
+  std::string plan_path;
+  bool plan_json = false;
+  pln->add_option("campaign", plan_path, "campaign TOML file (default: campaigns/default.toml)");
+  pln->add_flag("--json", plan_json, "machine-readable (the VM runner reads this)");
 
   // replay
   auto* rpl = app.add_subcommand("replay", "rerun the case a finding came from and report how often it reproduces");
@@ -371,6 +392,30 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*rep) return report_dir(rep_dir, rep_json);
+    if (*ana) {
+      AnalyzeResult r = analyze_path(ana_dir, ana_out, ana_in_place);
+      for (const auto& n : r.notes) std::cerr << "fsrace: note: " << n << "\n";
+      std::cout << render_summary(r.doc) << fmt::format("\nanalysis: {}\n", r.out);
+      return r.exit_code;
+    }
+    if (*pln) {
+      if (plan_path.empty()) plan_path = top_dir() + "/campaigns/default.toml";
+      Campaign c = load_campaign(plan_path, scenario_catalog());
+      nlohmann::json cases = nlohmann::json::array();
+      for (const auto& cs : case_matrix(c))
+        cases.push_back({{"name", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"rep", cs.rep}, {"seed", cs.seed},
+                         {"device_size_mib", cs.fs.device_size_mib}, {"params", cs.sc.params}, {"kdelay", cs.sc.kdelay},
+                         {"kwiden", cs.sc.kwiden}});
+      if (plan_json) {
+        std::cout << nlohmann::json{{"campaign", c.name}, {"source", c.source}, {"cases", cases}}.dump(1) << "\n";
+      } else {
+        for (const auto& cs : cases)
+          std::cout << fmt::format("{:<40} fs {:<5} scenario {:<22} seed {}\n", cs["name"].get<std::string>(), cs["fs"].get<std::string>(),
+                                   cs["scenario"].get<std::string>(), cs["seed"].get<uint64_t>());
+        std::cout << fmt::format("{} case(s), {:g} s of racing each\n", cases.size(), c.duration_s);
+      }
+      return 0;
+    }
     if (*rpl) {
       rpo.run.verbose = false;
       return replay(rpo);
@@ -388,7 +433,7 @@ int main(int argc, char** argv) {
       ropt.workdir = "/tmp";
       for (const auto& d : split_list(agent_devices)) {
         auto eq = d.find('=');
-        if (eq == std::string::npos) throw UsageError(fmt::format("--device {}: expected fs=/dev/X", d));
+        if (eq == std::string::npos) throw Fatal(fmt::format("--device {}: expected fs=/dev/X", d));
         ropt.devices[d.substr(0, eq)] = d.substr(eq + 1);
       }
       ropt.only_cases = split_list(agent_cases);
@@ -411,10 +456,10 @@ int main(int argc, char** argv) {
       ropt.log_ops = !no_op_log;
       ropt.verbose = !quiet;
       if (!vml.kernel.empty()) {
-        if (local) throw UsageError("--local (host mode) and --kernel (VM mode) exclude each other: pick one");
+        if (local) throw Fatal("--local (host mode) and --kernel (VM mode) exclude each other: pick one");
         exec_vm_runner(ropt, vml);
       }
-      if (!vml.modules.empty() || vml.jobs) throw UsageError("--modules and --jobs need --kernel K (VM mode)");
+      if (!vml.modules.empty() || vml.jobs) throw Fatal("--modules and --jobs need --kernel K (VM mode)");
       ropt.probes = !no_probes;
       RunOutcome o = run_host(ropt);
       std::cout << read_file(o.dir + "/summary.txt");
@@ -425,9 +470,9 @@ int main(int argc, char** argv) {
       }
       return o.findings ? 1 : 0;
     }
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
-    return 2;
+    return e.exit_code();
   } catch (const probes::ProbeError& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
     return 2;

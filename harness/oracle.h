@@ -31,8 +31,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "harness/findings.h"
-#include "harness/oplog.h"
+#include "core/findings.h"
+#include "core/oplog.h"
 
 namespace fsrace {
 

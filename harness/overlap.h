@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "harness/oplog.h"
+#include "core/oplog.h"
 
 namespace fsrace {
 

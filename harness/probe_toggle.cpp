@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "harness/util.h"
+#include "core/util.h"
 #include "probes/loader.h"
 
 namespace fsrace {

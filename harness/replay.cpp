@@ -5,7 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/report.h"
-#include "harness/util.h"
+#include "harness/results.h"
+#include "core/util.h"
 #include "workloads/scenario.h"
 
 namespace fsrace {
@@ -13,21 +14,21 @@ namespace fsrace {
 int replay(const ReplayOptions& opt) {
   std::string fpath = opt.run_dir + "/findings.json", cpath = opt.run_dir + "/campaign.toml";
   if (!path_exists(fpath) || !path_exists(cpath))
-    throw UsageError(fmt::format("{} is not an fsrace run directory (needs findings.json and campaign.toml)", opt.run_dir));
+    throw Fatal(fmt::format("{} is not an fsrace run directory (needs findings.json and campaign.toml)", opt.run_dir));
   auto doc = nlohmann::json::parse(read_file(fpath), nullptr, false);
   if (doc.is_discarded() || doc.value("schema", "") != kFindingsSchema)
-    throw UsageError(fmt::format("{} is not a readable fsrace findings file", fpath));
+    throw Fatal(fmt::format("{} is not a readable fsrace findings file", fpath));
   const auto& findings = doc["findings"];
-  if (findings.empty()) throw UsageError(fmt::format("{} has no finding to replay", opt.run_dir));
+  if (findings.empty()) throw Fatal(fmt::format("{} has no finding to replay", opt.run_dir));
   if (opt.finding >= findings.size())
-    throw UsageError(fmt::format("--finding {} does not exist: {} has findings 0..{}", opt.finding, opt.run_dir,
+    throw Fatal(fmt::format("--finding {} does not exist: {} has findings 0..{}", opt.finding, opt.run_dir,
                                  findings.size() - 1));
   const auto& f = findings[opt.finding];
   std::string cls = f.value("class", ""), case_name = f.value("case", "");
   const nlohmann::json* cinfo = nullptr;
   for (const auto& c : doc["cases"])
     if (c.value("case", "") == case_name) cinfo = &c;
-  if (!cinfo) throw UsageError(fmt::format("{}: finding {} names case '{}' which the run does not list", fpath, opt.finding, case_name));
+  if (!cinfo) throw Fatal(fmt::format("{}: finding {} names case '{}' which the run does not list", fpath, opt.finding, case_name));
 
   Campaign c = parse_campaign(read_file(cpath), cpath, scenario_catalog());
   std::string fs = cinfo->value("fs", ""), sc = cinfo->value("scenario", "");

@@ -1,10 +1,11 @@
 #include "harness/report.h"
+#include "harness/results.h"
 
 #include <fmt/core.h>
 #include <iostream>
 #include <map>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 namespace fsrace {
 
@@ -224,15 +225,17 @@ std::string render_summary(const nlohmann::json& doc) {
 int report_dir(const std::string& dir, bool json) {
   std::string path = dir + "/findings.json";
   if (!path_exists(path))
-    throw UsageError(fmt::format("{} is not an fsrace run directory (no findings.json): pass results/<campaign>/<run-id>", dir));
+    throw Fatal(fmt::format("{} is not an fsrace run directory (no findings.json): pass results/<campaign>/<run-id>", dir));
   auto doc = nlohmann::json::parse(read_file(path), nullptr, false);
   if (doc.is_discarded() || doc.value("schema", "") != kFindingsSchema)
-    throw UsageError(fmt::format("{} is not a readable fsrace findings file (schema {})", path, kFindingsSchema));
+    throw Fatal(fmt::format("{} is not a readable fsrace findings file (schema {})", path, kFindingsSchema));
   if (json) std::cout << doc.dump(2) << "\n";
   else std::cout << render_summary(doc);
-  uint64_t total = 0;
-  for (auto it = doc["findings_by_class"].begin(); it != doc["findings_by_class"].end(); ++it) total += it.value().get<uint64_t>();
-  return total ? 1 : 0;
+  int code = exit_code_of(doc);
+  std::string status = doc.value("status", "");
+  if (code == 2) std::cerr << fmt::format("fsrace: the run did not complete (status: {}): its findings are not a verdict\n", status);
+  else if (code == kExitInterrupted) std::cerr << "fsrace: the run was interrupted: its findings cover only the cases it finished\n";
+  return code;
 }
 
 }  // namespace fsrace

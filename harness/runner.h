@@ -1,6 +1,6 @@
-// The campaign runner (host mode): expands the campaign into cases (fs x scenario x repetition), runs
-// each on a fresh loop-device filesystem, then hands op log + kernel log to the analyzer and writes the
-// results directory.
+// The campaign runner (host mode, and the VM guest agent): runs each case of the campaign's matrix on a
+// fresh testbed, writes the case's files, judges them with analyze_case (harness/analyze.h) and writes
+// the results through the one results writer (harness/results.h).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/campaign.h"
-#include "harness/findings.h"
+#include "core/campaign.h"
+#include "core/findings.h"
 
 namespace fsrace {
 
@@ -39,5 +39,8 @@ struct RunOutcome {
 };
 
 RunOutcome run_host(const RunOptions& opt);
+
+// Counts as progress (the VM hang watch) and tells opt.on_phase that `case_name` entered `phase`.
+void phase_of(const RunOptions& opt, const std::string& case_name, const char* phase);
 
 }  // namespace fsrace

@@ -1,11 +1,15 @@
 // After the race: coherence and on-disk verification reads (recorded in the op log, judged by the
-// oracle), the test-only corruption helper, and the space accounting checks.
+// oracle) and the test-only corruption helper. The space checks are harness/space.h.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
-#include "harness/findings.h"
-#include "harness/oplog.h"
+#include "core/findings.h"
+#include "core/oplog.h"
+#include "harness/space.h"
+#include "harness/testbed.h"
 #include "workloads/scenario.h"
 
 namespace fsrace {
@@ -28,20 +32,10 @@ void record_stat_blocks(ThreadLog& tl, const std::vector<TestFile>& files, const
 // block 7 a stamp of another file (foreign). Returns the block -> class it must produce.
 std::vector<std::pair<uint64_t, std::string>> inject_corruption(ThreadLog& tl, const std::vector<TestFile>& files);
 
-struct SpaceMeasure {
-  std::string fs;
-  uint64_t fs_block = 4096;
-  uint64_t baseline_free = 0;       // statfs after mkdir, before the files exist
-  uint64_t free_with_files = 0;     // after the race, fsync, while mounted
-  std::vector<uint64_t> allocated;  // per file: st_blocks in fs blocks, same moment
-  uint64_t free_after_delete = 0;   // after unlinking the files (and syncfs), before unmount
-  uint64_t free_after_remount = 0;  // the same after unmount + mount (XFS frees unlinked inodes lazily)
-  bool have_after_delete = false;
-};
-
-// Compares the measurements with the block model's final states. Slack per filesystem is
-// documented in results/README.md.
-std::vector<Finding> check_space(const OpLogData& d, const SpaceMeasure& m, const std::string& scenario,
-                                 const std::string& case_name);
+// After the race (no power cut, not interrupted): page cache vs O_DIRECT, fsync, the test-only
+// corruption (recorded in info["injected"]), the space measurements with the files, a remount and the
+// cold read of every block, then unlink and the free space after it and after another remount.
+void verify_after_race(ThreadLog& tl, const std::vector<TestFile>& files, Testbed& tb, bool inject, SpaceMeasure& space,
+                       nlohmann::json& info);
 
 }  // namespace fsrace

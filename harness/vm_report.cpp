@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "harness/findings.h"
+#include "core/findings.h"
 #include "harness/kmsg_scan.h"
 #include "harness/report.h"
-#include "harness/util.h"
+#include "harness/results.h"
+#include "core/util.h"
 
 namespace fsrace {
 namespace {
@@ -70,16 +71,6 @@ std::string workload_state(const json& hb, double end_uptime_hint) {
   return s;
 }
 
-std::string fs_of_case(const std::string& c) { return c.substr(0, c.find('-')); }
-std::string scenario_of_case(const std::string& c) {
-  auto a = c.find('-');
-  if (a == std::string::npos) return "";
-  std::string rest = c.substr(a + 1);
-  auto r = rest.rfind("-r");
-  if (r != std::string::npos && r + 2 < rest.size() && std::isdigit((unsigned char)rest[r + 2])) rest = rest.substr(0, r);
-  return rest;
-}
-
 std::vector<std::string> tail_lines(const std::string& text, size_t n) {
   std::vector<std::string> lines;
   size_t pos = 0;
@@ -94,9 +85,9 @@ std::vector<std::string> tail_lines(const std::string& text, size_t n) {
 
 }  // namespace
 
-VmReportResult vm_report(const std::string& run_dir) {
+VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, json>& case_docs, const std::string& out_dir) {
   json vm = load_json(run_dir + "/vm.json");
-  if (!vm.is_object()) throw UsageError(fmt::format("{} has no readable vm.json: not a VM-mode run directory", run_dir));
+  if (!vm.is_object()) throw Fatal(fmt::format("{} has no readable vm.json: not a VM-mode run directory", run_dir));
   VmReportResult res;
   json run = vm.value("run", json::object());
   run["mode"] = "vm";
@@ -106,40 +97,42 @@ VmReportResult vm_report(const std::string& run_dir) {
                  {"boot_to_agent_s", json::array()}};
   run["kernel"] = vm["kernel"].value("release", "?");
 
-  json cases = json::array(), findings = json::array();
-  std::map<std::string, uint64_t> by_class;
-  uint64_t suppressed = 0;
+  RunDoc all(run);
   std::string kmsg_all, status = vm.value("status", "complete");
   std::vector<std::string> errors;
-  auto add_finding = [&](const Finding& f) {
-    ++by_class[f.cls];
-    findings.push_back(finding_to_json(f));
-  };
+  auto add_finding = [&](const Finding& f) { all.add_finding(f); };
 
   for (const auto& v : vm.value("vms", json::array())) {
     std::string vdir = run_dir + "/" + v.value("dir", "vm0");
     std::string outcome = v.value("outcome", "");
     json hb = v.contains("last_heartbeat") && v["last_heartbeat"].is_object() ? v["last_heartbeat"] : json();
     if (v.contains("boot_s") && v["boot_s"].is_number()) vminfo["boot_to_agent_s"].push_back(v["boot_s"]);
-    // The guest's own results (complete, or as far as it got: it persists after every case).
+    // The guest's own run record lists the cases it started; each finished case has its document
+    // (the case directory's findings.json, or its re-analysis), the others only the guest's record.
     json g = load_json(vdir + "/findings.json");
     std::set<std::string> seen_cases, guest_keys;
-    if (g.is_object()) {
+    if (g.is_object())
       for (auto c : g.value("cases", json::array())) {
-        c["vm"] = v.value("index", 0);
-        seen_cases.insert(c.value("case", ""));
-        cases.push_back(c);
+        std::string name = c.value("case", "");
+        seen_cases.insert(name);
+        auto it = case_docs.find(name);
+        if (it == case_docs.end()) {
+          c["vm"] = v.value("index", 0);
+          all.add_case_record(c);
+          continue;
+        }
+        json d = it->second;
+        for (auto& cc : d["cases"]) cc["vm"] = v.value("index", 0);
+        for (const auto& f : d.value("findings", json::array())) guest_keys.insert(f.value("class", "") + "\x1f" + f.value("got", ""));
+        all.add_case(d);
       }
-      for (const auto& f : g.value("findings", json::array())) {
-        guest_keys.insert(f.value("class", "") + "\x1f" + f.value("got", ""));
-        findings.push_back(f);
-      }
-      for (auto it = g["findings_by_class"].begin(); it != g["findings_by_class"].end(); ++it)
-        by_class[it.key()] += it.value().get<uint64_t>();
-      suppressed += g.value("suppressed", uint64_t(0));
-    }
     if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== vm {} ====\n", v.value("index", 0)) + read_file(vdir + "/kmsg.log");
     std::string running_case = hb.is_object() ? hb.value("case", "") : "";
+    // fs and scenario of a case as the case matrix (`fsrace plan`) named them; the VM runner records it.
+    const json specs = v.value("case_specs", json::object());
+    auto spec_of = [&](const std::string& name, const char* key) {
+      return specs.contains(name) && specs[name].is_object() ? specs[name].value(key, std::string()) : std::string();
+    };
     for (const auto& cn : v.value("cases", json::array())) {
       std::string name = cn.get<std::string>();
       if (seen_cases.count(name)) continue;
@@ -147,16 +140,16 @@ VmReportResult vm_report(const std::string& run_dir) {
                        : outcome == "hang"  ? "not finished: the guest hung"
                        : outcome == "interrupted" ? "interrupted"
                                                   : "not run: " + outcome;
-      cases.push_back({{"case", name}, {"fs", fs_of_case(name)}, {"scenario", scenario_of_case(name)}, {"status", st},
-                       {"vm", v.value("index", 0)}});
+      all.add_case_record({{"case", name}, {"fs", spec_of(name, "fs")}, {"scenario", spec_of(name, "scenario")}, {"status", st},
+                           {"vm", v.value("index", 0)}});
     }
 
     // The serial console through the kernel-log analyzer: what the guest printed while dying is kept.
     std::string console_path = run_dir + "/" + v.value("console", "console.log");
     std::string console = path_exists(console_path) ? read_file(console_path) : "";
     KmsgScanOptions ko;
-    ko.fs = fs_of_case(running_case);
-    ko.scenario = scenario_of_case(running_case);
+    ko.fs = spec_of(running_case, "fs");
+    ko.scenario = spec_of(running_case, "scenario");
     ko.case_name = running_case;
     ko.max_context = 120;
     size_t sysrq_off = v.contains("hang") && v["hang"].is_object() ? v["hang"].value("sysrq_console_offset", size_t(0)) : std::string::npos;
@@ -212,79 +205,30 @@ VmReportResult vm_report(const std::string& run_dir) {
   }
 
   if (!errors.empty()) status = "error: " + errors.front().substr(0, errors.front().find('\n'));
-  json doc;
-  doc["schema"] = kFindingsSchema;
-  run["vm"] = vminfo;
-  doc["run"] = run;
-  doc["status"] = status;
-  doc["cases"] = cases;
-  doc["findings_by_class"] = json::object();
-  uint64_t total = 0;
-  for (const auto& [c, n] : by_class) {
-    doc["findings_by_class"][c] = n;
-    total += n;
-  }
-  doc["suppressed"] = suppressed;
-  doc["findings"] = findings;
-  write_file_atomic(run_dir + "/findings.json", doc.dump(2) + "\n");
+  all.run()["vm"] = vminfo;
+  json doc = all.doc(status);
+  write_results(out_dir, doc, &kmsg_all);
   res.summary = render_summary(doc);
-  write_file_atomic(run_dir + "/summary.txt", res.summary);
-  write_file_atomic(run_dir + "/kmsg.log", kmsg_all);
-  if (!errors.empty()) {
-    res.exit_code = 2;
-    res.error = errors.front();
-  } else if (status == "interrupted") {
-    res.exit_code = 130;
-  } else {
-    res.exit_code = total ? 1 : 0;
-  }
+  res.exit_code = exit_code_of(doc);
+  if (!errors.empty()) res.error = errors.front();
   return res;
 }
 
-}  // namespace fsrace
-
-// ---- fsrace run --kernel K: hand over to the VM runner --------------------------------------------
-#include <sys/random.h>
-#include <unistd.h>
-
-#include "harness/campaign.h"
-#include "harness/runner.h"
-
-extern char** environ;
-
-namespace fsrace {
-
-void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
-  const Campaign& c = ropt.campaign;
-  const char* top_env = std::getenv("FSRACE_TOP");
-  std::string top = top_env ? top_env : ".";
-  if (!path_exists(top + "/vm/__main__.py"))
-    throw UsageError(fmt::format("the VM runner is missing ({}/vm/__main__.py): run ./fsrace from the repository", top));
-  uint64_t nonce = 0;
-  if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce) nonce = now_ns();
-  std::string id = fmt::format("{}-{:04x}", timestamp_id(), nonce & 0xffff);
-  std::string dir = ropt.run_dir.empty() ? fmt::format("{}/{}/{}", ropt.results_root, c.name, id) : ropt.run_dir;
-  if (path_exists(dir + "/findings.json") || path_exists(dir + "/vm.json"))
-    throw UsageError(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", dir));
-  make_dirs(dir);
-  write_file_atomic(dir + "/campaign.toml", campaign_to_toml(c));
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) throw UsageError("cannot resolve /proc/self/exe (needed to run the same fsrace in the guest)");
-  self[n] = 0;
-  std::vector<std::string> args = {"python3", "-m", "vm", "run", "--run-dir", dir, "--run-id", ropt.run_dir.empty() ? id : "",
-                                   "--kernel", l.kernel, "--fsrace", self, "--source", c.source, "--workdir", ropt.workdir};
-  if (!l.modules.empty()) args.insert(args.end(), {"--modules", l.modules});
-  if (l.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(l.jobs)});
-  if (!ropt.verbose) args.push_back("--quiet");
-  std::string pp = top;
-  if (const char* old = std::getenv("PYTHONPATH")) pp += std::string(":") + old;
-  setenv("PYTHONPATH", pp.c_str(), 1);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  execvp("python3", argv.data());
-  throw UsageError(fmt::format("cannot run python3 for the VM runner: {}; run 'make deps'", strerror(errno)));
+std::map<std::string, json> stored_case_docs(const std::string& run_dir) {
+  std::map<std::string, json> docs;
+  DIR* d = opendir(run_dir.c_str());
+  if (!d) return docs;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name[0] == '.') continue;
+    json doc = load_json(run_dir + "/" + name + "/findings.json");
+    if (doc.is_object() && doc.contains("cases")) docs[name] = doc;
+  }
+  closedir(d);
+  return docs;
 }
 
+VmReportResult vm_report(const std::string& run_dir) { return vm_merge(run_dir, stored_case_docs(run_dir), run_dir); }
+
 }  // namespace fsrace
+

@@ -4,6 +4,9 @@
 // through the one kernel-log analyzer (kmsg_scan), so panics and messages printed while the guest died
 // are findings too (kernel-crash); hangs and VM failures come from vm.json.
 #pragma once
+#include <nlohmann/json.hpp>
+
+#include <map>
 #include <string>
 
 namespace fsrace {
@@ -14,21 +17,15 @@ struct VmReportResult {
   std::string summary;
 };
 
+// Merges the run: every VM's cases (their documents from `case_docs`, keyed by case name; cases without
+// one are "not finished"), the consoles through the kernel-log analyzer, hangs and VM failures from
+// vm.json. Writes findings.json / summary.txt / kmsg.log into `out_dir`.
+VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, nlohmann::json>& case_docs,
+                        const std::string& out_dir);
+// The case documents stored in a run directory (<run>/<case>/findings.json).
+std::map<std::string, nlohmann::json> stored_case_docs(const std::string& run_dir);
+// `fsrace vm-report DIR`: vm_merge of the stored case documents, into DIR.
 VmReportResult vm_report(const std::string& run_dir);
 
 }  // namespace fsrace
 
-namespace fsrace {
-struct RunOptions;
-
-struct VmLaunch {
-  std::string kernel;   // --kernel PATH | debian
-  std::string modules;  // --modules DIR
-  int jobs = 0;         // --jobs N (0: from the core count)
-};
-
-// `fsrace run --kernel K`: creates the run directory with the resolved campaign.toml (so the guest
-// agent and the VM runner see exactly what was validated here) and execs the VM runner
-// (python3 -m vm). Returns only on error (throws UsageError).
-[[noreturn]] void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l);
-}  // namespace fsrace

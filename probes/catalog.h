@@ -103,5 +103,7 @@ const std::vector<std::pair<std::string, std::string>>& kernel_techniques();
 // techniques added detected-only).
 bool kernel_technique_driven(const std::string& name);
 std::vector<std::string> kernel_technique_names();
+// The function the error-injection techniques (override-return, fail-function) make fail.
+constexpr const char* kInjectFunction = "__filemap_add_folio";
 
 }  // namespace fsrace::probes

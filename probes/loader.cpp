@@ -575,4 +575,38 @@ SessionStats ProbeSession::stop() {
   return st;
 }
 
+nlohmann::json stop_and_record(ProbeSession& probe) {
+  using json = nlohmann::json;
+  json j;
+  j["attached"] = probe.attached();
+  j["total"] = probe_catalog().size();
+  j["modes"] = json::object();
+  j["unavailable"] = json::object();
+  for (const auto& r : probe.results()) {
+    if (r.mode == AttachMode::kNone) j["unavailable"][r.spec->name] = r.reason;
+    else j["modes"][r.spec->name] = attach_mode_name(r.mode);
+  }
+  if (!probe.setup_error().empty()) {
+    j["error"] = probe.setup_error();
+    return j;
+  }
+  std::optional<SessionStats> st;
+  try {
+    st = probe.stop();
+  } catch (const ProbeError& e) {
+    j["error"] = e.what();
+    return j;
+  }
+  j["events"] = st->events;
+  j["dropped"] = st->dropped;
+  // What the probes cost in CPU: kernel time in the BPF programs (run-time statistics) and the ring
+  // buffer reader, against fsrace's CPU time, over the sampling window at the start of the race.
+  j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"window_s", st->window_ns / 1e9}, {"bpf_ns", st->bpf_run_ns},
+              {"bpf_runs", st->bpf_runs}, {"reader_ns", st->reader_cpu_ns}, {"process_ns", st->process_cpu_ns},
+              {"programs", st->bpf_programs},
+              {"share", st->process_cpu_ns ? double(st->bpf_run_ns + st->reader_cpu_ns) / double(st->process_cpu_ns) : 0.0}};
+  if (st->dropped) j["note"] = fmt::format("{} events dropped (ring buffer full): raise [probes] ringbuf_mib", st->dropped);
+  return j;
+}
+
 }  // namespace fsrace::probes

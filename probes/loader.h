@@ -115,4 +115,9 @@ class ProbeSession {
   SessionStats final_;
 };
 
+// Stops the session (events.bin written) and returns the case's "probes" record: what attached in which
+// mode, what was unavailable and why, event and drop counts, and the CPU the probes cost over the
+// sampling window (results/README.md). The events themselves are read back by the analysis.
+nlohmann::json stop_and_record(ProbeSession& probe);
+
 }  // namespace fsrace::probes

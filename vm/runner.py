@@ -2,8 +2,8 @@
 per job running `fsrace agent` -> watch boot, heartbeat, exit -> vm.json -> `fsrace vm-report`, which
 writes the run's findings.json / summary.txt with the same layout as host mode.
 
-Decisions that are policy, not plumbing, are pure functions here (plan_cases, split_jobs, HangWatch,
-classify_end) and unit-tested in vm/tests. Log *interpretation* is not done here: the console goes
+Decisions that are policy, not plumbing, are pure functions here (split_jobs, HangWatch, classify_end;
+the case matrix itself comes from `fsrace plan --json`) and unit-tested in vm/tests. Log *interpretation* is not done here: the console goes
 through the C++ kernel-log analyzer in vm-report; this module only looks for its own markers.
 """
 from __future__ import annotations
@@ -54,17 +54,17 @@ def repo_top() -> str:
 
 # ---- pure policy ---------------------------------------------------------------------------------
 
-def plan_cases(camp: dict) -> list[dict]:
-    """The case matrix in the C++ runner's order and names (harness/runner.cpp)."""
-    c = camp["campaign"]
-    reps = int(c.get("repetitions", 1))
-    out = []
-    for r in range(reps):
-        for fs in c["filesystems"]:
-            for sc in c["scenarios"]:
-                name = f"{fs}-{sc}-r{r}" if reps > 1 else f"{fs}-{sc}"
-                out.append({"name": name, "fs": fs, "scenario": sc, "rep": r})
-    return out
+def plan_cases(fsrace: str, campaign: str) -> list[dict]:
+    """The case matrix exactly as the C++ side defines it (`fsrace plan --json`): per case its name (the
+    case directory), fs, scenario, rep, seed and device_size_mib. Names are never derived here."""
+    try:
+        r = subprocess.run([fsrace, "plan", campaign, "--json"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise VmError(f"cannot run '{fsrace} plan': {e}; rebuild fsrace (make)")
+    if r.returncode != 0:
+        err = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise VmError(f"'fsrace plan {campaign}' failed: {err}")
+    return json.loads(r.stdout)["cases"]
 
 
 def default_jobs(cores: int | None = None) -> int:
@@ -188,10 +188,10 @@ class VmRun:
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
 
     def make_jobs(self):
-        cases = plan_cases(self.camp)
+        cases = plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))
         n = self.args.jobs or default_jobs()
         groups = split_jobs(cases, n)
-        sizes = {f: int(self.camp["fs"][f]["device_size_mib"]) for f in self.fs_types}
+        sizes = {c["fs"]: int(c["device_size_mib"]) for c in cases}
         for i, g in enumerate(groups):
             d = os.path.join(self.run_dir, f"vm{i}")
             os.makedirs(d, exist_ok=True)
@@ -322,7 +322,9 @@ class VmRun:
         for j in self.jobs:
             doc["vms"].append({
                 "index": j.index, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
-                "cases": [c["name"] for c in j.cases], "qemu_argv": j.inst.argv(), "boot_s": j.boot_s,
+                "cases": [c["name"] for c in j.cases],
+                "case_specs": {c["name"]: {"fs": c["fs"], "scenario": c["scenario"], "rep": c["rep"]} for c in j.cases},
+                "qemu_argv": j.inst.argv(), "boot_s": j.boot_s,
                 "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
                 "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb,
             })

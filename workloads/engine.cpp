@@ -23,9 +23,9 @@ namespace fsrace {
 void FileHandles::open_all(const std::vector<TestFile>& files) {
   for (const auto& f : files) {
     int fd = open(f.path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw UsageError(fmt::format("cannot open test file {}: {}", f.path, strerror(errno)));
+    if (fd < 0) throw Fatal(fmt::format("cannot open test file {}: {}", f.path, strerror(errno)));
     void* m = mmap(nullptr, f.blocks * kBlockSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED) throw UsageError(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
+    if (m == MAP_FAILED) throw Fatal(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
     this->fd.push_back(fd);
     shift_lock.push_back(std::make_unique<std::shared_mutex>());
     dfd.push_back(open(f.path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
@@ -316,7 +316,7 @@ bool OpCtx::uffd_ready() {
   try {
     uffd_ = std::make_unique<UffdBuffer>(max_blocks_ * kBlockSize);
     return true;
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     uffd_failed_ = true;
     stats.widening["userfaultfd"] = std::string("unavailable: ") + e.what();
     return false;

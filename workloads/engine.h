@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/util.h"
+#include "core/util.h"
 #include "workloads/scenario.h"
 #include "workloads/uffd.h"
 

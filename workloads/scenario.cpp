@@ -10,8 +10,8 @@
 #include <cstring>
 #include <fmt/core.h>
 
-#include "harness/stamp.h"
-#include "harness/util.h"
+#include "core/stamp.h"
+#include "core/util.h"
 
 namespace fsrace {
 
@@ -52,11 +52,11 @@ void init_files(ScenarioEnv& env, const std::vector<TestFile>& files, InitMode m
   for (size_t i = 0; i < files.size(); ++i) {
     const TestFile& f = files[i];
     int fd = open(f.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw UsageError(fmt::format("cannot create test file {}: {}", f.path, strerror(errno)));
+    if (fd < 0) throw Fatal(fmt::format("cannot create test file {}: {}", f.path, strerror(errno)));
     if (ftruncate(fd, off_t(f.blocks * kBlockSize)) != 0) {
       int e = errno;
       close(fd);
-      throw UsageError(fmt::format("cannot size test file {}: {}", f.path, strerror(e)));
+      throw Fatal(fmt::format("cannot size test file {}: {}", f.path, strerror(e)));
     }
     AlignedBuf buf(kBlockSize * (mode == InitMode::kStamped ? f.blocks : 1));
     auto stamp = [&](uint64_t b0, uint64_t n) {
@@ -65,7 +65,7 @@ void init_files(ScenarioEnv& env, const std::vector<TestFile>& files, InitMode m
       tl.op(id, OpKind::kInit, uint16_t(i), b0 * kBlockSize, n * kBlockSize, t0, now_ns(), r);
       if (r != int64_t(n * kBlockSize)) {
         close(fd);
-        throw UsageError(fmt::format("cannot initialise test file {}: {}", f.path, r < 0 ? strerror(int(-r)) : "short write"));
+        throw Fatal(fmt::format("cannot initialise test file {}: {}", f.path, r < 0 ? strerror(int(-r)) : "short write"));
       }
     };
     if (mode == InitMode::kStamped) stamp(0, f.blocks);

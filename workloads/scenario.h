@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/campaign.h"
-#include "harness/oplog.h"
+#include "core/campaign.h"
+#include "core/oplog.h"
 
 namespace fsrace {
 

@@ -81,7 +81,7 @@ class TableScenario : public Scenario {
       for (int d : h.dfd) direct &= d >= 0;
       h.close_all(files);
       if (!direct)
-        throw UsageError(fmt::format("scenario {} needs O_DIRECT, which this filesystem refuses: pick another --fs or scenario",
+        throw Fatal(fmt::format("scenario {} needs O_DIRECT, which this filesystem refuses: pick another --fs or scenario",
                                      spec_.name));
     }
     std::vector<Role> roles = build_(*env.cfg, maxr);

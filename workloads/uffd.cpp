@@ -16,7 +16,7 @@
 #include <fmt/core.h>
 #include <vector>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 namespace fsrace {
 namespace {
@@ -52,11 +52,11 @@ std::string uffd_unavailable_reason() {
 UffdBuffer::UffdBuffer(size_t bytes) : size_((bytes + 4095) & ~size_t(4095)) {
   std::string why;
   uffd_ = open_uffd(&why);
-  if (uffd_ < 0) throw UsageError(why);
+  if (uffd_ < 0) throw Fatal(why);
   void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) {
     close(uffd_);
-    throw UsageError(fmt::format("userfaultfd buffer: mmap: {}", strerror(errno)));
+    throw Fatal(fmt::format("userfaultfd buffer: mmap: {}", strerror(errno)));
   }
   base_ = static_cast<char*>(m);
   uffdio_register reg{};
@@ -67,7 +67,7 @@ UffdBuffer::UffdBuffer(size_t bytes) : size_((bytes + 4095) & ~size_t(4095)) {
     int e = errno;
     munmap(base_, size_);
     close(uffd_);
-    throw UsageError(fmt::format("userfaultfd: UFFDIO_REGISTER: {}", strerror(e)));
+    throw Fatal(fmt::format("userfaultfd: UFFDIO_REGISTER: {}", strerror(e)));
   }
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   thread_ = std::thread([this] { handler(); });

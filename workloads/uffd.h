@@ -18,7 +18,7 @@ std::string uffd_unavailable_reason();
 
 class UffdBuffer {
  public:
-  explicit UffdBuffer(size_t bytes);  // throws UsageError with the reason
+  explicit UffdBuffer(size_t bytes);  // throws Fatal with the reason
   ~UffdBuffer();
   UffdBuffer(const UffdBuffer&) = delete;
   UffdBuffer& operator=(const UffdBuffer&) = delete;

@@ -16,5 +16,6 @@ for FS in ext4 xfs; do
   others="$(json "$dir/findings.json" "[f['class'] for f in d['findings'] if f['phase']!='verify-disk' and f['class'] not in ('space-leak',) and f['class'] not in d.get('informational_by_class', {})]")"
   [ "$others" = "[]" ] || fail "$FS: unexpected findings $others"
   assert_no_leftovers
-  pass "$FS: 4 corrupted blocks reported with the right class"
+  reanalysis_same "$dir"
+  pass "$FS: 4 corrupted blocks reported with the right class; re-analysis gives the same findings"
 done

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "harness/oplog.h"
+#include "core/oplog.h"
 
 using namespace fsrace;
 

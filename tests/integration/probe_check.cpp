@@ -13,8 +13,8 @@
 #include <iostream>
 #include <map>
 
-#include "harness/oplog.h"
-#include "harness/util.h"
+#include "core/oplog.h"
+#include "core/util.h"
 #include "probes/events.h"
 
 using namespace fsrace;

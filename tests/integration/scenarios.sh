@@ -39,4 +39,5 @@ fi
 bad="$(json "$dir/findings.json" "[c['case'] for c in d['cases'] if c['status']!='complete' or c['ops']['total']<1000 or c['oracle']['blocks_checked']<1000 or c['ops']['quiescent_rounds']<2]")"
 [ "$bad" = "[]" ] || fail "incomplete or idle cases: $bad"
 assert_no_leftovers
-pass "7 scenarios x 2 filesystems: no finding"
+reanalysis_same "$dir"
+pass "7 scenarios x 2 filesystems: no finding; fsrace analyze of the stored run gives the same findings"

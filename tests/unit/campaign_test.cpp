@@ -1,9 +1,9 @@
 // Campaign validation: each bad input gives its exact error (file:line:col, key, allowed values).
-#include "harness/campaign.h"
+#include "core/campaign.h"
 
 #include <gtest/gtest.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 using namespace fsrace;
 
@@ -16,7 +16,7 @@ std::vector<ScenarioSpec> catalog() {
 std::string err(const std::string& toml) {
   try {
     parse_campaign(toml, "c.toml", catalog());
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     return e.what();
   }
   return "no error";
@@ -114,7 +114,7 @@ TEST(Campaign, MissingFile) {
   try {
     load_campaign("/nonexistent/x.toml", catalog());
     FAIL();
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     EXPECT_EQ(std::string(e.what()),
               "campaign file /nonexistent/x.toml does not exist: pass a TOML campaign (e.g. campaigns/default.toml)");
   }
@@ -136,10 +136,10 @@ TEST(Campaign, Overrides) {
   EXPECT_EQ(c.scenarios[0].name, "other");
   CampaignOverrides bad;
   bad.filesystems = {"zfs"};
-  EXPECT_THROW(apply_overrides(c, bad, catalog()), UsageError);
+  EXPECT_THROW(apply_overrides(c, bad, catalog()), Fatal);
   CampaignOverrides bad2;
   bad2.duration_s = -1;
-  EXPECT_THROW(apply_overrides(c, bad2, catalog()), UsageError);
+  EXPECT_THROW(apply_overrides(c, bad2, catalog()), Fatal);
 }
 
 TEST(Campaign, ResolvedTomlRoundTrips) {

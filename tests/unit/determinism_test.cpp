@@ -7,7 +7,7 @@
 #include <fmt/core.h>
 #include <map>
 
-#include "harness/util.h"
+#include "core/util.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
@@ -58,7 +58,7 @@ TEST_P(Determinism, SameSeedSameOps) {
   Seq a, b, c;
   try {
     a = run_once(GetParam(), 42, "a");
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     GTEST_SKIP() << "the filesystem of /tmp cannot run this scenario: " << e.what();
   }
   b = run_once(GetParam(), 42, "b");

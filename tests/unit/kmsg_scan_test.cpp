@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 using namespace fsrace;
 

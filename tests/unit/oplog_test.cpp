@@ -1,4 +1,4 @@
-#include "harness/oplog.h"
+#include "core/oplog.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <thread>
 #include <fmt/core.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 using namespace fsrace;
 
@@ -107,19 +107,19 @@ TEST(OpLog, DecoderRejectsMalformedInput) {
   std::string good = read_file(p);
   unlink(p.c_str());
   EXPECT_NO_THROW(decode_oplog(good, "good"));
-  EXPECT_THROW(decode_oplog("", "x"), UsageError);
-  EXPECT_THROW(decode_oplog("NOTMAGIC00000000", "x"), UsageError);
-  EXPECT_THROW(decode_oplog(good.substr(0, good.size() - 1), "x"), UsageError);  // truncated op
+  EXPECT_THROW(decode_oplog("", "x"), Fatal);
+  EXPECT_THROW(decode_oplog("NOTMAGIC00000000", "x"), Fatal);
+  EXPECT_THROW(decode_oplog(good.substr(0, good.size() - 1), "x"), Fatal);  // truncated op
   std::string badver = good;
   badver[8] = 9;
-  EXPECT_THROW(decode_oplog(badver, "x"), UsageError);
+  EXPECT_THROW(decode_oplog(badver, "x"), Fatal);
   std::string badchunk = good;
   badchunk[good.size() - 64 - 16] ^= 1;  // chunk magic
-  EXPECT_THROW(decode_oplog(badchunk, "x"), UsageError);
+  EXPECT_THROW(decode_oplog(badchunk, "x"), Fatal);
   try {
     decode_oplog(good.substr(0, good.size() - 1), "ops.bin");
     FAIL();
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     EXPECT_NE(std::string(e.what()).find("ops.bin: not a valid fsrace op log at byte"), std::string::npos) << e.what();
   }
 }

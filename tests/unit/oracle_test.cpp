@@ -1,6 +1,6 @@
 // The oracle on hand-built interleavings: each case states the op intervals and what a read saw.
 #include "harness/oracle.h"
-#include "harness/util.h"
+#include "core/util.h"
 
 #include <gtest/gtest.h>
 #include <fmt/core.h>

@@ -8,11 +8,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/campaign.h"
+#include "core/campaign.h"
 #include "harness/kernel_events.h"
-#include "harness/oplog.h"
+#include "core/oplog.h"
 #include "harness/probe_toggle.h"
-#include "harness/util.h"
+#include "core/util.h"
 #include "probes/catalog.h"
 #include "probes/events.h"
 #include "probes/kernel_info.h"
@@ -501,7 +501,7 @@ TEST(CampaignProbes, ValidatedLikeTheRest) {
   auto err = [&](const std::string& t) {
     try {
       parse_campaign(t, "c.toml", cat);
-    } catch (const UsageError& e) {
+    } catch (const Fatal& e) {
       return std::string(e.what());
     }
     return std::string("no error");

@@ -2,7 +2,7 @@
 // accounting must not.
 #include <gtest/gtest.h>
 
-#include "harness/verify.h"
+#include "harness/space.h"
 
 using namespace fsrace;
 

@@ -1,4 +1,4 @@
-#include "harness/stamp.h"
+#include "core/stamp.h"
 
 #include <gtest/gtest.h>
 

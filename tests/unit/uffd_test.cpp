@@ -8,7 +8,7 @@
 
 #include <fmt/core.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 #include "workloads/engine.h"
 #include "workloads/scenario.h"
 #include "workloads/uffd.h"

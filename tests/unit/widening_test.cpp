@@ -8,18 +8,19 @@
 #include <set>
 #include <sstream>
 
-#include "harness/campaign.h"
-#include "harness/util.h"
+#include "core/campaign.h"
+#include "core/util.h"
 #include "probes/catalog.h"
-#include "probes/delay.h"
+#include "widening/delay.h"
 #include "probes/fsrace_events.h"
 #include "probes/kernel_info.h"
-#include "probes/widening.h"
+#include "widening/techniques.h"
 #include "tests/unit/mock_kernel.h"
 #include "workloads/scenario.h"
 
 using namespace fsrace;
 using namespace fsrace::probes;
+using namespace fsrace::widening;
 
 namespace {
 
@@ -40,7 +41,7 @@ std::vector<std::string> hook_names(const std::vector<const DelayHook*>& v) {
 std::string campaign_error(const std::string& toml) {
   try {
     parse_campaign(toml, "c.toml", scenario_catalog());
-  } catch (const UsageError& e) {
+  } catch (const Fatal& e) {
     return e.what();
   }
   return "no error";

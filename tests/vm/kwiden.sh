@@ -62,12 +62,14 @@ if [ "$mode" = power-cut ]; then
     echo "$name: $nd ops not durable at the cut, journal replayed: $(json "$RUN/findings.json" "$w['journal_recovery']")"
   done
   grep -q "kernel widening: dm-flakey ran: power cut after the race on /dev/dm-" "$RUN/summary.txt" || fail "summary.txt does not say the power cut ran"
+  reanalysis_same "$RUN"
   campaign "$RESULTS/s.toml" '"xfs"' writeback-vs-write "kwiden = [\"dm-flakey\"]\npower_cut_selfcheck = 1\n"
   run_vm 1 "$RESULTS/s.toml" --kernel debian --duration 2
   n="$(json "$RUN/findings.json" 'len(d["findings"])')"
   [ "$n" -gt 0 ] || fail "self-check: no finding although the recorded fsyncs never happened"
   [ "$(json "$RUN/findings.json" 'sorted(set(f["phase"] for f in d["findings"]))')" = "['after-power-cut']" ] ||
     fail "self-check: findings outside the reads after the cut: $(json "$RUN/findings.json" 'sorted(set(f["phase"] for f in d["findings"]))')"
+  reanalysis_same "$RUN"
   no_qemu_left
   echo "PASS: power cut on ext4 and XFS in the Debian guest: journal replayed, fsync'ed data intact, fsck clean; the self-check's dropped writes were reported ($n findings)"
   exit 0

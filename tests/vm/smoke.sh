@@ -27,5 +27,6 @@ bad="$(json "$RUN/findings.json" '"; ".join(c["fs"] + " " + k + ": " + v for c i
 modes="$(json "$RUN/findings.json" '" ".join(c["probes"]["modes"].get(p, "none") for c in d["cases"] for p in ("filemap:mm_filemap_add_to_page_cache", "down_write()"))')"
 [ "$modes" = "tp_btf fentry/fexit tp_btf fentry/fexit" ] || fail "page-cache / rwsem probe modes in the guest: $modes (expected tp_btf and fentry/fexit per case)"
 "$BIN" report "$RUN" >/dev/null || fail "fsrace report on the VM run failed"
+reanalysis_same "$RUN"
 no_qemu_left
 echo "PASS: ext4 + xfs in the guest, no finding, QEMU start -> agent start ${boot} s"

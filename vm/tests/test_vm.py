@@ -271,17 +271,30 @@ class Cpio(unittest.TestCase):
 
 
 class Policy(unittest.TestCase):
-    CAMP = {"campaign": {"filesystems": ["ext4", "xfs"], "scenarios": ["punch-vs-fault"], "repetitions": 2}}
+    CASES = [{"name": n, "fs": n.split("-")[0]} for n in
+             ("ext4-punch-vs-fault-r0", "xfs-punch-vs-fault-r0", "ext4-punch-vs-fault-r1", "xfs-punch-vs-fault-r1")]
 
-    def test_case_names_match_cpp_runner(self):
-        names = [c["name"] for c in runner.plan_cases(self.CAMP)]
-        self.assertEqual(names, ["ext4-punch-vs-fault-r0", "xfs-punch-vs-fault-r0", "ext4-punch-vs-fault-r1",
-                                 "xfs-punch-vs-fault-r1"])
-        one = {"campaign": {"filesystems": ["xfs"], "scenarios": ["punch-vs-fault"], "repetitions": 1}}
-        self.assertEqual([c["name"] for c in runner.plan_cases(one)], ["xfs-punch-vs-fault"])
+    def test_case_matrix_comes_from_fsrace_plan(self):
+        fsrace = os.environ.get("FSRACE_BIN") or os.path.join(os.path.dirname(__file__), "../../build/harness/fsrace")
+        if not os.access(fsrace, os.X_OK):
+            self.skipTest("fsrace is not built")
+        with tempfile.TemporaryDirectory() as d:
+            camp = os.path.join(d, "c.toml")
+            with open(camp, "w") as f:
+                f.write('[campaign]\nfilesystems = ["ext4", "xfs"]\nscenarios = ["punch-vs-fault"]\nrepetitions = 2\n')
+            cases = runner.plan_cases(fsrace, camp)
+            self.assertEqual([c["name"] for c in cases], [c["name"] for c in self.CASES])
+            self.assertEqual([(c["fs"], c["scenario"], c["rep"]) for c in cases][:2],
+                             [("ext4", "punch-vs-fault", 0), ("xfs", "punch-vs-fault", 0)])
+            self.assertEqual(cases[0]["device_size_mib"], 256)
+            with open(camp, "w") as f:
+                f.write('[campaign]\nfilesystems = ["ext4", "ext4"]\n')
+            with self.assertRaises(VmError) as e:
+                runner.plan_cases(fsrace, camp)
+            self.assertIn("twice", str(e.exception))
 
     def test_split_jobs(self):
-        cases = runner.plan_cases(self.CAMP)
+        cases = self.CASES
         self.assertEqual(len(runner.split_jobs(cases, 1)), 1)
         two = runner.split_jobs(cases, 2)
         self.assertEqual([len(g) for g in two], [2, 2])

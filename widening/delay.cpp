@@ -1,4 +1,4 @@
-#include "probes/delay.h"
+#include "widening/delay.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,7 +14,7 @@
 #include "probes/fsrace_events.h"
 #include "delay.skel.h"  // generated at build time by bpftool gen skeleton
 
-namespace fsrace::probes {
+namespace fsrace::widening {
 
 namespace {
 
@@ -181,4 +181,4 @@ nlohmann::json DelaySession::report() const {
   return j;
 }
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

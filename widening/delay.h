@@ -13,7 +13,9 @@
 
 #include "probes/catalog.h"
 
-namespace fsrace::probes {
+namespace fsrace::widening {
+using namespace ::fsrace::probes;  // kernel facts and attach machinery (probes/)
+
 
 struct DelayOptions {
   std::vector<std::string> points;  // delay point names (campaign: kdelay)
@@ -69,4 +71,4 @@ class DelaySession {
   bool stopped_ = false;
 };
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

@@ -1,9 +1,9 @@
-#include "harness/stamp.h"
+#include "core/stamp.h"
 
 #include <cstring>
 #include <fmt/core.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 namespace fsrace {
 namespace {

@@ -1,6 +1,6 @@
-#include "probes/widening.h"
+#include "widening/techniques.h"
 
-#include "probes/dm.h"
+#include "widening/dm.h"
 
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -18,7 +18,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace fsrace::probes {
+namespace fsrace::widening {
 
 namespace {
 
@@ -269,4 +269,4 @@ TechniqueStatus detect_technique(const std::string& name, const KernelInfo& k, c
   return {name, false, "unknown technique"};
 }
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

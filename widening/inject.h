@@ -16,9 +16,10 @@
 
 #include "probes/catalog.h"
 
-namespace fsrace::probes {
+namespace fsrace::widening {
+using namespace ::fsrace::probes;  // kernel facts and attach machinery (probes/)
 
-constexpr const char* kInjectFunction = "__filemap_add_folio";
+
 
 struct InjectOptions {
   std::string technique;  // "override-return" or "fail-function"
@@ -56,4 +57,4 @@ class InjectSession {
   uint32_t inodes_ = 0;
 };
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

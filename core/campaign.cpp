@@ -1,4 +1,4 @@
-#include "harness/campaign.h"
+#include "core/campaign.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,9 +8,9 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-#include "harness/util.h"
+#include "core/filesystems.h"
+#include "core/util.h"
 #include "probes/catalog.h"
-#include "probes/inject.h"
 
 namespace fsrace {
 namespace {
@@ -32,10 +32,10 @@ std::vector<std::string> names_of(const std::vector<T>& v) {
 struct Ctx {
   const std::string& path;
   [[noreturn]] void fail_at(const toml::source_region& r, const std::string& msg) const {
-    throw UsageError(fmt::format("{}:{}:{}: {}", path, r.begin.line, r.begin.column, msg));
+    throw Fatal(fmt::format("{}:{}:{}: {}", path, r.begin.line, r.begin.column, msg));
   }
   [[noreturn]] void fail(const toml::node& n, const std::string& msg) const {
-    throw UsageError(fmt::format("{}: {}", where(path, n), msg));
+    throw Fatal(fmt::format("{}: {}", where(path, n), msg));
   }
   void only_keys(const toml::table& t, const std::string& section, const std::vector<std::string>& allowed) const {
     for (const auto& [k, v] : t) {
@@ -85,16 +85,18 @@ struct Ctx {
 }  // namespace
 
 const std::vector<std::string>& known_filesystems() {
-  static const std::vector<std::string> v = {"ext4", "xfs"};
+  static const std::vector<std::string> v = filesystem_names();
   return v;
 }
 
 FsConfig default_fs_config(const std::string& type) {
   FsConfig c;
   c.type = type;
-  if (type == "ext4") c.mkfs_options = {"-q", "-F", "-b", "4096"};
-  if (type == "xfs") c.mkfs_options = {"-q", "-f", "-b", "size=4096"};
-  c.device_size_mib = type == "xfs" ? 320 : 256;  // mkfs.xfs refuses filesystems below 300 MiB
+  if (const FilesystemInfo* fi = find_filesystem(type)) {
+    c.mkfs_options = fi->mkfs_defaults;
+    c.mount_options = fi->mount_defaults;
+    c.device_size_mib = fi->default_size_mib;
+  }
   return c;
 }
 
@@ -104,13 +106,13 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& s = e.source();
-    throw UsageError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column, e.description()));
+    throw Fatal(fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column, e.description()));
   }
   Ctx cx{path};
   Campaign c;
   c.source = path;
   cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm", "probes"});
-  std::vector<std::string> fs_list = {"ext4", "xfs"};
+  std::vector<std::string> fs_list = known_filesystems();
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
     const auto& t = cx.table(*n, "[campaign]");
@@ -132,6 +134,8 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
         bool ok = false;
         for (const auto& k : known_filesystems()) ok |= k == f;
         if (!ok) cx.fail(*v, fmt::format("unknown filesystem '{}' in 'filesystems'; allowed: {}", f, join(known_filesystems())));
+        if (std::count(fs_list.begin(), fs_list.end(), f) > 1)
+          cx.fail(*v, fmt::format("'filesystems' lists {} twice (two cases would share one name); use 'repetitions' for more runs", f));
       }
     }
     if (auto* v = t.get("scenarios")) {
@@ -141,6 +145,8 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
         bool ok = false;
         for (const auto& k : catalog) ok |= k.name == s;
         if (!ok) cx.fail(*v, fmt::format("unknown scenario '{}' in 'scenarios'; allowed: {}", s, join(names_of(catalog))));
+        if (std::count(sc_list.begin(), sc_list.end(), s) > 1)
+          cx.fail(*v, fmt::format("'scenarios' lists {} twice (two cases would share one name); use 'repetitions' for more runs", s));
       }
     }
   }
@@ -159,7 +165,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       if (auto* o = ft.get("mkfs_options")) fc.mkfs_options = cx.str_list(*o, "mkfs_options");
       if (auto* o = ft.get("mount_options")) fc.mount_options = cx.str(*o, "mount_options");
       if (auto* o = ft.get("device_size_mib"))
-        fc.device_size_mib = uint64_t(cx.num(*o, "device_size_mib", type == "xfs" ? 300 : 16, 1 << 20, true));
+        fc.device_size_mib = uint64_t(cx.num(*o, "device_size_mib", double(find_filesystem(type)->min_size_mib), 1 << 20, true));
       fs_cfg[type] = fc;
     }
   }
@@ -293,14 +299,14 @@ bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) c
 }
 
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog) {
-  if (!path_exists(path)) throw UsageError(fmt::format("campaign file {} does not exist: pass a TOML campaign (e.g. campaigns/default.toml)", path));
+  if (!path_exists(path)) throw Fatal(fmt::format("campaign file {} does not exist: pass a TOML campaign (e.g. campaigns/default.toml)", path));
   return parse_campaign(read_file(path), path, catalog);
 }
 
 void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<ScenarioSpec>& catalog) {
   if (o.duration_s) {
     if (!(*o.duration_s >= 0.1 && *o.duration_s <= 86400 * 7))
-      throw UsageError(fmt::format("--duration {} is out of range; allowed: 0.1 to 604800 seconds", *o.duration_s));
+      throw Fatal(fmt::format("--duration {} is out of range; allowed: 0.1 to 604800 seconds", *o.duration_s));
     c.duration_s = *o.duration_s;
   }
   if (o.seed) c.seed = *o.seed;
@@ -309,7 +315,10 @@ void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<
     for (const auto& f : o.filesystems) {
       bool known = false;
       for (const auto& k : known_filesystems()) known |= k == f;
-      if (!known) throw UsageError(fmt::format("--fs {}: unknown filesystem; allowed: {}", f, join(known_filesystems())));
+      if (!known) throw Fatal(fmt::format("--fs {}: unknown filesystem; allowed: {}", f, join(known_filesystems())));
+      if (std::count(o.filesystems.begin(), o.filesystems.end(), f) > 1)
+        throw Fatal(fmt::format("--fs: {} is listed twice (two cases would share one name); list each filesystem once, "
+                                     "use [campaign] repetitions for more runs", f));
       FsConfig fc = default_fs_config(f);
       for (const auto& e : c.filesystems)
         if (e.type == f) fc = e;
@@ -323,7 +332,10 @@ void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<
       const ScenarioSpec* spec = nullptr;
       for (const auto& k : catalog)
         if (k.name == s) spec = &k;
-      if (!spec) throw UsageError(fmt::format("--scenario {}: unknown scenario; allowed: {}", s, join(names_of(catalog))));
+      if (!spec) throw Fatal(fmt::format("--scenario {}: unknown scenario; allowed: {}", s, join(names_of(catalog))));
+      if (std::count(o.scenarios.begin(), o.scenarios.end(), s) > 1)
+        throw Fatal(fmt::format("--scenario: {} is listed twice (two cases would share one name); list each scenario once, "
+                                     "use [campaign] repetitions for more runs", s));
       ScenarioConfig sc{s, {}};
       for (const auto& p : spec->params) sc.params[p.name] = p.def;
       for (const auto& e : c.scenarios)
@@ -332,6 +344,16 @@ void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<
     }
     c.scenarios = out;
   }
+}
+
+std::vector<CaseSpec> case_matrix(const Campaign& c) {
+  std::vector<CaseSpec> out;
+  for (uint64_t r = 0; r < c.repetitions; ++r)
+    for (const auto& fs : c.filesystems)
+      for (const auto& sc : c.scenarios)
+        out.push_back({fs, sc, r, c.repetitions > 1 ? fmt::format("{}-{}-r{}", fs.type, sc.name, r) : fmt::format("{}-{}", fs.type, sc.name),
+                       c.seed + r * 1000003ull});
+  return out;
 }
 
 std::string campaign_to_toml(const Campaign& c) {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/oplog.h"
-#include "harness/stamp.h"
+#include "core/oplog.h"
+#include "core/stamp.h"
 
 namespace fsrace {
 

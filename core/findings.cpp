@@ -1,4 +1,4 @@
-#include "harness/findings.h"
+#include "core/findings.h"
 
 #include <fmt/core.h>
 

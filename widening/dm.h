@@ -7,10 +7,16 @@
 #include <utility>
 #include <vector>
 
-namespace fsrace::probes {
+namespace fsrace::widening {
+
 
 struct DmError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// A table over a whole base device, "{dev}" standing for it: {"delay", "{dev} 0 2"}.
+struct DeviceLayer {
+  std::string target, args;
 };
 
 // The device-mapper targets the kernel has registered now, with their versions ("delay v1.2.1"), from
@@ -44,4 +50,4 @@ class DmDevice {
   void load_table(const std::string& target, const std::string& args);
 };
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

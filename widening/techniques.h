@@ -12,7 +12,9 @@
 
 #include "probes/catalog.h"
 
-namespace fsrace::probes {
+namespace fsrace::widening {
+using namespace ::fsrace::probes;  // kernel facts and attach machinery (probes/)
+
 
 struct TechniqueStatus {
   std::string name;
@@ -62,4 +64,4 @@ class XfsErrortags {
   std::map<std::string, int> tags_, old_;
 };
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

@@ -1,4 +1,4 @@
-#include "probes/dm.h"
+#include "widening/dm.h"
 
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <thread>
 
-namespace fsrace::probes {
+namespace fsrace::widening {
 
 namespace {
 
@@ -167,4 +167,4 @@ DmDevice::~DmDevice() {
   if (!made_node_.empty()) unlink(made_node_.c_str());
 }
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

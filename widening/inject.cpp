@@ -1,4 +1,4 @@
-#include "probes/inject.h"
+#include "widening/inject.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -17,10 +17,10 @@
 #include "probes/attach.h"
 #include "probes/events.h"
 #include "probes/fsrace_events.h"
-#include "probes/widening.h"
+#include "widening/techniques.h"
 #include "inject.skel.h"  // generated at build time by bpftool gen skeleton
 
-namespace fsrace::probes {
+namespace fsrace::widening {
 
 namespace {
 
@@ -196,4 +196,4 @@ nlohmann::json InjectSession::report() const {
   return j;
 }
 
-}  // namespace fsrace::probes
+}  // namespace fsrace::widening

@@ -1,4 +1,4 @@
-#include "harness/oplog.h"
+#include "core/oplog.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <fmt/core.h>
 
-#include "harness/util.h"
+#include "core/util.h"
 
 namespace fsrace {
 
@@ -149,7 +149,7 @@ OpLog::OpLog(std::string path, const nlohmann::json& meta, bool enabled)
     : path_(std::move(path)), tmp_(path_ + ".tmp"), enabled_(enabled) {
   if (!enabled_) return;
   fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw UsageError(fmt::format("cannot create {}: {}", tmp_, strerror(errno)));
+  if (fd_ < 0) throw Fatal(fmt::format("cannot create {}: {}", tmp_, strerror(errno)));
   std::string m = meta.is_object() ? meta.dump() : "{}";
   std::string hdr(kOpsMagic, 8);
   uint32_t ver = kOpsVersion, len = uint32_t(m.size());
@@ -157,7 +157,7 @@ OpLog::OpLog(std::string path, const nlohmann::json& meta, bool enabled)
   hdr.append(reinterpret_cast<const char*>(&len), 4);
   hdr += m;
   if (write(fd_, hdr.data(), hdr.size()) != ssize_t(hdr.size()))
-    throw UsageError(fmt::format("cannot write {}: {}", tmp_, strerror(errno)));
+    throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(errno)));
   bytes_ = hdr.size();
   writer_ = std::thread([this] { writer_main(); });
 }
@@ -238,14 +238,14 @@ void OpLog::close() {
   writer_.join();
   fsync(fd_);
   ::close(fd_);
-  if (write_errno_) throw UsageError(fmt::format("cannot write {}: {}", tmp_, strerror(write_errno_)));
+  if (write_errno_) throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(write_errno_)));
   if (rename(tmp_.c_str(), path_.c_str()) != 0)
-    throw UsageError(fmt::format("cannot rename {} into place: {}", tmp_, strerror(errno)));
+    throw Fatal(fmt::format("cannot rename {} into place: {}", tmp_, strerror(errno)));
 }
 
 OpLogData decode_oplog(const std::string& b, const std::string& what) {
   auto bad = [&](size_t off, const std::string& why) {
-    return UsageError(fmt::format("{}: not a valid fsrace op log at byte {}: {}", what, off, why));
+    return Fatal(fmt::format("{}: not a valid fsrace op log at byte {}: {}", what, off, why));
   };
   OpLogData d;
   if (b.size() < 16 || std::memcmp(b.data(), kOpsMagic, 8) != 0) throw bad(0, "bad magic");

@@ -99,7 +99,7 @@ struct Campaign {
 const std::vector<std::string>& known_filesystems();
 FsConfig default_fs_config(const std::string& type);
 
-// Parses and validates; throws UsageError("<path>:<line>:<col>: ...") on any problem.
+// Parses and validates; throws Fatal("<path>:<line>:<col>: ...") on any problem.
 Campaign parse_campaign(const std::string& text, const std::string& path, const std::vector<ScenarioSpec>& catalog);
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog);
 
@@ -109,8 +109,19 @@ struct CampaignOverrides {
   std::vector<std::string> filesystems;  // empty: as in the campaign
   std::vector<std::string> scenarios;
 };
-// Applies command-line overrides; throws UsageError naming the option and the allowed values.
+// Applies command-line overrides; throws Fatal naming the option and the allowed values.
 void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<ScenarioSpec>& catalog);
+
+// One case of the matrix: filesystem x scenario x repetition, its name (the case directory) and seed.
+struct CaseSpec {
+  FsConfig fs;
+  ScenarioConfig sc;
+  uint64_t rep = 0;
+  std::string name;  // "<fs>-<scenario>", "-r<rep>" appended when the campaign repeats
+  uint64_t seed = 0;
+};
+// The case matrix in run order (repetition, filesystem, scenario); the only place case names are made.
+std::vector<CaseSpec> case_matrix(const Campaign& c);
 
 // The campaign as resolved (defaults filled in, overrides applied), as TOML.
 std::string campaign_to_toml(const Campaign& c);

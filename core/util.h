@@ -9,12 +9,19 @@
 
 namespace fsrace {
 
-// A configuration / environment problem the user must fix. Caught once in main, printed as one
-// line ("fsrace: <what>"), exit code 2.
-class UsageError : public std::runtime_error {
+// The one exception type: "cannot continue". A configuration or environment problem the user must fix
+// (exit 2), or an interruption (SIGINT / SIGTERM while a step could not finish: exit 130). Caught once
+// in main and printed as one line ("fsrace: <what>"). Everything recoverable is a value instead (see
+// docs/ARCHITECTURE.md, "Errors").
+class Fatal : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Fatal(const std::string& what, int exit_code = 2) : std::runtime_error(what), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
 };
+inline constexpr int kExitInterrupted = 130;
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of ops.bin, kmsg correlation and (later) probe events.
 inline uint64_t now_ns() {
@@ -61,10 +68,10 @@ inline std::atomic<uint64_t>& progress_counter() {
 // (or an interrupted run) sees either the old file or the complete new one.
 void write_file_atomic(const std::string& path, std::string_view data);
 
-// Reads a whole file; throws UsageError naming the file when it cannot.
+// Reads a whole file; throws Fatal naming the file when it cannot.
 std::string read_file(const std::string& path);
 
-// mkdir -p; throws UsageError naming the directory.
+// mkdir -p; throws Fatal naming the directory.
 void make_dirs(const std::string& path);
 
 bool path_exists(const std::string& path);

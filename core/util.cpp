@@ -1,4 +1,4 @@
-#include "harness/util.h"
+#include "core/util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@ namespace fsrace {
 void write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw UsageError(fmt::format("cannot write {}: {}", tmp, strerror(errno)));
+  if (fd < 0) throw Fatal(fmt::format("cannot write {}: {}", tmp, strerror(errno)));
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = write(fd, data.data() + off, data.size() - off);
@@ -24,7 +24,7 @@ void write_file_atomic(const std::string& path, std::string_view data) {
       int e = errno;
       close(fd);
       unlink(tmp.c_str());
-      throw UsageError(fmt::format("cannot write {}: {}", tmp, strerror(e)));
+      throw Fatal(fmt::format("cannot write {}: {}", tmp, strerror(e)));
     }
     off += size_t(n);
   }
@@ -33,13 +33,13 @@ void write_file_atomic(const std::string& path, std::string_view data) {
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     unlink(tmp.c_str());
-    throw UsageError(fmt::format("cannot rename {} to {}: {}", tmp, path, strerror(e)));
+    throw Fatal(fmt::format("cannot rename {} to {}: {}", tmp, path, strerror(e)));
   }
 }
 
 std::string read_file(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw UsageError(fmt::format("cannot read {}: {}", path, strerror(errno)));
+  if (fd < 0) throw Fatal(fmt::format("cannot read {}: {}", path, strerror(errno)));
   std::string out;
   char buf[65536];
   for (;;) {
@@ -48,7 +48,7 @@ std::string read_file(const std::string& path) {
       if (errno == EINTR) continue;
       int e = errno;
       close(fd);
-      throw UsageError(fmt::format("cannot read {}: {}", path, strerror(e)));
+      throw Fatal(fmt::format("cannot read {}: {}", path, strerror(e)));
     }
     if (n == 0) break;
     out.append(buf, size_t(n));
@@ -65,7 +65,7 @@ void make_dirs(const std::string& path) {
     cur = path.substr(0, pos);
     if (cur.empty()) continue;
     if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw UsageError(fmt::format("cannot create directory {}: {}", cur, strerror(errno)));
+      throw Fatal(fmt::format("cannot create directory {}: {}", cur, strerror(errno)));
   }
 }
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/stamp.h"
+#include "core/stamp.h"
 
 namespace fsrace {
 
@@ -179,7 +179,7 @@ struct OpLogData {
   std::vector<uint64_t> obs_begin;  // per op: index of its first ObsRecord
 };
 
-// Parses an ops.bin image; on malformed input throws UsageError naming `what` and the byte offset.
+// Parses an ops.bin image; on malformed input throws Fatal naming `what` and the byte offset.
 OpLogData decode_oplog(const std::string& bytes, const std::string& what);
 OpLogData load_oplog(const std::string& path);
 

@@ -1,0 +1,232 @@
+#include "harness/testbed.h"
+
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fmt/core.h>
+#include <thread>
+
+#include "core/util.h"
+#include "widening/dm.h"
+
+namespace fsrace {
+
+LoopDevice::LoopDevice(const std::string& image, uint64_t size_mib) : image_(image) {
+  int ifd = open(image.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (ifd < 0) throw Fatal(fmt::format("cannot create image {}: {}", image, strerror(errno)));
+  if (ftruncate(ifd, off_t(size_mib) << 20) != 0) {
+    int e = errno;
+    close(ifd);
+    throw Fatal(fmt::format("cannot size image {}: {}", image, strerror(e)));
+  }
+  int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0) {
+    close(ifd);
+    throw Fatal(fmt::format("cannot open /dev/loop-control: {}; load it with 'modprobe loop'", strerror(errno)));
+  }
+  std::string err;
+  for (int attempt = 0; attempt < 20 && fd_ < 0; ++attempt) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0) {
+      err = fmt::format("LOOP_CTL_GET_FREE: {}", strerror(errno));
+      break;
+    }
+    std::string dev = fmt::format("/dev/loop{}", n);
+    int lfd = -1;
+    for (int w = 0; w < 50 && lfd < 0; ++w) {  // udev may still be creating the node
+      lfd = open(dev.c_str(), O_RDWR | O_CLOEXEC);
+      if (lfd < 0 && errno == ENOENT) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      else break;
+    }
+    if (lfd < 0) {
+      err = fmt::format("{}: {}", dev, strerror(errno));
+      continue;
+    }
+    loop_config cfg{};
+    cfg.fd = uint32_t(ifd);
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    std::snprintf(reinterpret_cast<char*>(cfg.info.lo_file_name), LO_NAME_SIZE, "%s", image.c_str());
+    int r = ioctl(lfd, LOOP_CONFIGURE, &cfg);
+    if (r != 0 && (errno == EINVAL || errno == ENOTTY)) {  // kernels before 5.8
+      r = ioctl(lfd, LOOP_SET_FD, ifd);
+      if (r == 0) {
+        loop_info64 info{};
+        info.lo_flags = LO_FLAGS_AUTOCLEAR;
+        std::snprintf(reinterpret_cast<char*>(info.lo_file_name), LO_NAME_SIZE, "%s", image.c_str());
+        ioctl(lfd, LOOP_SET_STATUS64, &info);
+      }
+    }
+    if (r != 0) {
+      err = fmt::format("{}: {}", dev, strerror(errno));
+      close(lfd);
+      continue;  // EBUSY: someone else took it; try the next free one
+    }
+    fd_ = lfd;
+    dev_ = dev;
+  }
+  close(ctl);
+  close(ifd);
+  if (fd_ < 0) {
+    unlink(image.c_str());
+    throw Fatal(fmt::format("cannot attach a loop device for {}: {}", image, err));
+  }
+}
+
+LoopDevice::~LoopDevice() {
+  if (fd_ >= 0) {
+    ioctl(fd_, LOOP_CLR_FD, 0);
+    close(fd_);
+  }
+  unlink(image_.c_str());
+}
+
+std::string LoopDevice::name() const { return dev_.substr(dev_.rfind('/') + 1); }
+
+void make_filesystem(const FsConfig& fs, const std::string& dev) {
+  const FilesystemInfo* fi = find_filesystem(fs.type);
+  if (!fi) throw Fatal(fmt::format("unknown filesystem '{}'", fs.type));
+  std::vector<std::string> argv = {fi->mkfs};
+  argv.insert(argv.end(), fs.mkfs_options.begin(), fs.mkfs_options.end());
+  argv.push_back(dev);
+  CommandResult r = run_command(argv);
+  if (r.status != 0 && stop_requested().load()) throw Fatal(fmt::format("interrupted while '{}' ran", argv[0]), kExitInterrupted);
+  if (r.status != 0) {
+    // mkfs tools print usage text and prompts around the reason: keep the lines that carry it.
+    std::string last, fallback;
+    size_t pos = 0;
+    while (pos < r.output.size()) {
+      size_t nl = r.output.find('\n', pos);
+      std::string line = r.output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? r.output.size() : nl + 1;
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.pop_back();
+      if (line.empty()) continue;
+      fallback = line;
+      static const char* kKeys[] = {"nvalid", "rror", "too big", "too small", "not usable", "annot", "nknown", "illegal"};
+      bool key = false;
+      for (const char* k : kKeys) key |= line.find(k) != std::string::npos;
+      if (key && std::count(last.begin(), last.end(), ';') < 2) last += (last.empty() ? "" : "; ") + line;
+    }
+    if (last.empty()) last = fallback;
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    throw Fatal(fmt::format("'{}' failed (exit {}): {}; check mkfs_options in [fs.{}]", cmd, r.status, last, fs.type));
+  }
+}
+
+FsckResult check_filesystem(const std::string& fs_type, const std::string& dev) {
+  FsckResult r;
+  const FilesystemInfo* fi = find_filesystem(fs_type);
+  if (!fi || fi->fsck.empty()) {
+    r.command = "(no read-only fsck for " + fs_type + ")";
+    r.clean = true;
+    return r;
+  }
+  std::vector<std::string> argv = fi->fsck;
+  argv.push_back(dev);
+  for (const auto& a : argv) r.command += (r.command.empty() ? "" : " ") + a;
+  CommandResult c = run_command(argv);
+  r.status = c.status;
+  r.clean = c.status == 0;
+  // The report: the lines past the tool's phase banners, at most 20.
+  size_t pos = 0, kept = 0;
+  while (pos < c.output.size() && kept < 20) {
+    size_t nl = c.output.find('\n', pos);
+    std::string line = c.output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? c.output.size() : nl + 1;
+    if (line.empty() || line.rfind("Pass ", 0) == 0 || line.rfind("Phase ", 0) == 0 || line.rfind("        - ", 0) == 0) continue;
+    r.excerpt += line + "\n";
+    ++kept;
+  }
+  if (c.status < 0) r.excerpt = fmt::format("{} could not run (install {})", argv[0], fi->package);
+  return r;
+}
+
+Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs) : dev_(dev), dir_(dir), type_(fs.type) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw Fatal(fmt::format("cannot create mount point {}: {}", dir, strerror(errno)));
+  if (mount(dev.c_str(), dir.c_str(), fs.type.c_str(), 0, fs.mount_options.empty() ? nullptr : fs.mount_options.c_str()) != 0)
+    throw Fatal(fmt::format("mount -t {} {} {} (options '{}') failed: {}; check mount_options in [fs.{}] and dmesg",
+                                 fs.type, dev, dir, fs.mount_options, strerror(errno), fs.type));
+  mounted_ = true;
+}
+
+void Mount::unmount() {
+  if (!mounted_) return;
+  for (int i = 0; i < 100; ++i) {
+    if (umount2(dir_.c_str(), 0) == 0) {
+      mounted_ = false;
+      return;
+    }
+    if (errno != EBUSY) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  int e = errno;
+  throw Fatal(fmt::format("cannot unmount {}: {}", dir_, strerror(e)));
+}
+
+Mount::~Mount() {
+  if (!mounted_) return;
+  try {
+    unmount();
+  } catch (...) {
+    umount2(dir_.c_str(), MNT_DETACH);  // last resort: lazy unmount so nothing stays visible
+  }
+}
+
+Testbed::Testbed(const TestbedSpec& spec)
+    : spec_(spec), info_(find_filesystem(spec.fs.type)), work_(spec.workdir, "fsrace.") {
+  if (!info_) throw Fatal(fmt::format("unknown filesystem '{}'", spec.fs.type));
+  if (info_->backing != FsBacking::kBlockDevice)
+    throw Fatal(fmt::format("{} needs a {} testbed, which this build does not have", info_->name, fs_backing_name(info_->backing)));
+  if (!spec.device.empty()) {
+    dev_ = spec.device;
+    dev_name_ = dev_.substr(dev_.rfind('/') + 1);
+  } else {
+    loop_.emplace(work_.path() + "/disk.img", spec.fs.device_size_mib);
+    dev_ = loop_->dev();
+    dev_name_ = loop_->name();
+  }
+  devices_.insert(dev_name_);
+  if (spec.layer) {
+    try {
+      dm_ = std::make_unique<widening::DmDevice>(spec.layer_name, dev_, spec.layer->target, spec.layer->args, work_.path());
+      dev_ = dm_->dev();
+      dev_name_ = dm_->kernel_name();
+      devices_.insert(dev_name_);
+    } catch (const widening::DmError& e) {
+      layer_error_ = e.what();
+    }
+  }
+  make_filesystem(spec.fs, dev_);
+  mnt_dir_ = work_.path() + "/mnt";
+  mount();
+  test_dir_ = mnt_dir_ + "/fsrace";
+  if (mkdir(test_dir_.c_str(), 0755) != 0) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
+}
+
+Testbed::~Testbed() = default;  // members unwind in reverse: mount, dm layer, loop device, work dir
+
+void Testbed::mount() {
+  if (!mnt_) mnt_.emplace(dev_, mnt_dir_, spec_.fs);
+}
+
+void Testbed::unmount() {
+  if (!mnt_) return;
+  mnt_->unmount();
+  mnt_.reset();
+}
+
+FsckResult Testbed::fsck() {
+  unmount();
+  return check_filesystem(spec_.fs.type, dev_);
+}
+
+}  // namespace fsrace

@@ -1,0 +1,111 @@
+// The testbed: the one place that builds and tears down what a case's filesystem sits on — the device
+// (a loop device on a sparse image in host mode, a given virtio disk in a VM guest), an optional
+// device-mapper layer (widening/dm.h), mkfs, the mount and the test directory — and runs the read-only
+// fsck. Every piece is an RAII member, so success, a Fatal error and SIGINT/SIGTERM all unwind it in
+// reverse order: nothing stays mounted, attached or on disk.
+#pragma once
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/campaign.h"
+#include "core/filesystems.h"
+#include "harness/host.h"
+#include "widening/dm.h"
+
+namespace fsrace {
+using widening::DeviceLayer;
+
+class LoopDevice {
+ public:
+  // Creates a sparse image of `size_mib` at `image` and attaches it (autoclear).
+  LoopDevice(const std::string& image, uint64_t size_mib);
+  ~LoopDevice();
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+  const std::string& dev() const { return dev_; }
+  std::string name() const;  // "loop3"
+
+ private:
+  std::string image_, dev_;
+  int fd_ = -1;
+};
+
+class Mount {
+ public:
+  Mount(const std::string& dev, const std::string& dir, const FsConfig& fs);
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+  void unmount();  // throws Fatal if the filesystem stays busy
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dev_, dir_, type_;
+  bool mounted_ = false;
+};
+
+// mkfs per the filesystem table and the campaign's mkfs_options. Throws Fatal naming the command and
+// the reason (exit 130 when SIGINT / SIGTERM killed it).
+void make_filesystem(const FsConfig& fs, const std::string& dev);
+
+// Read-only consistency check of an unmounted filesystem (the table's fsck argv, e.g. e2fsck -fn).
+struct FsckResult {
+  std::string command;
+  int status = -1;     // the tool's exit code
+  bool clean = false;  // exit 0
+  std::string excerpt; // the tool's report, first lines (what it found)
+};
+FsckResult check_filesystem(const std::string& fs_type, const std::string& dev);
+
+struct TestbedSpec {
+  FsConfig fs;
+  std::string device;   // block device to use (VM guest: /dev/vdX); "" = a loop device on a sparse image
+  std::string workdir;  // parent of the case's work directory (image, mount point, device nodes)
+  std::optional<DeviceLayer> layer;
+  std::string layer_name;  // device-mapper name, unique on the machine
+};
+
+class Testbed {
+ public:
+  // Builds the stack, runs mkfs, mounts and creates <mnt>/fsrace. A layer that cannot be created is not
+  // fatal: the filesystem goes on the raw device and layer_error() says why (widening is then reported
+  // as not run). Throws Fatal for everything else.
+  explicit Testbed(const TestbedSpec& spec);
+  ~Testbed();
+  Testbed(const Testbed&) = delete;
+  Testbed& operator=(const Testbed&) = delete;
+
+  const FilesystemInfo& info() const { return *info_; }
+  const std::string& dev() const { return dev_; }            // what the filesystem is on
+  const std::string& dev_name() const { return dev_name_; }  // its kernel name: loop3, vdb, dm-0
+  const std::set<std::string>& kernel_devices() const { return devices_; }  // every layer's kernel name
+  const std::string& work_dir() const { return work_.path(); }
+  const std::string& mnt_dir() const { return mnt_dir_; }
+  const std::string& test_dir() const { return test_dir_; }
+  widening::DmDevice* layer() { return dm_.get(); }
+  const std::string& layer_error() const { return layer_error_; }
+  const std::optional<DeviceLayer>& layer_spec() const { return spec_.layer; }
+
+  bool mounted() const { return mnt_.has_value(); }
+  void mount();
+  void unmount();
+  void remount() {
+    unmount();
+    mount();
+  }
+  FsckResult fsck();  // unmounts first if needed; leaves it unmounted
+
+ private:
+  TestbedSpec spec_;
+  const FilesystemInfo* info_;
+  TempDir work_;
+  std::optional<LoopDevice> loop_;
+  std::unique_ptr<widening::DmDevice> dm_;
+  std::optional<Mount> mnt_;
+  std::string dev_, dev_name_, mnt_dir_, test_dir_, layer_error_;
+  std::set<std::string> devices_;
+};
+
+}  // namespace fsrace
