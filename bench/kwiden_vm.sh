@@ -5,7 +5,7 @@
 # override-return, fail-function, xfs-errortag), plus the test files' extent count after the race. A
 # technique the kernel lacks is printed as unavailable with the reason. VM mode, root.
 # Usage: bench/kwiden_vm.sh KERNEL [SECONDS, default 5] [SCENARIO, default punch-vs-read]
-#   KERNEL: a bzImage (e.g. "$(python3 vm/kbuild.py path stock | head -1)") or 'debian'
+#   KERNEL: a bzImage (e.g. "$(python3 kernels/kbuild.py path stock | head -1)") or 'debian'
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 kernel="${1:?usage: bench/kwiden_vm.sh KERNEL [SECONDS] [SCENARIO]}"

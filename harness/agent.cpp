@@ -192,7 +192,7 @@ int run_agent(RunOptions ropt, const AgentOptions& a) {
     auto& fss = ropt.campaign.filesystems;
     std::erase_if(fss, [&](const FsConfig& f) { return !ropt.devices.count(f.type); });
   }
-  ropt.mode = "vm-guest";
+  ropt.mode = kModeVmGuest;
   ropt.run_dir = a.out_dir;
   return Agent(ropt, a).run();
 }

@@ -141,7 +141,7 @@ class CaseRunner {
     if (probe) probe->start_cpu_window();
     std::unique_ptr<ProbeToggler> toggler;  // benchmark only ([probes] toggle_ms)
     if (probe && opt_.campaign.probes.toggle_ms && probe->attached()) {
-      if (opt_.mode == "vm")
+      if (opt_.in_vm_guest())
         info["notes"].push_back("[probes] toggle_ms ignored in a VM guest: attaching and detaching while the race runs "
                                 "patches kernel text, which livelocked guests under TCG (see probes/loader.h)");
       else
@@ -210,7 +210,9 @@ class CaseRunner {
     probes::SessionOptions po;
     po.ringbuf_bytes = opt_.campaign.probes.ringbuf_mib << 20;
     po.cpu_stats = opt_.campaign.probes.cpu_stats;
-    po.cpu_stats_flip_while_attached = opt_.mode != "vm";  // a guest livelocked at that flip under TCG (loader.h)
+    // Flipping the statistics' static key while programs run hot patches kernel text under them, which
+    // livelocks TCG guests (loader.h): in a guest they stay on from before the first attach.
+    po.cpu_stats_flip_while_attached = !opt_.in_vm_guest();
     po.on_progress = [] { progress_counter().fetch_add(1, std::memory_order_relaxed); };
     po.required = opt_.campaign.probes.required;
     po.exclude = opt_.campaign.probes.exclude;

@@ -14,6 +14,8 @@
 
 namespace fsrace {
 
+inline constexpr const char* kModeVmGuest = "vm-guest";  // the runner inside a VM guest (fsrace agent)
+
 struct RunOptions {
   Campaign campaign;
   std::string results_root = "results";
@@ -23,7 +25,8 @@ struct RunOptions {
   bool inject_corruption = false;  // test-only
   bool verbose = true;
   // ---- VM guest agent (harness/agent.cpp); host mode leaves these at their defaults ----
-  std::string mode = "host";                    // recorded in findings.json run.mode
+  std::string mode = "host";                    // recorded in findings.json run.mode: host | vm-guest
+  bool in_vm_guest() const { return mode == kModeVmGuest; }
   std::map<std::string, std::string> devices;   // fs type -> block device to mkfs instead of a loop device
   std::vector<std::string> only_cases;          // run just these case names (VM jobs split the matrix)
   nlohmann::json run_extra = nlohmann::json::object();  // merged into findings.json "run"

@@ -575,6 +575,8 @@ SessionStats ProbeSession::stop() {
   return st;
 }
 
+bool ProbeSession::stats_flipped_while_attached() const { return impl_->opt.cpu_stats && impl_->opt.cpu_stats_flip_while_attached; }
+
 nlohmann::json stop_and_record(ProbeSession& probe) {
   using json = nlohmann::json;
   json j;
@@ -603,7 +605,7 @@ nlohmann::json stop_and_record(ProbeSession& probe) {
   // buffer reader, against fsrace's CPU time, over the sampling window at the start of the race.
   j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"window_s", st->window_ns / 1e9}, {"bpf_ns", st->bpf_run_ns},
               {"bpf_runs", st->bpf_runs}, {"reader_ns", st->reader_cpu_ns}, {"process_ns", st->process_cpu_ns},
-              {"programs", st->bpf_programs},
+              {"programs", st->bpf_programs}, {"stats_flipped_while_attached", probe.stats_flipped_while_attached()},
               {"share", st->process_cpu_ns ? double(st->bpf_run_ns + st->reader_cpu_ns) / double(st->process_cpu_ns) : 0.0}};
   if (st->dropped) j["note"] = fmt::format("{} events dropped (ring buffer full): raise [probes] ringbuf_mib", st->dropped);
   return j;

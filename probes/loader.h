@@ -102,6 +102,9 @@ class ProbeSession {
   nlohmann::json probes_json() const;
   uint64_t events_so_far() const { return events_.load(); }
   std::string setup_error() const { return setup_error_; }  // BPF-wide problem, if any
+  // Whether the run-time statistics were switched on and off around the sampling window while programs
+  // were attached (false: on from before the first attach until after the last detach).
+  bool stats_flipped_while_attached() const;
   // The test-inode filter map (shared with a DelaySession), -1 when BPF is unusable.
   int filter_fd() const;
 

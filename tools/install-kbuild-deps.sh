@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what vm/kbuild.py needs to build fsrace guest kernels from Debian's
+# Installs what kernels/kbuild.py needs to build fsrace guest kernels from Debian's
 # linux-source-6.1, and qemu to boot them. Separate from tools/install-deps.sh
 # (the core harness deps). Idempotent: packages already present are skipped;
 # the ones installed are printed. Exit 2 when root is needed but missing.

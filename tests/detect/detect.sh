@@ -5,7 +5,7 @@
 #   detect.sh ext4-da-recheck   seed 002: kernels/patches/revert-ext4-da-recheck.patch, mkwrite-vs-fallocate
 #   detect.sh ext4-punch-fdatasync  the power cut: kernels/patches/ext4-punch-no-datasync.patch (fdatasync
 #                               after a punch not durable, generic/392), writeback-vs-write + dm-flakey
-# The kernels come from `python3 vm/kbuild.py build <variant>` (a full build takes ~25-45 min on 2
+# The kernels come from `python3 kernels/kbuild.py build <variant>` (a full build takes ~25-45 min on 2
 # cores, so CI does not build them): without them the test is skipped (exit 77) with the command to run.
 source "$(dirname "$0")/../integration/common.sh"
 case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync}" in
@@ -17,9 +17,9 @@ esac
 [ "$(id -u)" = 0 ] || skip "needs root"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (make deps)"
 for v in stock "$buggy"; do
-  python3 "$TOP/vm/kbuild.py" path "$v" >/dev/null 2>&1 || skip "kernel variant $v not built: python3 vm/kbuild.py build $v"
+  python3 "$TOP/kernels/kbuild.py" path "$v" >/dev/null 2>&1 || skip "kernel variant $v not built: python3 kernels/kbuild.py build $v"
 done
-kernel() { echo "$(python3 "$TOP/vm/kbuild.py" path "$1" | head -1)"; }
+kernel() { echo "$(python3 "$TOP/kernels/kbuild.py" path "$1" | head -1)"; }
 run() {  # run VARIANT RESULTS
   "$FSRACE" run "$TOP/campaigns/$campaign.toml" --kernel "$(kernel "$1")" --duration 20 --results "$2" > "$TMP/out.$1" 2>&1
   echo $?

@@ -3,7 +3,7 @@
 #   kwiden.sh debian  Debian 12's kernel (device-mapper as modules, no error injection): dm-delay puts the
 #                     filesystem on a delay target and every O_DIRECT op waits for it (median op time in
 #                     ops.bin >= the delay); override-return is reported unavailable with the reason; no finding.
-#   kwiden.sh custom  the stock guest build from vm/kbuild.py (skipped without it): page-cache insertions
+#   kwiden.sh custom  the stock guest build from kernels/kbuild.py (skipped without it): page-cache insertions
 #                     fail with EEXIST through bpf_override_return (counted: injected > 0) and with ENOMEM
 #                     through fail_function (the workload sees ENOMEM / short reads, tolerated), on ext4 and
 #                     XFS; no finding either way, because a correct kernel hides a lost insertion race and
@@ -76,9 +76,9 @@ if [ "$mode" = power-cut ]; then
 fi
 
 if [ "$mode" = xfs-debug ]; then
-  img="$(python3 "$TOP/vm/kbuild.py" path xfs-debug 2>/dev/null | head -1)" || true
+  img="$(python3 "$TOP/kernels/kbuild.py" path xfs-debug 2>/dev/null | head -1)" || true
   [ -n "$img" ] && [ -f "$img" ] ||
-    skip "kernel variant xfs-debug not built: python3 vm/kbuild.py build xfs-debug --fragment kernels/xfs-debug.config"
+    skip "kernel variant xfs-debug not built: python3 kernels/kbuild.py build xfs-debug --fragment kernels/xfs-debug.config"
   extents='sum(d["cases"][-1]["extents"].values())'
   campaign "$RESULTS/plain.toml" '"xfs"' writeback-vs-write ""
   run_vm 0 "$RESULTS/plain.toml" --kernel "$img"
@@ -101,8 +101,8 @@ if [ "$mode" = xfs-debug ]; then
 fi
 
 [ "$mode" = custom ] || fail "unknown mode $mode"
-img="$(python3 "$TOP/vm/kbuild.py" path stock 2>/dev/null | head -1)" || true
-[ -n "$img" ] && [ -f "$img" ] || skip "kernel variant stock not built: python3 vm/kbuild.py build stock"
+img="$(python3 "$TOP/kernels/kbuild.py" path stock 2>/dev/null | head -1)" || true
+[ -n "$img" ] && [ -f "$img" ] || skip "kernel variant stock not built: python3 kernels/kbuild.py build stock"
 grep -q '^CONFIG_BPF_KPROBE_OVERRIDE=y' "$(dirname "$img")/config" || skip "the stock build predates error injection in kernels/guest.config: rebuild it"
 for inj in "override-return 17" "fail-function 12"; do
   set -- $inj

@@ -26,6 +26,9 @@ bad="$(json "$RUN/findings.json" '"; ".join(c["fs"] + " " + k + ": " + v for c i
 [ -z "$bad" ] || fail "probes refused in the 6.1 guest: $bad"
 modes="$(json "$RUN/findings.json" '" ".join(c["probes"]["modes"].get(p, "none") for c in d["cases"] for p in ("filemap:mm_filemap_add_to_page_cache", "down_write()"))')"
 [ "$modes" = "tp_btf fentry/fexit tp_btf fentry/fexit" ] || fail "page-cache / rwsem probe modes in the guest: $modes (expected tp_btf and fentry/fexit per case)"
+# In a guest the statistics' static key must not flip while programs run (it livelocked TCG guests).
+flipped="$(json "$RUN/findings.json" '[c["case"] for c in d["cases"] if c["probes"]["cpu"]["stats_flipped_while_attached"]]')"
+[ "$flipped" = "[]" ] || fail "BPF statistics switched while programs were attached in the guest: $flipped"
 "$BIN" report "$RUN" >/dev/null || fail "fsrace report on the VM run failed"
 reanalysis_same "$RUN"
 no_qemu_left

@@ -3,13 +3,13 @@
 
 Standalone, standard library only. Usage (from the repo root):
 
-    python3 vm/kbuild.py build stock
-    python3 vm/kbuild.py build no-invalidate-lock      # patch from KNOWN_VARIANTS
-    python3 vm/kbuild.py build my-exp --patch kernels/patches/x.patch
-    python3 vm/kbuild.py list
-    python3 vm/kbuild.py path stock [--file vmlinux]
-    python3 vm/kbuild.py check-patches
-    python3 vm/kbuild.py boot-check stock [--image vmlinux]
+    python3 kernels/kbuild.py build stock
+    python3 kernels/kbuild.py build no-invalidate-lock      # patch from KNOWN_VARIANTS
+    python3 kernels/kbuild.py build my-exp --patch kernels/patches/x.patch
+    python3 kernels/kbuild.py list
+    python3 kernels/kbuild.py path stock [--file vmlinux]
+    python3 kernels/kbuild.py check-patches
+    python3 kernels/kbuild.py boot-check stock [--image vmlinux]
 
 Layout under the cache dir (default <repo>/.cache/kernels, env FSRACE_KERNEL_CACHE):
 
@@ -554,7 +554,7 @@ def cmd_path(args):
     lay = Layout(cache_root(args.cache), args.variant)
     p = lay.out / args.file
     if not lay.meta.exists() or not p.exists():
-        raise KbuildError(f"variant {args.variant} is not built (run: python3 vm/kbuild.py build {args.variant})")
+        raise KbuildError(f"variant {args.variant} is not built (run: python3 kernels/kbuild.py build {args.variant})")
     print(p)
     return 0
 
@@ -586,7 +586,7 @@ def cmd_boot_check(args):
     lay = Layout(cache_root(args.cache), args.variant)
     image = lay.out / args.image
     if not lay.meta.exists() or not image.exists():
-        raise KbuildError(f"variant {args.variant} is not built (run: python3 vm/kbuild.py build {args.variant})")
+        raise KbuildError(f"variant {args.variant} is not built (run: python3 kernels/kbuild.py build {args.variant})")
     if shutil.which("qemu-system-x86_64") is None:
         raise KbuildError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
     release = json.loads(lay.meta.read_text())["release"]
@@ -629,7 +629,7 @@ def cmd_check_patches(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="vm/kbuild.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="kernels/kbuild.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", help="cache dir (default <repo>/.cache/kernels or $FSRACE_KERNEL_CACHE)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build (or incrementally rebuild) one variant")

@@ -1,6 +1,6 @@
-"""Unit tests for vm/kbuild.py logic that need no kernel build, no apt and no root.
+"""Unit tests for kernels/kbuild.py logic that need no kernel build, no apt and no root.
 
-Run from the repo root: python3 -m unittest vm.test_kbuild  (or: python3 vm/test_kbuild.py)
+Run from the repo root: python3 -m unittest kernels.test_kbuild  (or: python3 kernels/test_kbuild.py)
 """
 
 import contextlib
