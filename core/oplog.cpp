@@ -156,8 +156,12 @@ OpLog::OpLog(std::string path, const nlohmann::json& meta, bool enabled)
   hdr.append(reinterpret_cast<const char*>(&ver), 4);
   hdr.append(reinterpret_cast<const char*>(&len), 4);
   hdr += m;
-  if (write(fd_, hdr.data(), hdr.size()) != ssize_t(hdr.size()))
-    throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(errno)));
+  if (write(fd_, hdr.data(), hdr.size()) != ssize_t(hdr.size())) {
+    int e = errno;
+    ::close(fd_);
+    unlink(tmp_.c_str());
+    throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(e)));
+  }
   bytes_ = hdr.size();
   writer_ = std::thread([this] { writer_main(); });
 }
@@ -238,9 +242,15 @@ void OpLog::close() {
   writer_.join();
   fsync(fd_);
   ::close(fd_);
-  if (write_errno_) throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(write_errno_)));
-  if (rename(tmp_.c_str(), path_.c_str()) != 0)
-    throw Fatal(fmt::format("cannot rename {} into place: {}", tmp_, strerror(errno)));
+  if (write_errno_) {
+    unlink(tmp_.c_str());  // a full disk must not keep a half-written log (nor its space)
+    throw Fatal(fmt::format("cannot write {}: {}; free space in the results directory or pass --results", path_, strerror(write_errno_)));
+  }
+  if (rename(tmp_.c_str(), path_.c_str()) != 0) {
+    int e = errno;
+    unlink(tmp_.c_str());
+    throw Fatal(fmt::format("cannot rename {} into place: {}", tmp_, strerror(e)));
+  }
 }
 
 OpLogData decode_oplog(const std::string& b, const std::string& what) {

@@ -28,7 +28,12 @@ void write_file_atomic(const std::string& path, std::string_view data) {
     }
     off += size_t(n);
   }
-  fsync(fd);
+  if (fsync(fd) != 0 && errno != EINVAL) {  // ENOSPC / EIO may only show here
+    int e = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    throw Fatal(fmt::format("cannot write {}: {}", tmp, strerror(e)));
+  }
   close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;

@@ -10,11 +10,11 @@
 namespace fsrace {
 
 namespace {
-std::string case_block(const nlohmann::json& c) {
+std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing key inserts null (no UB)
   std::string s;
   s += fmt::format("case {}  [{}]  status: {}\n", c.value("case", "?"), c.value("fs", "?"), c.value("status", "?"));
   if (c.contains("ops")) {
-    const auto& o = c["ops"];
+    auto& o = c["ops"];
     std::string kinds;
     for (auto it = o["by_kind"].begin(); it != o["by_kind"].end(); ++it)
       kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", it.key(), it.value().get<uint64_t>());
@@ -31,9 +31,9 @@ std::string case_block(const nlohmann::json& c) {
     for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)
       s += fmt::format("  widening: {}: {}\n", it.key(), it.value().get<std::string>());
   if (c.contains("kernel_delays")) {  // BPF busy-waits at kernel points (probes/delay.h)
-    const auto& d = c["kernel_delays"];
+    auto& d = c["kernel_delays"];
     for (auto it = d["points"].begin(); it != d["points"].end(); ++it) {
-      const auto& p = it.value();
+      auto& p = it.value();
       std::string hooks;
       for (const auto& h : p.value("hooks", nlohmann::json::array()))
         if (h.value("attach", "") != "unavailable") hooks += fmt::format("{}{} {}", hooks.empty() ? "" : ", ", h.value("name", ""), h.value("attach", ""));
@@ -47,7 +47,7 @@ std::string case_block(const nlohmann::json& c) {
   }
   if (c.contains("kernel_widening"))
     for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it) {
-      const auto& w = it.value();
+      auto& w = it.value();
       std::string what;
       if (w.value("ran", false) && w.contains("errortags")) {
         std::string tags;
@@ -55,7 +55,7 @@ std::string case_block(const nlohmann::json& c) {
           tags += fmt::format("{}{} = {}", tags.empty() ? "" : ", ", t.key(), t.value().dump());
         what = fmt::format("ran: {} in {} during the race", tags, w.value("dir", ""));
       } else if (w.value("ran", false) && w.contains("table_at_cut")) {
-        const auto& f = w.contains("fsck") ? w["fsck"] : nlohmann::json::object();
+        nlohmann::json f = w.contains("fsck") ? w["fsck"] : nlohmann::json::object();
         std::string rec = w.value("journal_recovery", std::string());
         what = fmt::format("ran: power cut after the race on {} ({}); {} ops not made durable by fsync, {} reads after the "
                            "cut judged by what fsync guaranteed{}; mount after it: {}; {}: {}",
@@ -71,7 +71,7 @@ std::string case_block(const nlohmann::json& c) {
       } else if (w.value("ran", false) && w.contains("table")) {
         what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));
       } else if (w.value("ran", false) && w.contains("injection")) {
-        const auto& j = w["injection"];
+        auto& j = w["injection"];
         what = fmt::format("ran: {} failed with {} on {:.2g} % of the racing threads' calls for the test files", j.value("function", ""),
                            j.value("errno", ""), 100 * j.value("ratio", 0.0));
         if (j.contains("hits") && j["hits"].is_number())
@@ -88,7 +88,7 @@ std::string case_block(const nlohmann::json& c) {
       s += fmt::format("  kernel widening: {} {}\n", it.key(), what);
     }
   if (c.contains("oracle")) {
-    const auto& o = c["oracle"];
+    auto& o = c["oracle"];
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),
                      o.value("blocks_checked", 0), o.value("torn_legal", 0));
     if (uint64_t n = o.value("shifts", uint64_t(0)))
@@ -98,7 +98,7 @@ std::string case_block(const nlohmann::json& c) {
     s += "\n";
   }
   if (c.contains("kernel_log")) {
-    const auto& k = c["kernel_log"];
+    auto& k = c["kernel_log"];
     s += fmt::format("  kernel log: {} lines captured{}", k.value("lines", 0),
                      k.value("captured", true) ? "" : fmt::format(" (not captured: {})", k.value("error", "")));
     s += "\n";
@@ -118,13 +118,13 @@ std::string case_block(const nlohmann::json& c) {
     s += fmt::format("  extents after the race: {}\n", e);
   }
   if (c.contains("space")) {
-    const auto& sp = c["space"];
+    auto& sp = c["space"];
     s += fmt::format("  space: free blocks baseline {}, with files {} (files allocate {}), after delete {}, after remount {}\n",
                      sp.value("baseline_free", 0), sp.value("free_with_files", 0), sp["allocated"].dump(),
                      sp.value("free_after_delete", 0), sp.value("free_after_remount", 0));
   }
   if (c.contains("probes")) {  // issue 3
-    const auto& p = c["probes"];
+    auto& p = c["probes"];
     s += fmt::format("  probes: {}/{} attached", p.value("attached", 0), p.value("total", 0));
     if (p.contains("events")) s += fmt::format(", {} events, {} dropped{}", p.value("events", 0), p.value("dropped", 0),
                                                p.value("dropped", 0) ? " (ring buffer full: raise [probes] ringbuf_mib)" : "");
@@ -137,7 +137,7 @@ std::string case_block(const nlohmann::json& c) {
     if (p.contains("error")) s += fmt::format(" (error: {})", p.value("error", ""));
     s += "\n";
     if (p.contains("toggle")) {
-      const auto& t = p["toggle"];
+      auto& t = p["toggle"];
       s += fmt::format("  probe toggle (benchmark, every {} ms): attached {:.0f} ops/s, detached {:.0f} ops/s; per attached "
                        "stretch vs its detached neighbours, median {:.1f} % of the ops/s and {:.1f} % of the ops per "
                        "CPU-second ({} stretches){}\n",
@@ -149,7 +149,7 @@ std::string case_block(const nlohmann::json& c) {
   }
   for (const auto& n : c.value("notes", nlohmann::json::array())) s += fmt::format("  note: {}\n", n.get<std::string>());
   if (c.contains("timing")) {
-    const auto& t = c["timing"];
+    auto& t = c["timing"];
     s += fmt::format("  timing: setup {:.2f} s, race {:.2f} s, verify {:.2f} s, analysis {:.2f} s\n", t.value("setup_s", 0.0),
                      t.value("race_s", 0.0), t.value("verify_s", 0.0), t.value("analysis_s", 0.0));
   }
@@ -157,15 +157,16 @@ std::string case_block(const nlohmann::json& c) {
 }
 }  // namespace
 
-std::string render_summary(const nlohmann::json& doc) {
+std::string render_summary(const nlohmann::json& doc_in) {
+  nlohmann::json doc = doc_in;  // a copy: operator[] on a missing key of a malformed file inserts null, never UB
   std::string s;
-  const auto& run = doc["run"];
+  auto& run = doc["run"];
   s += fmt::format("fsrace run {}  campaign {}  kernel {}  mode {}\n", run.value("id", "?"), run.value("campaign", "?"),
                    run.value("kernel", "?"), run.value("mode", "?"));
   s += fmt::format("seed {}  duration {} s per case  started {}\n", run.value("seed", 0), run.value("duration_s", 0.0),
                    run.value("started", ""));
   if (run.contains("vm")) {  // VM mode: how the guest ran
-    const auto& v = run["vm"];
+    auto& v = run["vm"];
     std::string boots;
     for (const auto& b : v.value("boot_to_agent_s", nlohmann::json::array())) boots += fmt::format("{}{:.2f} s", boots.empty() ? "" : ", ", b.get<double>());
     const auto& k = v.value("kernel", nlohmann::json::object());
@@ -193,7 +194,7 @@ std::string render_summary(const nlohmann::json& doc) {
   s += "\n";
   for (const auto& c : doc.value("cases", nlohmann::json::array())) s += case_block(c) + "\n";
   size_t shown = 0;
-  for (const auto& f : doc.value("findings", nlohmann::json::array())) {
+  for (auto f : doc.value("findings", nlohmann::json::array())) {
     if (shown++ == 20) {
       s += "  ... (all findings in findings.json)\n";
       break;
@@ -227,11 +228,16 @@ int report_dir(const std::string& dir, bool json) {
   if (!path_exists(path))
     throw Fatal(fmt::format("{} is not an fsrace run directory (no findings.json): pass results/<campaign>/<run-id>", dir));
   auto doc = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (doc.is_discarded() || doc.value("schema", "") != kFindingsSchema)
+  if (doc.is_discarded() || !doc.is_object() || doc.value("schema", "") != kFindingsSchema)
     throw Fatal(fmt::format("{} is not a readable fsrace findings file (schema {})", path, kFindingsSchema));
-  if (json) std::cout << doc.dump(2) << "\n";
-  else std::cout << render_summary(doc);
-  int code = exit_code_of(doc);
+  int code = 2;
+  try {
+    std::string text = json ? doc.dump(2) + "\n" : render_summary(doc);
+    code = exit_code_of(doc);
+    std::cout << text;
+  } catch (const nlohmann::json::exception& e) {
+    throw Fatal(fmt::format("{} is malformed ({}): not written by this fsrace, or damaged; rerun or re-analyse the run", path, e.what()));
+  }
   std::string status = doc.value("status", "");
   if (code == 2) std::cerr << fmt::format("fsrace: the run did not complete (status: {}): its findings are not a verdict\n", status);
   else if (code == kExitInterrupted) std::cerr << "fsrace: the run was interrupted: its findings cover only the cases it finished\n";

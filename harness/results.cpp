@@ -1,5 +1,11 @@
 #include "harness/results.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fmt/core.h>
 
 #include "core/util.h"
@@ -81,10 +87,20 @@ RunDir create_run_dir(const std::string& results_root, const std::string& campai
   RunDir r;
   r.id = fmt::format("{}-{:04x}", timestamp_id(), nonce & 0xffff);
   r.dir = explicit_dir.empty() ? fmt::format("{}/{}/{}", results_root, campaign, r.id) : explicit_dir;
-  if (path_exists(r.dir + "/findings.json") || path_exists(r.dir + "/vm.json"))
-    throw Fatal(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", r.dir));
   make_dirs(r.dir);
-  return r;
+  // The directory is this process's for its lifetime (and the VM runner's it execs: no O_CLOEXEC), so two
+  // runs can never write into one directory. Filesystems without flock (9p in a guest) are not refused.
+  int fd = open(r.dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw Fatal(fmt::format("cannot open run directory {}: {}", r.dir, strerror(errno)));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    close(fd);
+    throw Fatal(fmt::format("another fsrace run is writing {}: give this run another directory (--run-dir)", r.dir));
+  }
+  if (path_exists(r.dir + "/findings.json") || path_exists(r.dir + "/vm.json")) {
+    close(fd);
+    throw Fatal(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", r.dir));
+  }
+  return r;  // fd stays open: the lock lasts until the process (or the runner it execs) ends
 }
 
 int exit_code_of(const nlohmann::json& doc) {

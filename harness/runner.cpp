@@ -280,6 +280,7 @@ class CaseRunner {
 }  // namespace
 
 RunOutcome run_host(const RunOptions& opt) {
+  install_stop_handlers();  // first: a signal during setup ends the run as interrupted, with its files
   const Campaign& c = opt.campaign;
   for (const auto& s : c.scenarios)
     if (!find_scenario(s.name)) throw Fatal(fmt::format("unknown scenario '{}'", s.name));
@@ -289,6 +290,8 @@ RunOutcome run_host(const RunOptions& opt) {
   if (!path_exists(opt.workdir))
     throw Fatal(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", opt.workdir));
 
+  if (!opt.in_vm_guest())
+    for (const auto& line : recover_leftovers(opt.workdir)) std::cerr << "fsrace: " << line << "\n";
   uint64_t nonce = random_u64();
   RunDir rd = create_run_dir(opt.results_root, c.name, opt.run_dir, nonce);
   write_file_atomic(rd.dir + "/campaign.toml", campaign_to_toml(c));
@@ -307,18 +310,17 @@ RunOutcome run_host(const RunOptions& opt) {
     cases = mine;
   }
 
-  std::unique_ptr<probes::KernelInfo> kernel;
-  bool probes_on = opt.probes && c.probes.enabled;
-  bool kernel_widening = false;
-  for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty();
-  if (probes_on || kernel_widening) kernel = probes::running_kernel();
-  install_stop_handlers();
   RunDoc all(run);
   std::string kmsg_all;
   RunOutcome outcome;
   outcome.dir = rd.dir;
   auto persist = [&](const std::string& status) { write_results(rd.dir, all.doc(status), &kmsg_all); };
   persist("running");
+  std::unique_ptr<probes::KernelInfo> kernel;
+  bool probes_on = opt.probes && c.probes.enabled;
+  bool kernel_widening = false;
+  for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty();
+  if ((probes_on || kernel_widening) && !stop_requested().load()) kernel = probes::running_kernel();
   for (size_t i = 0; i < cases.size(); ++i) {
     if (stop_requested().load()) break;
     const CaseSpec& cs = cases[i];
@@ -334,7 +336,10 @@ RunOutcome run_host(const RunOptions& opt) {
       bool intr = e.exit_code() == kExitInterrupted;
       std::string st = intr ? "interrupted" : std::string("error: ") + e.what();
       all.add_case_record({{"case", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"status", st}});
-      persist(st);
+      try {
+        persist(st);
+      } catch (const Fatal&) {  // e.g. the results filesystem is full: the original error is the one to report
+      }
       throw;
     }
     for (const auto& n : ca.notes) std::cerr << "fsrace: note: " << n << "\n";

@@ -1,5 +1,6 @@
 #include "harness/testbed.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -182,7 +184,7 @@ Mount::~Mount() {
 }
 
 Testbed::Testbed(const TestbedSpec& spec)
-    : spec_(spec), info_(find_filesystem(spec.fs.type)), work_(spec.workdir, "fsrace.") {
+    : spec_(spec), info_(find_filesystem(spec.fs.type)), work_(spec.workdir, fmt::format("{}{}.", kWorkPrefix, getpid())) {
   if (!info_) throw Fatal(fmt::format("unknown filesystem '{}'", spec.fs.type));
   if (info_->backing != FsBacking::kBlockDevice)
     throw Fatal(fmt::format("{} needs a {} testbed, which this build does not have", info_->name, fs_backing_name(info_->backing)));
@@ -212,7 +214,70 @@ Testbed::Testbed(const TestbedSpec& spec)
   if (mkdir(test_dir_.c_str(), 0755) != 0) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
 }
 
-Testbed::~Testbed() = default;  // members unwind in reverse: mount, dm layer, loop device, work dir
+Testbed::~Testbed() = default;
+
+namespace {
+// Is `pid` a running fsrace? (A dead pid, or one reused by another program, owns nothing any more.)
+bool fsrace_alive(long pid) {
+  std::ifstream in(fmt::format("/proc/{}/comm", pid));
+  std::string comm;
+  return std::getline(in, comm) && comm.rfind("fsrace", 0) == 0;
+}
+}  // namespace
+
+std::vector<std::string> recover_leftovers(const std::string& workdir) {
+  std::vector<std::string> done;
+  DIR* d = opendir(workdir.c_str());
+  if (!d) return done;
+  std::vector<std::pair<long, std::string>> dead;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.rfind(kWorkPrefix, 0) != 0) continue;
+    char* end = nullptr;
+    long pid = std::strtol(n.c_str() + std::strlen(kWorkPrefix), &end, 10);
+    if (pid <= 0 || !end || *end != '.' || pid == getpid() || fsrace_alive(pid)) continue;
+    dead.emplace_back(pid, workdir + "/" + n);
+  }
+  closedir(d);
+  for (const auto& [pid, dir] : dead) {
+    std::vector<std::string> what;
+    // Mounts below the work directory, deepest first.
+    std::vector<std::string> mounts;
+    std::ifstream mi("/proc/self/mounts");
+    std::string dev, mp, rest;
+    while (mi >> dev >> mp && std::getline(mi, rest))
+      if (mp.rfind(dir + "/", 0) == 0) mounts.push_back(mp);
+    std::sort(mounts.rbegin(), mounts.rend());
+    for (const auto& m : mounts) {
+      if (umount2(m.c_str(), 0) != 0) umount2(m.c_str(), MNT_DETACH);
+      what.push_back("mount " + m);
+    }
+    for (const auto& n : widening::dm_device_names(fmt::format("fsrace-{}-", pid)))
+      if (widening::remove_dm_device(n)) what.push_back("dm device " + n);
+    // Loop devices whose image is in the work directory (autoclear detaches most once unmounted).
+    if (DIR* sb = opendir("/sys/block")) {
+      while (dirent* e = readdir(sb)) {
+        if (std::strncmp(e->d_name, "loop", 4) != 0) continue;
+        std::ifstream bf(fmt::format("/sys/block/{}/loop/backing_file", e->d_name));
+        std::string backing;
+        if (!std::getline(bf, backing) || backing.rfind(dir + "/", 0) != 0) continue;
+        int fd = open(fmt::format("/dev/{}", e->d_name).c_str(), O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+          ioctl(fd, LOOP_CLR_FD, 0);
+          close(fd);
+        }
+        what.push_back(fmt::format("loop device /dev/{}", e->d_name));
+      }
+      closedir(sb);
+    }
+    run_command({"rm", "-rf", "--one-file-system", dir});
+    what.push_back(path_exists(dir) ? "(could not remove " + dir + ": remove it by hand)" : "work directory " + dir);
+    std::string line;
+    for (const auto& w : what) line += (line.empty() ? "" : ", ") + w;
+    done.push_back(fmt::format("removed what a killed fsrace (pid {}) left behind: {}", pid, line));
+  }
+  return done;
+}  // members unwind in reverse: mount, dm layer, loop device, work dir
 
 void Testbed::mount() {
   if (!mnt_) mnt_.emplace(dev_, mnt_dir_, spec_.fs);

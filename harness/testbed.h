@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/campaign.h"
 #include "core/filesystems.h"
@@ -16,6 +17,13 @@
 
 namespace fsrace {
 using widening::DeviceLayer;
+
+// Work directories are <workdir>/fsrace.<pid>.XXXXXX: a killed run's are recognisable by their dead pid.
+inline constexpr const char* kWorkPrefix = "fsrace.";
+// Removes what fsrace processes that no longer run left in `workdir` (SIGKILL, OOM): mounts, fsrace's dm
+// devices, loop devices on their images, the work directories. Never touches a live run's or anything
+// not named as fsrace's. Returns one line per killed run cleaned up.
+std::vector<std::string> recover_leftovers(const std::string& workdir);
 
 class LoopDevice {
  public:

@@ -568,8 +568,10 @@ SessionStats ProbeSession::stop() {
     int e = im.write_errno ? im.write_errno : errno;
     close(im.out_fd);
     im.out_fd = -1;
-    if (!ok || rename(im.tmp_path.c_str(), im.opt.events_path.c_str()) != 0)
+    if (!ok || rename(im.tmp_path.c_str(), im.opt.events_path.c_str()) != 0) {
+      unlink(im.tmp_path.c_str());  // a full disk must not keep a half-written file (nor its space)
       throw ProbeError(fmt::format("cannot write {}: {}", im.opt.events_path, strerror(e)));
+    }
   }
   final_ = st;
   return st;

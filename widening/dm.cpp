@@ -1,6 +1,8 @@
 #include "widening/dm.h"
 
 #include <fcntl.h>
+#include <dirent.h>
+#include <fstream>
 #include <fmt/core.h>
 #include <linux/dm-ioctl.h>
 #include <linux/fs.h>
@@ -154,16 +156,36 @@ void DmDevice::reload(const std::string& target, const std::string& args, bool s
     throw DmError(fmt::format("device-mapper device {}: switching to table '{}' failed: {}", name_, table_, strerror(errno)));
 }
 
-DmDevice::~DmDevice() {
+bool remove_dm_device(const std::string& name) {
   try {
     Control c;
     for (int i = 0; i < 100; ++i) {  // EBUSY while the last close / umount is still draining
-      DmBuf rm(0, name_);
-      if (c.call(DM_DEV_REMOVE, rm) == 0 || errno != EBUSY) break;
+      DmBuf rm(0, name);
+      if (c.call(DM_DEV_REMOVE, rm) == 0) return true;
+      if (errno != EBUSY) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   } catch (const DmError&) {
   }
+  return false;
+}
+
+std::vector<std::string> dm_device_names(const std::string& prefix) {
+  std::vector<std::string> out;
+  DIR* d = opendir("/sys/block");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (std::strncmp(e->d_name, "dm-", 3) != 0) continue;
+    std::ifstream in(fmt::format("/sys/block/{}/dm/name", e->d_name));
+    std::string n;
+    if (std::getline(in, n) && n.rfind(prefix, 0) == 0) out.push_back(n);
+  }
+  closedir(d);
+  return out;
+}
+
+DmDevice::~DmDevice() {
+  remove_dm_device(name_);
   if (!made_node_.empty()) unlink(made_node_.c_str());
 }
 

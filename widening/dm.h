@@ -23,6 +23,11 @@ struct DeviceLayer {
 // DM_LIST_VERSIONS. Throws DmError (one line: what failed and what to do) without device-mapper.
 std::vector<std::pair<std::string, std::string>> dm_targets();
 
+// Removes the mapped device `name` (retrying while busy); false if it could not be removed.
+bool remove_dm_device(const std::string& name);
+// Names of the mapped devices whose name starts with `prefix` (from /sys/block/dm-*/dm/name).
+std::vector<std::string> dm_device_names(const std::string& prefix);
+
 // One mapped device covering the whole of `base` with a single target line
 // "0 <sectors of base> <target> <args>", where "{dev}" in `args` stands for base's major:minor. The
 // device node is /dev/dm-<minor> (devtmpfs), or a node made in `node_dir` when devtmpfs has none.

@@ -42,6 +42,28 @@ expect2 "bad mount options" "mount -t ext4 .* failed" "$FSRACE" run --quiet --wo
 failed="$(run_dir_of "$TMP/res3")"
 [ -s "$failed/campaign.toml" ] || fail "failed run lost its campaign.toml"
 json "$failed/findings.json" 'd["status"]' | grep -q "^error: mount" || fail "failed run does not record its error"
+# report follows the stored run's status: a failed run is not a pass
+expect2 "report of a failed run" "the run did not complete (status: error: mount" "$FSRACE" report "$failed"
+expect2 "duplicate --fs" "ext4 is listed twice" "$FSRACE" run --quiet --workdir "$WORK" --fs ext4,ext4 --results "$TMP/res4"
+expect2 "duplicate --scenario" "punch-vs-read is listed twice" "$FSRACE" run --quiet --workdir "$WORK" --scenario punch-vs-read,punch-vs-read --results "$TMP/res4"
+printf '[campaign]\nfilesystems = ["xfs", "xfs"]\n' > "$TMP/dup.toml"
+expect2 "duplicate in a campaign" "dup.toml:2:15: 'filesystems' lists xfs twice" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/dup.toml" --results "$TMP/res4"
+# malformed findings.json documents: one line, exit 2, never a crash or undefined behaviour
+mal="$TMP/malformed"
+for doc in '{"schema": "fsrace-findings/1", "status": "complete", "cases": [{"case": "x", "ops": {"total": 5}}]}' \
+           '{"schema": "fsrace-findings/1", "status": "complete", "cases": [{"case": "x", "ops": 7}], "findings": [{"class": 3}]}' \
+           '{"schema": "fsrace-findings/1", "status": "complete", "run": [], "findings_by_class": {"stale": "many"}}' \
+           '[1, 2]'; do
+  rm -rf "$mal"; mkdir -p "$mal"; echo "$doc" > "$mal/findings.json"
+  "$FSRACE" report "$mal" > "$TMP/o" 2> "$TMP/e"; rc=$?
+  case "$rc" in
+    0|1) ;;  # what is there renders
+    2) [ "$(wc -l < "$TMP/e")" = 1 ] || { cat "$TMP/e"; fail "malformed findings.json: error is not one line"; } ;;
+    *) cat "$TMP/o" "$TMP/e"; fail "malformed findings.json $doc: exit $rc" ;;
+  esac
+  grep -q "internal error" "$TMP/e" && { cat "$TMP/e"; fail "malformed findings.json: internal error"; }
+  echo "ok: malformed findings.json -> exit $rc $(cat "$TMP/e")"
+done
 
 after="$(cd "$earlier" && find . -type f -exec sha256sum {} + | sort)"
 [ "$before" = "$after" ] || fail "earlier run was modified"
