@@ -123,3 +123,27 @@ TEST(OpLog, DecoderRejectsMalformedInput) {
     EXPECT_NE(std::string(e.what()).find("ops.bin: not a valid fsrace op log at byte"), std::string::npos) << e.what();
   }
 }
+
+// A range far beyond every test file is damage (found by the ops.bin fuzzer: a mutated length made the
+// oracle walk millions of blocks); ranges a real run makes, shifts growing the file included, decode.
+TEST(OpLog, DecoderRejectsRangesBeyondTheTestFiles) {
+  std::string p = tmp_path("range.bin");
+  auto write = [&](uint64_t off, uint64_t len) {
+    OpLog log(p, {{"files", {{{"name", "f0"}, {"file_id", 5}, {"blocks", 64}}}}});
+    ThreadLog& tl = log.thread(1);
+    tl.op(tl.new_id(), OpKind::kPunch, 0, off, len, 100, 200, 0);
+    log.close();
+  };
+  write(0, 64 * kBlockSize);
+  EXPECT_EQ(load_oplog(p).ops.size(), 1u);
+  write(200 * kBlockSize, 64 * kBlockSize);  // past the planned size, as after insert range
+  EXPECT_EQ(load_oplog(p).ops.size(), 1u);
+  write(0, uint64_t(1) << 40);
+  try {
+    load_oplog(p);
+    FAIL() << "a 1 TiB punch was accepted";
+  } catch (const Fatal& e) {
+    EXPECT_NE(std::string(e.what()).find("beyond any test file"), std::string::npos) << e.what();
+  }
+  unlink(p.c_str());
+}
