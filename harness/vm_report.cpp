@@ -145,6 +145,7 @@ VmReportResult vm_report(const std::string& run_dir) {
       if (seen_cases.count(name)) continue;
       std::string st = outcome == "crashed" ? "not finished: the guest kernel crashed"
                        : outcome == "hang"  ? "not finished: the guest hung"
+                       : outcome == "died"  ? "not finished: QEMU died (vm-error)"
                        : outcome == "interrupted" ? "interrupted"
                                                   : "not run: " + outcome;
       cases.push_back({{"case", name}, {"fs", fs_of_case(name)}, {"scenario", scenario_of_case(name)}, {"status", st},
@@ -201,8 +202,13 @@ VmReportResult vm_report(const std::string& run_dir) {
       errors.push_back(fmt::format("boot-failed: {}; console tail ({}):{}", detail, console_path, tail));
     } else if (outcome == "init-error") {
       errors.push_back(fmt::format("guest init: {}", detail));
-    } else if (outcome == "qemu-failed" || outcome == "died") {
-      errors.push_back(fmt::format("{}: {}", outcome == "died" ? "vm-error: the guest stopped" : "vm-error: QEMU failed", detail));
+    } else if (outcome == "died") {
+      // QEMU itself went away (the OOM killer, a kill, a QEMU crash): a host failure, never a kernel finding.
+      errors.push_back(fmt::format("vm-error: vm{}: {}; console kept in {}: check the host (dmesg for the OOM killer, "
+                                   "free memory for [vm] memory_mib) and rerun",
+                                   v.value("index", 0), detail, console_path));
+    } else if (outcome == "qemu-failed") {
+      errors.push_back(fmt::format("vm-error: QEMU failed: {}", detail));
     } else if (outcome == "exited" && v.value("guest_exit", 0) == 2) {
       std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : "see " + console_path;
       while (!e.empty() && e.back() == '\n') e.pop_back();

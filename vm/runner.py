@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -101,9 +102,24 @@ class HangWatch:
         return self.stalled_for(now) >= self.timeout_s
 
 
+# QEMU's own line when SIGTERM / SIGINT / SIGHUP reaches it: it shuts the guest down and exits 0.
+QEMU_SIGNALLED = re.compile(r"terminating on signal (\d+)(?: from pid (\d+)(?: \(([^)]*)\))?)?")
+
+
+def signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
+
+
 def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qemu_rc: int | None,
                  qemu_stderr: str) -> tuple[str, str]:
-    """How a guest ended, from what the host can see: (outcome, detail)."""
+    """How a guest ended, from what the host can see: (outcome, detail).
+
+    Only QEMU ending on its own after the guest reset (-no-reboot: exit status 0, no signal) with the
+    agent started is a guest crash; QEMU killed or terminated by a signal from outside (the OOM killer,
+    a user's kill) is a harness failure ("died"), never a kernel finding."""
     if agent_exit is not None:
         return "exited", f"agent exit status {agent_exit}"
     i = console.find(INIT_ERROR)
@@ -113,12 +129,21 @@ def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qe
         line = console[console.find(PANIC):].split(b"\n")[0].decode(errors="replace").strip()
         return "crashed", line
     err = [l for l in qemu_stderr.strip().splitlines() if l.strip()]
+    if qemu_rc is not None and qemu_rc < 0:
+        if -qemu_rc in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            return "died", (f"QEMU was killed by {signal_name(-qemu_rc)} from outside fsrace (the OOM killer "
+                            f"or a kill), with no panic in the console")
+        return "died", f"QEMU crashed ({signal_name(-qemu_rc)}): {err[-1] if err else 'no message'}"
+    m = QEMU_SIGNALLED.search(qemu_stderr)
+    if m:
+        by = f" from pid {m.group(2)}" + (f" ({m.group(3)})" if m.group(3) else "") if m.group(2) else ""
+        return "died", f"QEMU was terminated by {signal_name(int(m.group(1)))}{by}, outside fsrace"
     if not agent_started:
         if qemu_rc not in (0, None) and err:
             return "qemu-failed", f"exit status {qemu_rc}: {err[-1]}"
         return "boot-failed", f"QEMU exited (status {qemu_rc}) before the guest agent started"
-    if qemu_rc not in (0, None) and err:
-        return "died", f"QEMU exited with status {qemu_rc}: {err[-1]}"
+    if qemu_rc not in (0, None):
+        return "died", f"QEMU exited with status {qemu_rc}: {err[-1] if err else 'no message'}"
     return "crashed", f"the guest reset without a panic message (QEMU status {qemu_rc})"
 
 

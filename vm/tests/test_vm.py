@@ -318,6 +318,33 @@ class Policy(unittest.TestCase):
         self.assertEqual(c(True, None, b"no panic", 0, "")[0], "crashed")
         self.assertEqual(c(True, None, b"", -9, "qemu: killed\n")[0], "died")
 
+    def test_qemu_killed_from_outside_is_not_a_crash(self):
+        c = runner.classify_end
+        # SIGKILL (the OOM killer): no stderr, no panic, return code -9 -> a harness failure.
+        out, detail = c(True, None, b"[ 5.0] fsrace-agent: started\nracing for 60 s\n", -9, "")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGKILL", detail)
+        self.assertIn("from outside fsrace", detail)
+        self.assertEqual(c(False, None, b"early boot", -9, "")[0], "died")
+        # SIGTERM from someone else: QEMU shuts the guest down and exits 0, saying so on stderr.
+        out, detail = c(True, None, b"racing\n", 0,
+                        "qemu-system-x86_64: terminating on signal 15 from pid 4242 (kill)\n")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGTERM from pid 4242 (kill)", detail)
+        # QEMU aborting on its own is a QEMU failure too.
+        out, detail = c(True, None, b"", -6, "qemu: fatal: something\n")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGABRT", detail)
+        self.assertIn("qemu: fatal: something", detail)
+        self.assertEqual(c(True, None, b"", 1, "")[0], "died")  # nonzero exit, no message: not a guest reset
+
+    def test_guest_reset_is_still_a_crash(self):
+        c = runner.classify_end
+        # Triple fault / reboot with no panic line: -no-reboot makes QEMU exit 0 on its own.
+        self.assertEqual(c(True, None, b"racing\n", 0, "")[0], "crashed")
+        # A panic in the console is a crash whatever happened to QEMU afterwards.
+        self.assertEqual(c(True, None, b"Kernel panic - not syncing: Fatal exception\n", -9, "")[0], "crashed")
+
 
 class QemuArgv(unittest.TestCase):
     def test_command_line(self):
