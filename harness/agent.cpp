@@ -123,7 +123,7 @@ class Agent {
       phase_since_ = uptime_s();
     }
     const std::string& hook = ropt_.campaign.vm.test_hook;
-    if (phase == "race" && !hook.empty() && !hook_started_) {
+    if (phase == "race" && !hook.empty() && a_.test_hook && !hook_started_) {
       hook_started_ = true;
       double delay = std::min(1.0, ropt_.campaign.duration_s / 2);
       std::thread([hook, dir, delay] {

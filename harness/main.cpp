@@ -286,6 +286,8 @@ int main(int argc, char** argv) {
   agent->add_option("--device", agent_devices, "fs=block device, e.g. ext4=/dev/vda");
   agent->add_option("--cases", agent_cases, "case names to run (comma-separated)");
   agent->add_flag("--quiet", quiet, "no progress lines");
+  bool agent_no_hook = false;
+  agent->add_flag("--no-test-hook", agent_no_hook, "ignore [vm] test_hook (a VM restarted after a hang or crash)");
   auto* vmrep = app.add_subcommand("vm-report", "VM mode: final results of a run from vm.json + guest results + console (internal)");
   vmrep->group("");
   std::string vmrep_dir;
@@ -392,6 +394,7 @@ int main(int argc, char** argv) {
         ropt.devices[d.substr(0, eq)] = d.substr(eq + 1);
       }
       ropt.only_cases = split_list(agent_cases);
+      aopt.test_hook = !agent_no_hook;
       return run_agent(ropt, aopt);
     }
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);

@@ -116,7 +116,30 @@ VmReportResult vm_report(const std::string& run_dir) {
     findings.push_back(finding_to_json(f));
   };
 
-  for (const auto& v : vm.value("vms", json::array())) {
+  // One record per boot of each VM (a hang or a crash restarts the VM for the cases left, each boot with its
+  // own share and console); a VM record without "boots" is a single boot.
+  struct Boot {
+    json rec;
+    int vm;
+    size_t boot;
+    std::set<std::string> later;  // cases a later boot of the VM ran: not "not finished" in this one
+  };
+  std::vector<Boot> all_boots;
+  for (const auto& vmrec : vm.value("vms", json::array())) {
+    json recs = vmrec.contains("boots") && vmrec["boots"].is_array() ? vmrec["boots"] : json::array({vmrec});
+    for (size_t b = 0; b < recs.size(); ++b) {
+      Boot bt{recs[b], vmrec.value("index", 0), b, {}};
+      for (size_t k = b + 1; k < recs.size(); ++k)
+        for (const auto& cn : recs[k].value("cases", json::array())) bt.later.insert(cn.get<std::string>());
+      all_boots.push_back(std::move(bt));
+    }
+  }
+
+  for (const auto& bt : all_boots) {
+    const json& v = bt.rec;
+    const int vi = bt.vm;
+    const size_t bi = bt.boot;
+    std::string label = bi ? fmt::format("vm{} boot {}", vi, bi) : fmt::format("vm{}", vi);
     std::string vdir = run_dir + "/" + v.value("dir", "vm0");
     std::string outcome = v.value("outcome", "");
     json hb = v.contains("last_heartbeat") && v["last_heartbeat"].is_object() ? v["last_heartbeat"] : json();
@@ -126,7 +149,8 @@ VmReportResult vm_report(const std::string& run_dir) {
     std::set<std::string> seen_cases, guest_keys;
     if (g.is_object()) {
       for (auto c : g.value("cases", json::array())) {
-        c["vm"] = v.value("index", 0);
+        c["vm"] = vi;
+        c["boot"] = bi;
         seen_cases.insert(c.value("case", ""));
         cases.push_back(c);
       }
@@ -138,18 +162,20 @@ VmReportResult vm_report(const std::string& run_dir) {
         by_class[it.key()] += it.value().get<uint64_t>();
       suppressed += g.value("suppressed", uint64_t(0));
     }
-    if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== vm {} ====\n", v.value("index", 0)) + read_file(vdir + "/kmsg.log");
-    std::string running_case = hb.is_object() ? hb.value("case", "") : "";
+    if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== {} ====\n", label) + read_file(vdir + "/kmsg.log");
+    // The case this boot ended in (the runner's, else the last heartbeat's): its hang / crash findings.
+    std::string running_case = v.value("case", "");
+    if (running_case.empty() && hb.is_object()) running_case = hb.value("case", "");
     for (const auto& cn : v.value("cases", json::array())) {
       std::string name = cn.get<std::string>();
-      if (seen_cases.count(name)) continue;
+      if (seen_cases.count(name) || bt.later.count(name)) continue;
       std::string st = outcome == "crashed" ? "not finished: the guest kernel crashed"
                        : outcome == "hang"  ? "not finished: the guest hung"
                        : outcome == "died"  ? "not finished: QEMU died (vm-error)"
                        : outcome == "interrupted" ? "interrupted"
                                                   : "not run: " + outcome;
       cases.push_back({{"case", name}, {"fs", fs_of_case(name)}, {"scenario", scenario_of_case(name)}, {"status", st},
-                       {"vm", v.value("index", 0)}});
+                       {"vm", vi}, {"boot", bi}});
     }
 
     // The serial console through the kernel-log analyzer: what the guest printed while dying is kept.
@@ -204,9 +230,9 @@ VmReportResult vm_report(const std::string& run_dir) {
       errors.push_back(fmt::format("guest init: {}", detail));
     } else if (outcome == "died") {
       // QEMU itself went away (the OOM killer, a kill, a QEMU crash): a host failure, never a kernel finding.
-      errors.push_back(fmt::format("vm-error: vm{}: {}; console kept in {}: check the host (dmesg for the OOM killer, "
+      errors.push_back(fmt::format("vm-error: {}: {}; console kept in {}: check the host (dmesg for the OOM killer, "
                                    "free memory for [vm] memory_mib) and rerun",
-                                   v.value("index", 0), detail, console_path));
+                                   label, detail, console_path));
     } else if (outcome == "qemu-failed") {
       errors.push_back(fmt::format("vm-error: QEMU failed: {}", detail));
     } else if (outcome == "exited" && v.value("guest_exit", 0) == 2) {

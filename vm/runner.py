@@ -147,15 +147,35 @@ def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qe
     return "crashed", f"the guest reset without a panic message (QEMU status {qemu_rc})"
 
 
+def restart_plan(outcome: str, cases: list[str], finished: set[str], running: str) -> tuple[str, list[str]]:
+    """After one boot of a VM ended: (the case it ended in, the cases a fresh boot runs next).
+
+    The case it ended in is the heartbeat's, if that case had not finished, else the first unfinished
+    one (the agent runs its cases in order); "" when every case had finished. Only a guest that hung or
+    crashed is restarted, and the case it ended in is not rerun, so each restart leaves one case fewer:
+    at most one per case."""
+    left = [c for c in cases if c not in finished]
+    ended_in = running if running in left else (left[0] if left else "")
+    if outcome not in ("hang", "crashed"):
+        return ended_in, []
+    return ended_in, [c for c in left if c != ended_in]
+
+
 # ---- one guest -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class Job:
     index: int
     cases: list[dict]
-    dir: str              # <run>/vm<i>: the guest's result share
-    console: str          # <run>/console.log (vm0) or console-vm<i>.log
+    dir: str              # this boot's result share: <run>/vm<i>, after a restart <run>/vm<i>-boot<k>
+    console: str          # <run>/console.log (vm0) or console-vm<i>.log, after a restart console-vm<i>-boot<k>.log
     work: str             # host temp dir: disks, monitor socket
+    disks: list[str] = dataclasses.field(default_factory=list)
+    devices: list[str] = dataclasses.field(default_factory=list)
+    boot: int = 0                    # boots of this VM so far - 1 (restarts after a hang / crash)
+    boot_cases: list[dict] = dataclasses.field(default_factory=list)  # the cases this boot runs
+    boots: list[dict] = dataclasses.field(default_factory=list)       # vm.json records of ended boots
+    ended_in: str = ""               # the case this boot ended in
     inst: object = None
     started: float = 0.0
     boot_s: float | None = None
@@ -224,35 +244,43 @@ class VmRun:
             console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
             j = Job(i, g, d, console, work)
             fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
-            disks, devices = [], []
             for k, f in enumerate(fs_needed):
                 img = os.path.join(work, f"{f}.img")
                 with open(img, "wb") as fh:
                     fh.truncate(sizes[f] << 20)  # sparse
-                disks.append(img)
-                devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
-            shutil.copyfile(os.path.join(self.run_dir, "campaign.toml"), os.path.join(d, "campaign.in.toml"))
-            argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
-                    "--cases", ",".join(c["name"] for c in g)]
-            for dv in devices:
-                argv += ["--device", dv]
-            if self.args.quiet:
-                argv.append("--quiet")
-            with open(os.path.join(d, "agent.sh"), "w") as fh:
-                fh.write("# written by vm/runner.py: the guest's init runs this inside the chroot\n"
-                         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
-                         "cd /tmp\n"
-                         f"exec {shlex.join(argv)}\n")
-            append = f"fsrace.keep={self.keep}" if self.keep else ""
-            j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, d, disks, console, work))
+                j.disks.append(img)
+                j.devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
+            self.setup_boot(j, g)
             self.jobs.append(j)
+
+    def setup_boot(self, j: Job, cases: list[dict]):
+        """The share, agent.sh and QEMU instance of one boot of VM j (the disks stay: every case runs mkfs)."""
+        j.boot_cases = cases
+        shutil.copyfile(os.path.join(self.run_dir, "campaign.toml"), os.path.join(j.dir, "campaign.in.toml"))
+        argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
+                "--cases", ",".join(c["name"] for c in cases)]
+        for dv in j.devices:
+            argv += ["--device", dv]
+        if self.args.quiet:
+            argv.append("--quiet")
+        if j.boot:
+            argv.append("--no-test-hook")  # a test hook stands for one failure: not again in the restarted VM
+        with open(os.path.join(j.dir, "agent.sh"), "w") as fh:
+            fh.write("# written by vm/runner.py: the guest's init runs this inside the chroot\n"
+                     "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
+                     "cd /tmp\n"
+                     f"exec {shlex.join(argv)}\n")
+        append = f"fsrace.keep={self.keep}" if self.keep else ""
+        j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
+                                                  j.console, j.work))
 
     # -- watching --
     def start(self, j: Job):
         j.inst.start()
         j.started = time.monotonic()
         j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
-        self.say(f"vm{j.index}: booting ({len(j.cases)} case(s): {', '.join(c['name'] for c in j.cases)})")
+        again = f" again (boot {j.boot})" if j.boot else ""
+        self.say(f"vm{j.index}: booting{again} ({len(j.boot_cases)} case(s): {', '.join(c['name'] for c in j.boot_cases)})")
 
     def step(self, j: Job, now: float):
         new = j.inst.read_console(j.scan_off)
@@ -303,6 +331,34 @@ class VmRun:
         j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
         self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
 
+    def end_boot(self, j: Job):
+        """Once per boot, when it ended: which case it ended in; after a hang or a crash, a fresh boot of
+        the VM for the cases left (as syzkaller restarts its VMs), the ended boot's records kept."""
+        guest = read_json(os.path.join(j.dir, "findings.json"))
+        finished = {c.get("case", "") for c in guest.get("cases", [])} if isinstance(guest, dict) else set()
+        j.ended_in, rest = restart_plan(j.outcome, [c["name"] for c in j.boot_cases], finished,
+                                        (j.last_hb or {}).get("case", ""))
+        if not rest or self.stop:
+            return
+        self.say(f"vm{j.index}: {j.outcome} in case {j.ended_in}: restarting the VM for the {len(rest)} case(s) left")
+        j.boots.append(self.boot_record(j))
+        j.inst.cleanup()
+        j.boot += 1
+        name = f"vm{j.index}-boot{j.boot}"
+        j.dir = os.path.join(self.run_dir, name)
+        os.makedirs(j.dir, exist_ok=True)
+        j.console = os.path.join(self.run_dir, f"console-{name}.log")
+        j.boot_s, j.outcome, j.detail, j.guest_exit, j.hang, j.last_hb = None, "", "", None, None, None
+        j.scan_off, j.console_head, j.ended_in = 0, b"", ""
+        self.setup_boot(j, [c for c in j.boot_cases if c["name"] in rest])
+        self.start(j)
+
+    def boot_record(self, j: Job) -> dict:
+        return {"boot": j.boot, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
+                "cases": [c["name"] for c in j.boot_cases], "case": j.ended_in, "qemu_argv": j.inst.argv(),
+                "boot_s": j.boot_s, "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
+                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb}
+
     def loop(self):
         for j in self.jobs:
             self.start(j)
@@ -312,22 +368,27 @@ class VmRun:
                     if not j.done():
                         j.inst.kill()
                         j.outcome, j.detail = "interrupted", "interrupted on the host (SIGINT/SIGTERM)"
+                        self.end_boot(j)
                 break
             now = time.monotonic()
             for j in self.jobs:
                 if not j.done():
                     self.step(j, now)
+                    if j.done():
+                        self.end_boot(j)
             time.sleep(POLL_S)
 
     # -- results --
     def collect(self):
         """Case directories move up to <run>/<case>, as in host mode; vm.json records the VM facts."""
         for j in self.jobs:
-            for c in j.cases:
-                src = os.path.join(j.dir, c["name"])
-                dst = os.path.join(self.run_dir, c["name"])
-                if os.path.isdir(src) and not os.path.exists(dst):
-                    os.replace(src, dst)
+            j.boots.append(self.boot_record(j))
+            for b in j.boots:
+                for name in b["cases"]:
+                    src = os.path.join(self.run_dir, b["dir"], name)
+                    dst = os.path.join(self.run_dir, name)
+                    if os.path.isdir(src) and not os.path.exists(dst):
+                        os.replace(src, dst)
         c = self.camp["campaign"]
         k = self.kernel
         doc = {
@@ -345,12 +406,7 @@ class VmRun:
             "vms": [],
         }
         for j in self.jobs:
-            doc["vms"].append({
-                "index": j.index, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
-                "cases": [c["name"] for c in j.cases], "qemu_argv": j.inst.argv(), "boot_s": j.boot_s,
-                "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
-                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb,
-            })
+            doc["vms"].append({"index": j.index, "cases": [c["name"] for c in j.cases], "boots": j.boots})
         with open(os.path.join(self.run_dir, "vm.json.tmp"), "w") as f:
             json.dump(doc, f, indent=2)
         os.replace(os.path.join(self.run_dir, "vm.json.tmp"), os.path.join(self.run_dir, "vm.json"))

@@ -338,6 +338,31 @@ class Policy(unittest.TestCase):
         self.assertIn("qemu: fatal: something", detail)
         self.assertEqual(c(True, None, b"", 1, "")[0], "died")  # nonzero exit, no message: not a guest reset
 
+    def test_restart_plan(self):
+        rp = runner.restart_plan
+        cases = ["a", "b", "c"]
+        # hang in the heartbeat's case: the others run in a fresh boot, the hung one is not rerun
+        self.assertEqual(rp("hang", cases, set(), "a"), ("a", ["b", "c"]))
+        self.assertEqual(rp("crashed", cases, {"a"}, "b"), ("b", ["c"]))
+        # a stale heartbeat (the case had finished) or none: the first unfinished case
+        self.assertEqual(rp("crashed", cases, {"a"}, "a"), ("b", ["c"]))
+        self.assertEqual(rp("hang", cases, set(), ""), ("a", ["b", "c"]))
+        # nothing left: no restart
+        self.assertEqual(rp("hang", cases, {"a", "b"}, "c"), ("c", []))
+        self.assertEqual(rp("crashed", cases, {"a", "b", "c"}, "c"), ("", []))
+        self.assertEqual(rp("exited", cases, {"a", "b", "c"}, "c"), ("", []))
+        # only hangs and crashes restart; QEMU dying, boot failures and interrupts end the VM's job
+        for outcome in ("died", "boot-failed", "init-error", "qemu-failed", "interrupted", "exited"):
+            self.assertEqual(rp(outcome, cases, {"a"}, "b"), ("b", []))
+        # bounded: every restart leaves one case fewer, so at most len(cases) - 1 restarts
+        left, boots = cases, 0
+        while True:
+            _, left = rp("hang", left, set(), "")
+            if not left:
+                break
+            boots += 1
+        self.assertEqual(boots, len(cases) - 1)
+
     def test_guest_reset_is_still_a_crash(self):
         c = runner.classify_end
         # Triple fault / reboot with no panic line: -no-reboot makes QEMU exit 0 on its own.
