@@ -92,6 +92,15 @@ std::vector<std::string> tail_lines(const std::string& text, size_t n) {
   return lines;
 }
 
+// The guest agent's own error line on the console ("fsrace: ..."), when the share could not take agent-error.
+std::string agent_error_line(const std::string& console) {
+  size_t start = console.rfind("fsrace-agent: started");
+  std::string found;
+  for (const auto& l : tail_lines(console.substr(start == std::string::npos ? 0 : start), 100000))
+    if (l.rfind("fsrace: ", 0) == 0) found = l.substr(8);
+  return found;
+}
+
 }  // namespace
 
 VmReportResult vm_report(const std::string& run_dir) {
@@ -169,7 +178,10 @@ VmReportResult vm_report(const std::string& run_dir) {
     for (const auto& cn : v.value("cases", json::array())) {
       std::string name = cn.get<std::string>();
       if (seen_cases.count(name) || bt.later.count(name)) continue;
-      std::string st = outcome == "crashed" ? "not finished: the guest kernel crashed"
+      bool stopper = outcome == "crashed" || outcome == "hang" || outcome == "died";
+      std::string st = stopper && !running_case.empty() && name != running_case
+                           ? fmt::format("not run: the VM ended before it ({})", outcome == "died" ? "QEMU died" : outcome)
+                       : outcome == "crashed" ? "not finished: the guest kernel crashed"
                        : outcome == "hang"  ? "not finished: the guest hung"
                        : outcome == "died"  ? "not finished: QEMU died (vm-error)"
                        : outcome == "interrupted" ? "interrupted"
@@ -236,9 +248,14 @@ VmReportResult vm_report(const std::string& run_dir) {
     } else if (outcome == "qemu-failed") {
       errors.push_back(fmt::format("vm-error: QEMU failed: {}", detail));
     } else if (outcome == "exited" && v.value("guest_exit", 0) == 2) {
-      std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : "see " + console_path;
-      while (!e.empty() && e.back() == '\n') e.pop_back();
-      errors.push_back(fmt::format("in the guest: {}", e));
+      std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : agent_error_line(console);
+      while (!e.empty() && (e.back() == '\n' || e.back() == '\r')) e.pop_back();
+      errors.push_back(fmt::format("in the guest: {}", e.empty() ? "see " + console_path : e));
+    } else if (outcome == "exited" && v.contains("guest_exit") && v["guest_exit"].is_number_integer() &&
+               v["guest_exit"] != 0 && v["guest_exit"] != 1 && v["guest_exit"] != 130) {
+      errors.push_back(fmt::format("vm-error: {}: the guest agent ended with status {} (killed or crashed: a harness "
+                                   "failure); console kept in {}: rerun, and report it with that console if it persists",
+                                   label, v["guest_exit"].get<int>(), console_path));
     }
     if (outcome == "interrupted") status = "interrupted";
   }
@@ -258,10 +275,15 @@ VmReportResult vm_report(const std::string& run_dir) {
   }
   doc["suppressed"] = suppressed;
   doc["findings"] = findings;
-  write_file_atomic(run_dir + "/findings.json", doc.dump(2) + "\n");
   res.summary = render_summary(doc);
-  write_file_atomic(run_dir + "/summary.txt", res.summary);
-  write_file_atomic(run_dir + "/kmsg.log", kmsg_all);
+  try {
+    write_file_atomic(run_dir + "/findings.json", doc.dump(2) + "\n");
+    write_file_atomic(run_dir + "/summary.txt", res.summary);
+    write_file_atomic(run_dir + "/kmsg.log", kmsg_all);
+  } catch (const UsageError& e) {  // e.g. a full results filesystem: what the run kept stays, so it can be redone
+    throw UsageError(fmt::format("{}: free space there, then './fsrace vm-report {}' writes the run's results from what "
+                                 "it kept", e.what(), run_dir));
+  }
   if (!errors.empty()) {
     res.exit_code = 2;
     res.error = errors.front();
@@ -298,6 +320,9 @@ void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
   std::string dir = ropt.run_dir.empty() ? fmt::format("{}/{}/{}", ropt.results_root, c.name, id) : ropt.run_dir;
   if (path_exists(dir + "/findings.json") || path_exists(dir + "/vm.json"))
     throw UsageError(fmt::format("{} already holds a run: pick another directory (earlier runs are never overwritten)", dir));
+  struct stat wst;
+  if (stat(ropt.workdir.c_str(), &wst) != 0 || !S_ISDIR(wst.st_mode))  // as host mode says it, before a run dir exists
+    throw UsageError(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", ropt.workdir));
   make_dirs(dir);
   write_file_atomic(dir + "/campaign.toml", campaign_to_toml(c));
   char self[4096];

@@ -9,6 +9,7 @@ through the C++ kernel-log analyzer in vm-report; this module only looks for its
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from .qemu import QemuBackend, InstanceSpec, detect_accel
 
 AGENT_START = b"fsrace-agent: started"
 INIT_ERROR = b"fsrace-init: error: "
+AGENT_EXIT = re.compile(rb"fsrace-init: agent exit (\d+)")  # the init's line: the agent's status without the share
 PANIC = b"Kernel panic - not syncing"
 POLL_S = 0.02
 # Paths the guest does not see from the host (tmpfs or its own proc/sys/dev mounted over them).
@@ -192,6 +194,48 @@ class Job:
         return bool(self.outcome)
 
 
+def write_text(path: str, text: str) -> None:
+    """Writes a whole file; the OSError names the file (a failed flush at close does not by itself)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Temp file + rename; the temp file does not outlive a failure."""
+    tmp = path + ".tmp"
+    try:
+        write_text(tmp, text)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def env_error(e: OSError, places: list[tuple[str, str, str]]) -> str:
+    """One line for an OSError of the host environment: the file, what went wrong, what to do.
+    places: (directory, what it is, the option that moves it) in the order to match."""
+    path = os.path.abspath(e.filename) if e.filename else ""
+    where, opt = "", ""
+    for d, what, o in places:
+        if path and (path == d or path.startswith(d.rstrip("/") + "/")):
+            where, opt = what, o
+            break
+    elsewhere = f" or pick another {opt}" if opt else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free space on the filesystem of {where or path}{elsewhere}, then rerun"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {where or path} writable{elsewhere}, then rerun"
+    else:
+        fix = f"check {where or 'the host'}{elsewhere}, then rerun"
+    return f"{path or 'VM run'}: {e.strerror or e}{f' (in {where})' if where else ''}: {fix}"
+
+
 def read_json(path: str):
     try:
         with open(path) as f:
@@ -207,11 +251,18 @@ class VmRun:
         self.top = repo_top()
         self.cache = os.path.join(self.top, ".cache")
         self.stop = False
+        self.booted = False
         self.jobs: list[Job] = []
+        self.made_dirs: list[str] = []  # share directories this run created
         self.say = (lambda m: None) if args.quiet else (lambda m: print(f"fsrace: {m}", file=sys.stderr, flush=True))
 
     # -- setup --
     def prepare(self):
+        w = self.args.workdir
+        if not os.path.isdir(w):
+            raise VmError(f"work directory {w} does not exist: pass an existing directory with --workdir")
+        if not os.access(w, os.W_OK | os.X_OK):
+            raise VmError(f"work directory {w} is not writable: pass a writable directory with --workdir")
         with open(os.path.join(self.run_dir, "campaign.toml"), "rb") as f:
             self.camp = tomllib.load(f)
         c = self.camp["campaign"]
@@ -239,24 +290,30 @@ class VmRun:
         sizes = {f: int(self.camp["fs"][f]["device_size_mib"]) for f in self.fs_types}
         for i, g in enumerate(groups):
             d = os.path.join(self.run_dir, f"vm{i}")
-            os.makedirs(d, exist_ok=True)
+            if not os.path.isdir(d):
+                os.makedirs(d)
+                self.made_dirs.append(d)
             work = tempfile.mkdtemp(prefix=f"fsrace-vm{i}.", dir=self.args.workdir)
             console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
             j = Job(i, g, d, console, work)
+            self.jobs.append(j)  # from here on, cleanup removes its work dir and disk images
             fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
             for k, f in enumerate(fs_needed):
                 img = os.path.join(work, f"{f}.img")
-                with open(img, "wb") as fh:
-                    fh.truncate(sizes[f] << 20)  # sparse
+                try:
+                    with open(img, "wb") as fh:
+                        fh.truncate(sizes[f] << 20)  # sparse
+                except OSError as e:
+                    raise OSError(e.errno, e.strerror, img) from None
                 j.disks.append(img)
                 j.devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
             self.setup_boot(j, g)
-            self.jobs.append(j)
 
     def setup_boot(self, j: Job, cases: list[dict]):
         """The share, agent.sh and QEMU instance of one boot of VM j (the disks stay: every case runs mkfs)."""
         j.boot_cases = cases
-        shutil.copyfile(os.path.join(self.run_dir, "campaign.toml"), os.path.join(j.dir, "campaign.in.toml"))
+        with open(os.path.join(self.run_dir, "campaign.toml")) as f:
+            write_text(os.path.join(j.dir, "campaign.in.toml"), f.read())
         argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
                 "--cases", ",".join(c["name"] for c in cases)]
         for dv in j.devices:
@@ -265,17 +322,18 @@ class VmRun:
             argv.append("--quiet")
         if j.boot:
             argv.append("--no-test-hook")  # a test hook stands for one failure: not again in the restarted VM
-        with open(os.path.join(j.dir, "agent.sh"), "w") as fh:
-            fh.write("# written by vm/runner.py: the guest's init runs this inside the chroot\n"
-                     "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
-                     "cd /tmp\n"
-                     f"exec {shlex.join(argv)}\n")
+        write_text(os.path.join(j.dir, "agent.sh"),
+                   "# written by vm/runner.py: the guest's init runs this inside the chroot\n"
+                   "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
+                   "cd /tmp\n"
+                   f"exec {shlex.join(argv)}\n")
         append = f"fsrace.keep={self.keep}" if self.keep else ""
         j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
                                                   j.console, j.work))
 
     # -- watching --
     def start(self, j: Job):
+        self.booted = True
         j.inst.start()
         j.started = time.monotonic()
         j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
@@ -328,6 +386,9 @@ class VmRun:
         if hb:
             j.last_hb = hb
         console = j.inst.read_console(0)
+        if j.guest_exit is None:  # the share could not take agent-exit (full results filesystem)
+            m = AGENT_EXIT.search(console)
+            j.guest_exit = int(m.group(1)) if m else None
         j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
         self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
 
@@ -407,15 +468,28 @@ class VmRun:
         }
         for j in self.jobs:
             doc["vms"].append({"index": j.index, "cases": [c["name"] for c in j.cases], "boots": j.boots})
-        with open(os.path.join(self.run_dir, "vm.json.tmp"), "w") as f:
-            json.dump(doc, f, indent=2)
-        os.replace(os.path.join(self.run_dir, "vm.json.tmp"), os.path.join(self.run_dir, "vm.json"))
+        write_atomic(os.path.join(self.run_dir, "vm.json"), json.dumps(doc, indent=2))
 
     def cleanup(self):
         for j in self.jobs:
             if j.inst:
                 j.inst.cleanup()
             shutil.rmtree(j.work, ignore_errors=True)
+
+    def discard_unbooted(self):
+        """Nothing booted: remove what this run wrote, so that no run directory holds only its campaign."""
+        for d in self.made_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        try:
+            if sorted(os.listdir(self.run_dir)) == ["campaign.toml"]:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        except OSError:
+            pass
+
+    def env_error(self, e: OSError) -> str:
+        return env_error(e, [(self.run_dir, "the run directory", "--results / --run-dir"),
+                             (os.path.abspath(self.args.workdir), "the work directory", "--workdir"),
+                             (self.cache, "fsrace's cache (.cache in the repository)", "")])
 
 
 def run(args) -> int:
@@ -429,15 +503,21 @@ def run(args) -> int:
     try:
         try:
             r.prepare()
-        except VmError:
-            # Nothing ran: do not leave a run directory that holds only the campaign we wrote.
-            if sorted(os.listdir(r.run_dir)) == ["campaign.toml"]:
-                shutil.rmtree(r.run_dir, ignore_errors=True)
+            r.make_jobs()
+        except (VmError, OSError):
+            r.cleanup()
+            r.discard_unbooted()  # nothing ran: no run directory that holds only the campaign we wrote
             raise
-        r.make_jobs()
         r.loop()
         r.collect()
+    except OSError as e:
+        # A host environment failure (full or read-only results / work filesystem, ...): one line, exit
+        # 2; QEMU and the disk images go in cleanup, what the run wrote so far stays.
+        raise VmError(r.env_error(e)) from None
     finally:
         r.cleanup()
-    rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
+    try:
+        rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
+    except OSError as e:
+        raise VmError(f"cannot run {r.fsrace} vm-report: {e.strerror}: rebuild fsrace (make build)") from None
     return 130 if r.stop else rc

@@ -363,6 +363,33 @@ class Policy(unittest.TestCase):
             boots += 1
         self.assertEqual(boots, len(cases) - 1)
 
+    def test_env_error_names_file_place_and_fix(self):
+        import errno as E
+        places = [("/r/run", "the run directory", "--results / --run-dir"), ("/w", "the work directory", "--workdir"),
+                  ("/repo/.cache", "fsrace's cache", "")]
+        m = runner.env_error(OSError(E.ENOSPC, "No space left on device", "/r/run/vm0/agent.sh"), places)
+        self.assertEqual(m, "/r/run/vm0/agent.sh: No space left on device (in the run directory): free space on the "
+                            "filesystem of the run directory or pick another --results / --run-dir, then rerun")
+        m = runner.env_error(OSError(E.EROFS, "Read-only file system", "/w/fsrace-vm0.x/ext4.img"), places)
+        self.assertIn("(in the work directory): make the work directory writable or pick another --workdir", m)
+        m = runner.env_error(OSError(E.ENOSPC, "No space left on device", "/repo/.cache/vm/accel.json"), places)
+        self.assertTrue(m.endswith("free space on the filesystem of fsrace's cache, then rerun"), m)
+        self.assertNotIn("\n", runner.env_error(OSError(E.EIO, "Input/output error"), places))
+
+    def test_write_text_names_the_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "missing", "f")
+            with self.assertRaises(OSError) as cm:
+                runner.write_text(p, "x")
+            self.assertEqual(cm.exception.filename, p)
+            q = os.path.join(d, "vm.json")
+            runner.write_atomic(q, "{}")
+            self.assertEqual(os.listdir(d), ["vm.json"])
+            if os.path.exists("/dev/full"):  # ENOSPC at flush: the file is named and no temp file stays
+                with self.assertRaises(OSError) as cm:
+                    runner.write_text("/dev/full", "x" * 100)
+                self.assertEqual((cm.exception.errno, cm.exception.filename), (28, "/dev/full"))
+
     def test_guest_reset_is_still_a_crash(self):
         c = runner.classify_end
         # Triple fault / reboot with no panic line: -no-reboot makes QEMU exit 0 on its own.
