@@ -310,7 +310,7 @@ int main(int argc, char** argv) {
   rpl->add_option("--repeat", rpo.repeat, "how many reruns (default 1)")->check(CLI::Range(1u, 100000u));
   rpl->add_option("--results", rpo.run.results_root, "results store for the reruns (default: <repo>/results)");
   rpl->add_option("--workdir", rpo.run.workdir, "where disk images and mount points live (default /var/tmp)");
-  rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory.");
+  rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory, 130 if interrupted.");
   // probes (issue 3)
   auto* prb = app.add_subcommand("probes", "list every eBPF probe with the attach mode it gets on the running kernel, or why not");
   std::string facts_path;
@@ -375,7 +375,9 @@ int main(int argc, char** argv) {
     if (*rep) return report_dir(rep_dir, rep_json);
     if (*rpl) {
       rpo.run.verbose = false;
-      return replay(rpo);
+      int rc = replay(rpo);
+      if (rc == 130) std::cerr << "fsrace: interrupted; the replay runs so far are in " << rpo.run.results_root << "\n";
+      return rc;
     }
     if (*vmrep) {
       VmReportResult r = vm_report(vmrep_dir);
