@@ -103,9 +103,15 @@ FsConfig default_fs_config(const std::string& type);
 Campaign parse_campaign(const std::string& text, const std::string& path, const std::vector<ScenarioSpec>& catalog);
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog);
 
+// Seeds are 0 .. 2^53 - 1, in a campaign file and on the command line alike: every seed then round-trips
+// through campaign.toml (TOML integers are signed 64-bit) and findings.json (exact as a JSON double).
+inline constexpr uint64_t kMaxSeed = 9007199254740991ull;
+// --seed TEXT: a decimal integer 0..kMaxSeed, else UsageError naming the value and the allowed range.
+uint64_t parse_seed_option(const std::string& text);
+
 struct CampaignOverrides {
   std::optional<double> duration_s;
-  std::optional<uint64_t> seed;
+  std::optional<uint64_t> seed;  // at most kMaxSeed
   std::vector<std::string> filesystems;  // empty: as in the campaign
   std::vector<std::string> scenarios;
 };

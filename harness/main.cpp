@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   std::string campaign_path;
   bool local = false;
   std::optional<double> duration;
-  std::optional<uint64_t> seed;
+  std::optional<std::string> seed;  // validated by parse_seed_option (CLI11 takes -1 as 2^64 - 1)
   std::vector<std::string> fs_list, sc_list;
   RunOptions ropt;
   ropt.results_root = top_dir() + "/results";
@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
   run->add_option("campaign", campaign_path, "campaign TOML file (default: campaigns/default.toml)");
   run->add_flag("--local", local, "host mode: run on the running kernel with loop devices (the only mode so far)");
   run->add_option("--duration", duration, "race seconds per case (overrides the campaign)");
-  run->add_option("--seed", seed, "seed (overrides the campaign)");
+  run->add_option("--seed", seed, "seed, 0 to 2^53 - 1 (overrides the campaign)");
   run->add_option("--fs", fs_list, "filesystem(s), comma-separated: ext4, xfs (overrides the campaign)");
   run->add_option("--scenario", sc_list, "scenario(s), comma-separated (overrides the campaign)");
   run->add_option("--results", ropt.results_root, "results store (default: <repo>/results)");
@@ -409,7 +409,7 @@ int main(int argc, char** argv) {
       ropt.campaign = load_campaign(campaign_path, catalog);
       CampaignOverrides ov;
       ov.duration_s = duration;
-      ov.seed = seed;
+      if (seed) ov.seed = parse_seed_option(*seed);
       ov.filesystems = split_list(fs_list);
       ov.scenarios = split_list(sc_list);
       apply_overrides(ropt.campaign, ov, catalog);
