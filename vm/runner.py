@@ -251,7 +251,6 @@ class VmRun:
         self.top = repo_top()
         self.cache = os.path.join(self.top, ".cache")
         self.stop = False
-        self.booted = False
         self.jobs: list[Job] = []
         self.made_dirs: list[str] = []  # share directories this run created
         self.say = (lambda m: None) if args.quiet else (lambda m: print(f"fsrace: {m}", file=sys.stderr, flush=True))
@@ -333,7 +332,6 @@ class VmRun:
 
     # -- watching --
     def start(self, j: Job):
-        self.booted = True
         j.inst.start()
         j.started = time.monotonic()
         j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
