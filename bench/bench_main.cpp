@@ -56,7 +56,7 @@ const int g_reps = int(env_number("FSRACE_BENCH_REPS", 3.0));
 
 // One host-mode race of `seconds` on a fresh loop-device filesystem; returns the race stats and, when the
 // op log is on, the overlap statistics computed from it.
-// With `kdelay`, a kernel-delay session (probes/delay.h) is armed for the race on the test files.
+// With `kdelay`, a kernel-delay session (widening/delay.h) is armed for the race on the test files.
 std::pair<RaceStats, OverlapStats> race_once(const std::string& fs_type, const std::string& scenario,
                                              const std::map<std::string, double>& overrides, bool log_ops,
                                              double seconds, const widening::DelayOptions* kdelay = nullptr) {

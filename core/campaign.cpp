@@ -123,7 +123,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       for (char ch : c.name) ok &= std::isalnum((unsigned char)ch) || ch == '-' || ch == '_' || ch == '.';
       if (!ok || c.name[0] == '.') cx.fail(*v, "'name' must be 1-64 characters of [A-Za-z0-9._-] (it names the results directory)");
     }
-    if (auto* v = t.get("seed")) c.seed = uint64_t(cx.num(*v, "seed", 0, 9007199254740991.0, true));
+    if (auto* v = t.get("seed")) c.seed = uint64_t(cx.num(*v, "seed", 0, double(kMaxSeed), true));
     if (auto* v = t.get("duration_s")) c.duration_s = cx.num(*v, "duration_s", 0.1, 86400 * 7, false);
     if (auto* v = t.get("repetitions")) c.repetitions = uint64_t(cx.num(*v, "repetitions", 1, 100000, true));
     if (auto* v = t.get("quiesce_ms")) c.quiesce_ms = cx.num(*v, "quiesce_ms", 0, 600000, false);
@@ -303,13 +303,26 @@ Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>&
   return parse_campaign(read_file(path), path, catalog);
 }
 
+uint64_t parse_seed_option(const std::string& text) {
+  uint64_t v = 0;
+  bool digits = !text.empty() && text.size() <= 16 && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (digits)
+    for (char ch : text) v = v * 10 + uint64_t(ch - '0');
+  if (!digits || v > kMaxSeed)
+    throw Fatal(fmt::format("--seed {}: must be a whole number from 0 to {} (2^53 - 1, as [campaign] seed)", text, kMaxSeed));
+  return v;
+}
+
 void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<ScenarioSpec>& catalog) {
   if (o.duration_s) {
     if (!(*o.duration_s >= 0.1 && *o.duration_s <= 86400 * 7))
       throw Fatal(fmt::format("--duration {} is out of range; allowed: 0.1 to 604800 seconds", *o.duration_s));
     c.duration_s = *o.duration_s;
   }
-  if (o.seed) c.seed = *o.seed;
+  if (o.seed) {
+    if (*o.seed > kMaxSeed) throw Fatal(fmt::format("seed {} is out of range; allowed: 0 to {}", *o.seed, kMaxSeed));
+    c.seed = *o.seed;
+  }
   if (!o.filesystems.empty()) {
     std::vector<FsConfig> out;
     for (const auto& f : o.filesystems) {

@@ -34,7 +34,7 @@ struct FsConfig {
 struct ScenarioConfig {
   std::string name;
   std::map<std::string, double> params;  // every param of the spec, defaults filled in
-  // Kernel-side widening (probes/delay.h, probes/widening.h): BPF delay points to arm during the race
+  // Kernel-side widening (widening/delay.h, widening/techniques.h): BPF delay points to arm during the race
   // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques
   // (override-return / fail-function: params kinject_errno, kinject_ratio; dm-delay: dm_delay_ms;
   // xfs-errortag: xfs_minlen_alloc; dm-flakey: a power cut after the race, power_cut_selfcheck). Empty: off.
@@ -103,9 +103,15 @@ FsConfig default_fs_config(const std::string& type);
 Campaign parse_campaign(const std::string& text, const std::string& path, const std::vector<ScenarioSpec>& catalog);
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog);
 
+// Seeds are 0 .. 2^53 - 1, in a campaign file and on the command line alike: every seed then round-trips
+// through campaign.toml (TOML integers are signed 64-bit) and findings.json (exact as a JSON double).
+inline constexpr uint64_t kMaxSeed = 9007199254740991ull;
+// --seed TEXT: a decimal integer 0..kMaxSeed, else Fatal naming the value and the allowed range.
+uint64_t parse_seed_option(const std::string& text);
+
 struct CampaignOverrides {
   std::optional<double> duration_s;
-  std::optional<uint64_t> seed;
+  std::optional<uint64_t> seed;  // at most kMaxSeed
   std::vector<std::string> filesystems;  // empty: as in the campaign
   std::vector<std::string> scenarios;
 };

@@ -76,17 +76,27 @@ class Agent {
       code = out.interrupted ? 130 : out.findings ? 1 : 0;
     } catch (const Fatal& e) {
       std::cerr << "fsrace: " << e.what() << "\n";
-      write_file_atomic(a_.out_dir + "/agent-error", std::string(e.what()) + "\n");
+      write_best_effort("agent-error", std::string(e.what()) + "\n");
     } catch (const std::exception& e) {
       std::cerr << "fsrace: internal error: " << e.what() << "\n";
-      write_file_atomic(a_.out_dir + "/agent-error", fmt::format("internal error: {}\n", e.what()));
+      write_best_effort("agent-error", fmt::format("internal error: {}\n", e.what()));
     }
     stop();
-    write_file_atomic(a_.out_dir + "/agent-exit", fmt::format("{}\n", code));
+    write_best_effort("agent-exit", fmt::format("{}\n", code));
     return code;
   }
 
  private:
+  // The share may be what failed (a full results filesystem): the agent's own "fsrace: " line and the
+  // init's "agent exit N" on the console tell the host the same.
+  void write_best_effort(const std::string& name, const std::string& text) {
+    try {
+      write_file_atomic(a_.out_dir + "/" + name, text);
+    } catch (const std::exception& e) {
+      std::cerr << fmt::format("fsrace-agent: cannot write {}: {}\n", name, e.what());
+    }
+  }
+
   void check_guest() {
     // Test hooks crash or freeze the kernel: make sure this is an fsrace guest, not the host.
     if (slurp("/proc/cmdline").find("fsrace.guest=1") == std::string::npos)
@@ -123,7 +133,7 @@ class Agent {
       phase_since_ = uptime_s();
     }
     const std::string& hook = ropt_.campaign.vm.test_hook;
-    if (phase == "race" && !hook.empty() && !hook_started_) {
+    if (phase == "race" && !hook.empty() && a_.test_hook && !hook_started_) {
       hook_started_ = true;
       double delay = std::min(1.0, ropt_.campaign.duration_s / 2);
       std::thread([hook, dir, delay] {

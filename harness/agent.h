@@ -15,6 +15,7 @@ struct AgentOptions {
   std::string out_dir;          // the result share (this VM's run directory)
   double heartbeat_s = 0.5;
   double fs_wait_s = 120;       // filesystem modules may still be loading when the agent starts
+  bool test_hook = true;        // false in a VM restarted after a hang / crash: the hook fires once per VM
 };
 
 // Runs the campaign; returns the exit code (0, 1, 2, 130) after writing <out>/agent-exit.

@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   std::string campaign_path;
   bool local = false;
   std::optional<double> duration;
-  std::optional<uint64_t> seed;
+  std::optional<std::string> seed;  // validated by parse_seed_option (CLI11 takes -1 as 2^64 - 1)
   std::vector<std::string> fs_list, sc_list;
   RunOptions ropt;
   ropt.results_root = top_dir() + "/results";
@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
   run->add_option("campaign", campaign_path, "campaign TOML file (default: campaigns/default.toml)");
   run->add_flag("--local", local, "host mode: run on the running kernel with loop devices (the only mode so far)");
   run->add_option("--duration", duration, "race seconds per case (overrides the campaign)");
-  run->add_option("--seed", seed, "seed (overrides the campaign)");
+  run->add_option("--seed", seed, "seed, 0 to 2^53 - 1 (overrides the campaign)");
   run->add_option("--fs", fs_list, "filesystem(s), comma-separated: ext4, xfs (overrides the campaign)");
   run->add_option("--scenario", sc_list, "scenario(s), comma-separated (overrides the campaign)");
   run->add_option("--results", ropt.results_root, "results store (default: <repo>/results)");
@@ -289,6 +289,8 @@ int main(int argc, char** argv) {
   agent->add_option("--device", agent_devices, "fs=block device, e.g. ext4=/dev/vda");
   agent->add_option("--cases", agent_cases, "case names to run (comma-separated)");
   agent->add_flag("--quiet", quiet, "no progress lines");
+  bool agent_no_hook = false;
+  agent->add_flag("--no-test-hook", agent_no_hook, "ignore [vm] test_hook (a VM restarted after a hang or crash)");
   auto* vmrep = app.add_subcommand("vm-report", "VM mode: final results of a run from vm.json + guest results + console (internal)");
   vmrep->group("");
   std::string vmrep_dir;
@@ -329,7 +331,7 @@ int main(int argc, char** argv) {
   rpl->add_option("--repeat", rpo.repeat, "how many reruns (default 1)")->check(CLI::Range(1u, 100000u));
   rpl->add_option("--results", rpo.run.results_root, "results store for the reruns (default: <repo>/results)");
   rpl->add_option("--workdir", rpo.run.workdir, "where disk images and mount points live (default /var/tmp)");
-  rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory.");
+  rpl->footer("Exit code: 1 if the finding reproduced at least once, 0 if never, 2 on a bad run directory, 130 if interrupted.");
   // probes (issue 3)
   auto* prb = app.add_subcommand("probes", "list every eBPF probe with the attach mode it gets on the running kernel, or why not");
   std::string facts_path;
@@ -418,7 +420,9 @@ int main(int argc, char** argv) {
     }
     if (*rpl) {
       rpo.run.verbose = false;
-      return replay(rpo);
+      int rc = replay(rpo);
+      if (rc == 130) std::cerr << "fsrace: interrupted; the replay runs so far are in " << rpo.run.results_root << "\n";
+      return rc;
     }
     if (*vmrep) {
       VmReportResult r = vm_report(vmrep_dir);
@@ -437,6 +441,7 @@ int main(int argc, char** argv) {
         ropt.devices[d.substr(0, eq)] = d.substr(eq + 1);
       }
       ropt.only_cases = split_list(agent_cases);
+      aopt.test_hook = !agent_no_hook;
       return run_agent(ropt, aopt);
     }
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);
@@ -449,7 +454,7 @@ int main(int argc, char** argv) {
       ropt.campaign = load_campaign(campaign_path, catalog);
       CampaignOverrides ov;
       ov.duration_s = duration;
-      ov.seed = seed;
+      if (seed) ov.seed = parse_seed_option(*seed);
       ov.filesystems = split_list(fs_list);
       ov.scenarios = split_list(sc_list);
       apply_overrides(ropt.campaign, ov, catalog);

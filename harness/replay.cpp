@@ -43,19 +43,20 @@ int replay(const ReplayOptions& opt) {
     std::cerr << fmt::format("fsrace: note: the run was on kernel {}, this is {}\n", kernel, kernel_release());
 
   std::cout << fmt::format("replaying finding {} ({} in {}, seed {}) {} time(s)\n", opt.finding, cls, case_name, c.seed, opt.repeat);
-  unsigned reproduced = 0;
+  unsigned reproduced = 0, ran = 0;
   for (unsigned k = 0; k < opt.repeat; ++k) {
     RunOptions ro = opt.run;
     ro.campaign = c;
     ro.inject_corruption = cinfo->contains("injected");  // a test run: replay its corruption too
     RunOutcome o = run_host(ro);
+    ++ran;
     auto rdoc = nlohmann::json::parse(read_file(o.dir + "/findings.json"));
     uint64_t same = rdoc["findings_by_class"].value(cls, uint64_t(0));
     reproduced += same > 0;
     std::cout << fmt::format("  run {}/{}: {} {} finding(s) -> {}\n", k + 1, opt.repeat, same, cls, o.dir);
-    if (o.interrupted) {
-      std::cout << "interrupted\n";
-      break;
+    if (o.interrupted) {  // not a verdict: "reproduced 0/K" would read as "does not reproduce"
+      std::cout << fmt::format("interrupted after {} of {} run(s); reproduced {}/{} so far\n", ran, opt.repeat, reproduced, ran);
+      return 130;
     }
   }
   std::cout << fmt::format("reproduced {}/{}\n", reproduced, opt.repeat);

@@ -15,7 +15,7 @@ struct ReplayOptions {
   RunOptions run;      // results root, workdir, verbosity (campaign is filled from the run)
 };
 
-// Returns the exit code: 1 if it reproduced at least once, 0 if never.
+// Returns the exit code: 1 if it reproduced at least once, 0 if never, 130 if interrupted (SIGINT/SIGTERM).
 int replay(const ReplayOptions& opt);
 
 }  // namespace fsrace

@@ -30,7 +30,7 @@ std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing
   if (c.contains("widening"))
     for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)
       s += fmt::format("  widening: {}: {}\n", it.key(), it.value().get<std::string>());
-  if (c.contains("kernel_delays")) {  // BPF busy-waits at kernel points (probes/delay.h)
+  if (c.contains("kernel_delays")) {  // BPF busy-waits at kernel points (widening/delay.h)
     auto& d = c["kernel_delays"];
     for (auto it = d["points"].begin(); it != d["points"].end(); ++it) {
       auto& p = it.value();

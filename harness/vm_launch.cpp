@@ -1,6 +1,7 @@
 #include "harness/vm_launch.h"
 
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,9 @@ void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
   std::string top = top_env ? top_env : ".";
   if (!path_exists(top + "/vm/__main__.py"))
     throw Fatal(fmt::format("the VM runner is missing ({}/vm/__main__.py): run ./fsrace from the repository", top));
+  struct stat wst;
+  if (stat(ropt.workdir.c_str(), &wst) != 0 || !S_ISDIR(wst.st_mode))  // as host mode says it, before a run dir exists
+    throw Fatal(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", ropt.workdir));
   uint64_t nonce = 0;
   if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce) nonce = now_ns();
   RunDir rd = create_run_dir(ropt.results_root, c.name, ropt.run_dir, nonce);

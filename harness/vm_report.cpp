@@ -83,6 +83,15 @@ std::vector<std::string> tail_lines(const std::string& text, size_t n) {
   return lines;
 }
 
+// The guest agent's own error line on the console ("fsrace: ..."), when the share could not take agent-error.
+std::string agent_error_line(const std::string& console) {
+  size_t start = console.rfind("fsrace-agent: started");
+  std::string found;
+  for (const auto& l : tail_lines(console.substr(start == std::string::npos ? 0 : start), 100000))
+    if (l.rfind("fsrace: ", 0) == 0) found = l.substr(8);
+  return found;
+}
+
 }  // namespace
 
 VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, json>& case_docs, const std::string& out_dir) {
@@ -102,7 +111,31 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
   std::vector<std::string> errors;
   auto add_finding = [&](const Finding& f) { all.add_finding(f); };
 
-  for (const auto& v : vm.value("vms", json::array())) {
+  // One record per boot of each VM (a hang or a crash restarts the VM for the cases left, each boot with its
+  // own share and console); a VM record without "boots" is a single boot.
+  struct Boot {
+    json rec;
+    json specs;  // the VM's case_specs: fs and scenario of each case as the case matrix named them
+    int vm;
+    size_t boot;
+    std::set<std::string> later;  // cases a later boot of the VM ran: not "not finished" in this one
+  };
+  std::vector<Boot> all_boots;
+  for (const auto& vmrec : vm.value("vms", json::array())) {
+    json recs = vmrec.contains("boots") && vmrec["boots"].is_array() ? vmrec["boots"] : json::array({vmrec});
+    for (size_t b = 0; b < recs.size(); ++b) {
+      Boot bt{recs[b], vmrec.value("case_specs", json::object()), vmrec.value("index", 0), b, {}};
+      for (size_t k = b + 1; k < recs.size(); ++k)
+        for (const auto& cn : recs[k].value("cases", json::array())) bt.later.insert(cn.get<std::string>());
+      all_boots.push_back(std::move(bt));
+    }
+  }
+
+  for (const auto& bt : all_boots) {
+    const json& v = bt.rec;
+    const int vi = bt.vm;
+    const size_t bi = bt.boot;
+    std::string label = bi ? fmt::format("vm{} boot {}", vi, bi) : fmt::format("vm{}", vi);
     std::string vdir = run_dir + "/" + v.value("dir", "vm0");
     std::string outcome = v.value("outcome", "");
     json hb = v.contains("last_heartbeat") && v["last_heartbeat"].is_object() ? v["last_heartbeat"] : json();
@@ -117,31 +150,41 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
         seen_cases.insert(name);
         auto it = case_docs.find(name);
         if (it == case_docs.end()) {
-          c["vm"] = v.value("index", 0);
+          c["vm"] = vi;
+          c["boot"] = bi;
           all.add_case_record(c);
           continue;
         }
         json d = it->second;
-        for (auto& cc : d["cases"]) cc["vm"] = v.value("index", 0);
+        for (auto& cc : d["cases"]) {
+          cc["vm"] = vi;
+          cc["boot"] = bi;
+        }
         for (const auto& f : d.value("findings", json::array())) guest_keys.insert(f.value("class", "") + "\x1f" + f.value("got", ""));
         all.add_case(d);
       }
-    if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== vm {} ====\n", v.value("index", 0)) + read_file(vdir + "/kmsg.log");
-    std::string running_case = hb.is_object() ? hb.value("case", "") : "";
+    if (path_exists(vdir + "/kmsg.log")) kmsg_all += fmt::format("==== {} ====\n", label) + read_file(vdir + "/kmsg.log");
+    // The case this boot ended in (the runner's, else the last heartbeat's): its hang / crash findings.
+    std::string running_case = v.value("case", "");
+    if (running_case.empty() && hb.is_object()) running_case = hb.value("case", "");
     // fs and scenario of a case as the case matrix (`fsrace plan`) named them; the VM runner records it.
-    const json specs = v.value("case_specs", json::object());
+    const json& specs = bt.specs;
     auto spec_of = [&](const std::string& name, const char* key) {
       return specs.contains(name) && specs[name].is_object() ? specs[name].value(key, std::string()) : std::string();
     };
     for (const auto& cn : v.value("cases", json::array())) {
       std::string name = cn.get<std::string>();
-      if (seen_cases.count(name)) continue;
-      std::string st = outcome == "crashed" ? "not finished: the guest kernel crashed"
+      if (seen_cases.count(name) || bt.later.count(name)) continue;
+      bool stopper = outcome == "crashed" || outcome == "hang" || outcome == "died";
+      std::string st = stopper && !running_case.empty() && name != running_case
+                           ? fmt::format("not run: the VM ended before it ({})", outcome == "died" ? "QEMU died" : outcome)
+                       : outcome == "crashed" ? "not finished: the guest kernel crashed"
                        : outcome == "hang"  ? "not finished: the guest hung"
+                       : outcome == "died"  ? "not finished: QEMU died (vm-error)"
                        : outcome == "interrupted" ? "interrupted"
                                                   : "not run: " + outcome;
       all.add_case_record({{"case", name}, {"fs", spec_of(name, "fs")}, {"scenario", spec_of(name, "scenario")}, {"status", st},
-                           {"vm", v.value("index", 0)}});
+                           {"vm", vi}, {"boot", bi}});
     }
 
     // The serial console through the kernel-log analyzer: what the guest printed while dying is kept.
@@ -194,12 +237,22 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
       errors.push_back(fmt::format("boot-failed: {}; console tail ({}):{}", detail, console_path, tail));
     } else if (outcome == "init-error") {
       errors.push_back(fmt::format("guest init: {}", detail));
-    } else if (outcome == "qemu-failed" || outcome == "died") {
-      errors.push_back(fmt::format("{}: {}", outcome == "died" ? "vm-error: the guest stopped" : "vm-error: QEMU failed", detail));
+    } else if (outcome == "died") {
+      // QEMU itself went away (the OOM killer, a kill, a QEMU crash): a host failure, never a kernel finding.
+      errors.push_back(fmt::format("vm-error: {}: {}; console kept in {}: check the host (dmesg for the OOM killer, "
+                                   "free memory for [vm] memory_mib) and rerun",
+                                   label, detail, console_path));
+    } else if (outcome == "qemu-failed") {
+      errors.push_back(fmt::format("vm-error: QEMU failed: {}", detail));
     } else if (outcome == "exited" && v.value("guest_exit", 0) == 2) {
-      std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : "see " + console_path;
-      while (!e.empty() && e.back() == '\n') e.pop_back();
-      errors.push_back(fmt::format("in the guest: {}", e));
+      std::string e = path_exists(vdir + "/agent-error") ? read_file(vdir + "/agent-error") : agent_error_line(console);
+      while (!e.empty() && (e.back() == '\n' || e.back() == '\r')) e.pop_back();
+      errors.push_back(fmt::format("in the guest: {}", e.empty() ? "see " + console_path : e));
+    } else if (outcome == "exited" && v.contains("guest_exit") && v["guest_exit"].is_number_integer() &&
+               v["guest_exit"] != 0 && v["guest_exit"] != 1 && v["guest_exit"] != 130) {
+      errors.push_back(fmt::format("vm-error: {}: the guest agent ended with status {} (killed or crashed: a harness "
+                                   "failure); console kept in {}: rerun, and report it with that console if it persists",
+                                   label, v["guest_exit"].get<int>(), console_path));
     }
     if (outcome == "interrupted") status = "interrupted";
   }
@@ -207,7 +260,12 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
   if (!errors.empty()) status = "error: " + errors.front().substr(0, errors.front().find('\n'));
   all.run()["vm"] = vminfo;
   json doc = all.doc(status);
-  write_results(out_dir, doc, &kmsg_all);
+  try {
+    write_results(out_dir, doc, &kmsg_all);
+  } catch (const Fatal& e) {  // e.g. a full results filesystem: what the run kept stays, so it can be redone
+    throw Fatal(fmt::format("{}: free space there, then './fsrace vm-report {}' writes the run's results from what it kept",
+                            e.what(), run_dir));
+  }
   res.summary = render_summary(doc);
   res.exit_code = exit_code_of(doc);
   if (!errors.empty()) res.error = errors.front();

@@ -72,7 +72,7 @@ std::vector<Candidate> plan_probe(const ProbeSpec& p, const KernelInfo& k,
 // are merged ("tp_btf, raw_tp: tracepoint not in this kernel").
 std::string summarize_reasons(const std::vector<Candidate>& tried);
 
-// ---- kernel-side delays (probes/delay.bpf.c, probes/delay.h) ----
+// ---- kernel-side delays (probes/delay.bpf.c, widening/delay.h) ----
 
 // One place the delay object attaches to: a tracepoint or a function (its ProbeSpec: id = enum
 // fsr_delay_hook_id, family "delay", planned and attached like a probe).
@@ -96,7 +96,7 @@ std::vector<std::string> delay_point_names();
 // The hooks of `point` that fire on filesystem `fs` (generic hooks and those of `fs`; "" = every hook).
 std::vector<const DelayHook*> delay_hooks_for(const DelayPoint& point, const std::string& fs);
 
-// ---- the other kernel-side widening techniques (detected by probes/widening.h) ----
+// ---- the other kernel-side widening techniques (detected by widening/techniques.h) ----
 // name -> what it is, in listing order: override-return, fail-function, dm-delay, dm-flakey, xfs-errortag.
 const std::vector<std::pair<std::string, std::string>>& kernel_techniques();
 // Whether a run drives technique `name` or only detects and reports it (all five are driven now; kept for

@@ -51,6 +51,10 @@ def main(argv=None) -> int:
     except VmError as e:
         print(f"fsrace: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the host environment (run's own paths are named more precisely by runner.run)
+        from .runner import env_error
+        print(f"fsrace: {env_error(e, [])}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("fsrace: interrupted", file=sys.stderr)
         return 130

@@ -9,8 +9,10 @@ through the C++ kernel-log analyzer in vm-report; this module only looks for its
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -27,6 +29,7 @@ from .qemu import QemuBackend, InstanceSpec, detect_accel
 
 AGENT_START = b"fsrace-agent: started"
 INIT_ERROR = b"fsrace-init: error: "
+AGENT_EXIT = re.compile(rb"fsrace-init: agent exit (\d+)")  # the init's line: the agent's status without the share
 PANIC = b"Kernel panic - not syncing"
 POLL_S = 0.02
 # Paths the guest does not see from the host (tmpfs or its own proc/sys/dev mounted over them).
@@ -101,9 +104,24 @@ class HangWatch:
         return self.stalled_for(now) >= self.timeout_s
 
 
+# QEMU's own line when SIGTERM / SIGINT / SIGHUP reaches it: it shuts the guest down and exits 0.
+QEMU_SIGNALLED = re.compile(r"terminating on signal (\d+)(?: from pid (\d+)(?: \(([^)]*)\))?)?")
+
+
+def signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
+
+
 def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qemu_rc: int | None,
                  qemu_stderr: str) -> tuple[str, str]:
-    """How a guest ended, from what the host can see: (outcome, detail)."""
+    """How a guest ended, from what the host can see: (outcome, detail).
+
+    Only QEMU ending on its own after the guest reset (-no-reboot: exit status 0, no signal) with the
+    agent started is a guest crash; QEMU killed or terminated by a signal from outside (the OOM killer,
+    a user's kill) is a harness failure ("died"), never a kernel finding."""
     if agent_exit is not None:
         return "exited", f"agent exit status {agent_exit}"
     i = console.find(INIT_ERROR)
@@ -113,13 +131,36 @@ def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qe
         line = console[console.find(PANIC):].split(b"\n")[0].decode(errors="replace").strip()
         return "crashed", line
     err = [l for l in qemu_stderr.strip().splitlines() if l.strip()]
+    if qemu_rc is not None and qemu_rc < 0:
+        if -qemu_rc in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            return "died", (f"QEMU was killed by {signal_name(-qemu_rc)} from outside fsrace (the OOM killer "
+                            f"or a kill), with no panic in the console")
+        return "died", f"QEMU crashed ({signal_name(-qemu_rc)}): {err[-1] if err else 'no message'}"
+    m = QEMU_SIGNALLED.search(qemu_stderr)
+    if m:
+        by = f" from pid {m.group(2)}" + (f" ({m.group(3)})" if m.group(3) else "") if m.group(2) else ""
+        return "died", f"QEMU was terminated by {signal_name(int(m.group(1)))}{by}, outside fsrace"
     if not agent_started:
         if qemu_rc not in (0, None) and err:
             return "qemu-failed", f"exit status {qemu_rc}: {err[-1]}"
         return "boot-failed", f"QEMU exited (status {qemu_rc}) before the guest agent started"
-    if qemu_rc not in (0, None) and err:
-        return "died", f"QEMU exited with status {qemu_rc}: {err[-1]}"
+    if qemu_rc not in (0, None):
+        return "died", f"QEMU exited with status {qemu_rc}: {err[-1] if err else 'no message'}"
     return "crashed", f"the guest reset without a panic message (QEMU status {qemu_rc})"
+
+
+def restart_plan(outcome: str, cases: list[str], finished: set[str], running: str) -> tuple[str, list[str]]:
+    """After one boot of a VM ended: (the case it ended in, the cases a fresh boot runs next).
+
+    The case it ended in is the heartbeat's, if that case had not finished, else the first unfinished
+    one (the agent runs its cases in order); "" when every case had finished. Only a guest that hung or
+    crashed is restarted, and the case it ended in is not rerun, so each restart leaves one case fewer:
+    at most one per case."""
+    left = [c for c in cases if c not in finished]
+    ended_in = running if running in left else (left[0] if left else "")
+    if outcome not in ("hang", "crashed"):
+        return ended_in, []
+    return ended_in, [c for c in left if c != ended_in]
 
 
 # ---- one guest -----------------------------------------------------------------------------------
@@ -128,9 +169,15 @@ def classify_end(agent_started: bool, agent_exit: int | None, console: bytes, qe
 class Job:
     index: int
     cases: list[dict]
-    dir: str              # <run>/vm<i>: the guest's result share
-    console: str          # <run>/console.log (vm0) or console-vm<i>.log
+    dir: str              # this boot's result share: <run>/vm<i>, after a restart <run>/vm<i>-boot<k>
+    console: str          # <run>/console.log (vm0) or console-vm<i>.log, after a restart console-vm<i>-boot<k>.log
     work: str             # host temp dir: disks, monitor socket
+    disks: list[str] = dataclasses.field(default_factory=list)
+    devices: list[str] = dataclasses.field(default_factory=list)
+    boot: int = 0                    # boots of this VM so far - 1 (restarts after a hang / crash)
+    boot_cases: list[dict] = dataclasses.field(default_factory=list)  # the cases this boot runs
+    boots: list[dict] = dataclasses.field(default_factory=list)       # vm.json records of ended boots
+    ended_in: str = ""               # the case this boot ended in
     inst: object = None
     started: float = 0.0
     boot_s: float | None = None
@@ -145,6 +192,48 @@ class Job:
 
     def done(self) -> bool:
         return bool(self.outcome)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a whole file; the OSError names the file (a failed flush at close does not by itself)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Temp file + rename; the temp file does not outlive a failure."""
+    tmp = path + ".tmp"
+    try:
+        write_text(tmp, text)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def env_error(e: OSError, places: list[tuple[str, str, str]]) -> str:
+    """One line for an OSError of the host environment: the file, what went wrong, what to do.
+    places: (directory, what it is, the option that moves it) in the order to match."""
+    path = os.path.abspath(e.filename) if e.filename else ""
+    where, opt = "", ""
+    for d, what, o in places:
+        if path and (path == d or path.startswith(d.rstrip("/") + "/")):
+            where, opt = what, o
+            break
+    elsewhere = f" or pick another {opt}" if opt else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free space on the filesystem of {where or path}{elsewhere}, then rerun"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {where or path} writable{elsewhere}, then rerun"
+    else:
+        fix = f"check {where or 'the host'}{elsewhere}, then rerun"
+    return f"{path or 'VM run'}: {e.strerror or e}{f' (in {where})' if where else ''}: {fix}"
 
 
 def read_json(path: str):
@@ -163,10 +252,16 @@ class VmRun:
         self.cache = os.path.join(self.top, ".cache")
         self.stop = False
         self.jobs: list[Job] = []
+        self.made_dirs: list[str] = []  # share directories this run created
         self.say = (lambda m: None) if args.quiet else (lambda m: print(f"fsrace: {m}", file=sys.stderr, flush=True))
 
     # -- setup --
     def prepare(self):
+        w = self.args.workdir
+        if not os.path.isdir(w):
+            raise VmError(f"work directory {w} does not exist: pass an existing directory with --workdir")
+        if not os.access(w, os.W_OK | os.X_OK):
+            raise VmError(f"work directory {w} is not writable: pass a writable directory with --workdir")
         with open(os.path.join(self.run_dir, "campaign.toml"), "rb") as f:
             self.camp = tomllib.load(f)
         c = self.camp["campaign"]
@@ -194,40 +289,54 @@ class VmRun:
         sizes = {c["fs"]: int(c["device_size_mib"]) for c in cases}
         for i, g in enumerate(groups):
             d = os.path.join(self.run_dir, f"vm{i}")
-            os.makedirs(d, exist_ok=True)
+            if not os.path.isdir(d):
+                os.makedirs(d)
+                self.made_dirs.append(d)
             work = tempfile.mkdtemp(prefix=f"fsrace-vm{i}.", dir=self.args.workdir)
             console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
             j = Job(i, g, d, console, work)
+            self.jobs.append(j)  # from here on, cleanup removes its work dir and disk images
             fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
-            disks, devices = [], []
             for k, f in enumerate(fs_needed):
                 img = os.path.join(work, f"{f}.img")
-                with open(img, "wb") as fh:
-                    fh.truncate(sizes[f] << 20)  # sparse
-                disks.append(img)
-                devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
-            shutil.copyfile(os.path.join(self.run_dir, "campaign.toml"), os.path.join(d, "campaign.in.toml"))
-            argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
-                    "--cases", ",".join(c["name"] for c in g)]
-            for dv in devices:
-                argv += ["--device", dv]
-            if self.args.quiet:
-                argv.append("--quiet")
-            with open(os.path.join(d, "agent.sh"), "w") as fh:
-                fh.write("# written by vm/runner.py: the guest's init runs this inside the chroot\n"
-                         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
-                         "cd /tmp\n"
-                         f"exec {shlex.join(argv)}\n")
-            append = f"fsrace.keep={self.keep}" if self.keep else ""
-            j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, d, disks, console, work))
-            self.jobs.append(j)
+                try:
+                    with open(img, "wb") as fh:
+                        fh.truncate(sizes[f] << 20)  # sparse
+                except OSError as e:
+                    raise OSError(e.errno, e.strerror, img) from None
+                j.disks.append(img)
+                j.devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
+            self.setup_boot(j, g)
+
+    def setup_boot(self, j: Job, cases: list[dict]):
+        """The share, agent.sh and QEMU instance of one boot of VM j (the disks stay: every case runs mkfs)."""
+        j.boot_cases = cases
+        with open(os.path.join(self.run_dir, "campaign.toml")) as f:
+            write_text(os.path.join(j.dir, "campaign.in.toml"), f.read())
+        argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
+                "--cases", ",".join(c["name"] for c in cases)]
+        for dv in j.devices:
+            argv += ["--device", dv]
+        if self.args.quiet:
+            argv.append("--quiet")
+        if j.boot:
+            argv.append("--no-test-hook")  # a test hook stands for one failure: not again in the restarted VM
+        write_text(os.path.join(j.dir, "agent.sh"),
+                   "# written by vm/runner.py: the guest's init runs this inside the chroot\n"
+                   "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8\n"
+                   "cd /tmp\n"
+                   f"exec {shlex.join(argv)}\n")
+        append = f"fsrace.keep={self.keep}" if self.keep else ""
+        j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
+                                                  j.console, j.work))
 
     # -- watching --
     def start(self, j: Job):
         j.inst.start()
         j.started = time.monotonic()
         j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
-        self.say(f"vm{j.index}: booting ({len(j.cases)} case(s): {', '.join(c['name'] for c in j.cases)})")
+        again = f" again (boot {j.boot})" if j.boot else ""
+        self.say(f"vm{j.index}: booting{again} ({len(j.boot_cases)} case(s): {', '.join(c['name'] for c in j.boot_cases)})")
 
     def step(self, j: Job, now: float):
         new = j.inst.read_console(j.scan_off)
@@ -275,8 +384,39 @@ class VmRun:
         if hb:
             j.last_hb = hb
         console = j.inst.read_console(0)
+        if j.guest_exit is None:  # the share could not take agent-exit (full results filesystem)
+            m = AGENT_EXIT.search(console)
+            j.guest_exit = int(m.group(1)) if m else None
         j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
         self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
+
+    def end_boot(self, j: Job):
+        """Once per boot, when it ended: which case it ended in; after a hang or a crash, a fresh boot of
+        the VM for the cases left (as syzkaller restarts its VMs), the ended boot's records kept."""
+        guest = read_json(os.path.join(j.dir, "findings.json"))
+        finished = {c.get("case", "") for c in guest.get("cases", [])} if isinstance(guest, dict) else set()
+        j.ended_in, rest = restart_plan(j.outcome, [c["name"] for c in j.boot_cases], finished,
+                                        (j.last_hb or {}).get("case", ""))
+        if not rest or self.stop:
+            return
+        self.say(f"vm{j.index}: {j.outcome} in case {j.ended_in}: restarting the VM for the {len(rest)} case(s) left")
+        j.boots.append(self.boot_record(j))
+        j.inst.cleanup()
+        j.boot += 1
+        name = f"vm{j.index}-boot{j.boot}"
+        j.dir = os.path.join(self.run_dir, name)
+        os.makedirs(j.dir, exist_ok=True)
+        j.console = os.path.join(self.run_dir, f"console-{name}.log")
+        j.boot_s, j.outcome, j.detail, j.guest_exit, j.hang, j.last_hb = None, "", "", None, None, None
+        j.scan_off, j.console_head, j.ended_in = 0, b"", ""
+        self.setup_boot(j, [c for c in j.boot_cases if c["name"] in rest])
+        self.start(j)
+
+    def boot_record(self, j: Job) -> dict:
+        return {"boot": j.boot, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
+                "cases": [c["name"] for c in j.boot_cases], "case": j.ended_in, "qemu_argv": j.inst.argv(),
+                "boot_s": j.boot_s, "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
+                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb}
 
     def loop(self):
         for j in self.jobs:
@@ -287,22 +427,27 @@ class VmRun:
                     if not j.done():
                         j.inst.kill()
                         j.outcome, j.detail = "interrupted", "interrupted on the host (SIGINT/SIGTERM)"
+                        self.end_boot(j)
                 break
             now = time.monotonic()
             for j in self.jobs:
                 if not j.done():
                     self.step(j, now)
+                    if j.done():
+                        self.end_boot(j)
             time.sleep(POLL_S)
 
     # -- results --
     def collect(self):
         """Case directories move up to <run>/<case>, as in host mode; vm.json records the VM facts."""
         for j in self.jobs:
-            for c in j.cases:
-                src = os.path.join(j.dir, c["name"])
-                dst = os.path.join(self.run_dir, c["name"])
-                if os.path.isdir(src) and not os.path.exists(dst):
-                    os.replace(src, dst)
+            j.boots.append(self.boot_record(j))
+            for b in j.boots:
+                for name in b["cases"]:
+                    src = os.path.join(self.run_dir, b["dir"], name)
+                    dst = os.path.join(self.run_dir, name)
+                    if os.path.isdir(src) and not os.path.exists(dst):
+                        os.replace(src, dst)
         c = self.camp["campaign"]
         k = self.kernel
         doc = {
@@ -320,23 +465,31 @@ class VmRun:
             "vms": [],
         }
         for j in self.jobs:
-            doc["vms"].append({
-                "index": j.index, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
-                "cases": [c["name"] for c in j.cases],
-                "case_specs": {c["name"]: {"fs": c["fs"], "scenario": c["scenario"], "rep": c["rep"]} for c in j.cases},
-                "qemu_argv": j.inst.argv(), "boot_s": j.boot_s,
-                "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
-                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb,
-            })
-        with open(os.path.join(self.run_dir, "vm.json.tmp"), "w") as f:
-            json.dump(doc, f, indent=2)
-        os.replace(os.path.join(self.run_dir, "vm.json.tmp"), os.path.join(self.run_dir, "vm.json"))
+            doc["vms"].append({"index": j.index, "cases": [c["name"] for c in j.cases],
+                               "case_specs": {c["name"]: {"fs": c["fs"], "scenario": c["scenario"], "rep": c["rep"]} for c in j.cases},
+                               "boots": j.boots})
+        write_atomic(os.path.join(self.run_dir, "vm.json"), json.dumps(doc, indent=2))
 
     def cleanup(self):
         for j in self.jobs:
             if j.inst:
                 j.inst.cleanup()
             shutil.rmtree(j.work, ignore_errors=True)
+
+    def discard_unbooted(self):
+        """Nothing booted: remove what this run wrote, so that no run directory holds only its campaign."""
+        for d in self.made_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        try:
+            if sorted(os.listdir(self.run_dir)) == ["campaign.toml"]:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        except OSError:
+            pass
+
+    def env_error(self, e: OSError) -> str:
+        return env_error(e, [(self.run_dir, "the run directory", "--results / --run-dir"),
+                             (os.path.abspath(self.args.workdir), "the work directory", "--workdir"),
+                             (self.cache, "fsrace's cache (.cache in the repository)", "")])
 
 
 def run(args) -> int:
@@ -350,15 +503,21 @@ def run(args) -> int:
     try:
         try:
             r.prepare()
-        except VmError:
-            # Nothing ran: do not leave a run directory that holds only the campaign we wrote.
-            if sorted(os.listdir(r.run_dir)) == ["campaign.toml"]:
-                shutil.rmtree(r.run_dir, ignore_errors=True)
+            r.make_jobs()
+        except (VmError, OSError):
+            r.cleanup()
+            r.discard_unbooted()  # nothing ran: no run directory that holds only the campaign we wrote
             raise
-        r.make_jobs()
         r.loop()
         r.collect()
+    except OSError as e:
+        # A host environment failure (full or read-only results / work filesystem, ...): one line, exit
+        # 2; QEMU and the disk images go in cleanup, what the run wrote so far stays.
+        raise VmError(r.env_error(e)) from None
     finally:
         r.cleanup()
-    rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
+    try:
+        rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
+    except OSError as e:
+        raise VmError(f"cannot run {r.fsrace} vm-report: {e.strerror}: rebuild fsrace (make build)") from None
     return 130 if r.stop else rc

@@ -1,8 +1,8 @@
 // Kernel-side widening techniques besides the BPF delays (delay.h): error injection through
 // bpf_override_return or fail_function, device-mapper delay / flakey targets under the filesystem, XFS
 // errortags. Each is detected on the running kernel and reported as available or unavailable with the
-// reason. The runner drives override-return / fail-function (probes/inject.h), dm-delay and dm-flakey (the
-// power cut; probes/dm.h) and xfs-errortag (XfsErrortags below) when available.
+// reason. The runner drives override-return / fail-function (widening/inject.h), dm-delay and dm-flakey (the
+// power cut; widening/dm.h) and xfs-errortag (XfsErrortags below) when available.
 #pragma once
 #include <map>
 #include <stdexcept>

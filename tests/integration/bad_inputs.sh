@@ -29,6 +29,9 @@ expect2 "unknown key" "typo.toml:3:1: unknown key 'duraton_s'" "$FSRACE" run --q
 expect2 "out of range" "range.toml:2:16: 'mmap_readers' = 999 is out of range" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/range.toml" --results "$TMP/res"
 expect2 "unknown fs" "unknown filesystem; allowed: ext4, xfs" "$FSRACE" run --quiet --workdir "$WORK" --fs btrfs --results "$TMP/res"
 expect2 "bad duration" "out of range" "$FSRACE" run --quiet --workdir "$WORK" --duration -3 --results "$TMP/res"
+expect2 "negative seed" "^fsrace: --seed -1: must be a whole number from 0 to 9007199254740991" "$FSRACE" run --quiet --workdir "$WORK" --seed -1 --results "$TMP/res"
+expect2 "seed over 2^53" "^fsrace: --seed 18446744073709551615: must be a whole number" "$FSRACE" run --quiet --workdir "$WORK" --seed 18446744073709551615 --results "$TMP/res"
+expect2 "fractional seed" "^fsrace: --seed 1.5: must be a whole number" "$FSRACE" run --quiet --workdir "$WORK" --seed 1.5 --results "$TMP/res"
 expect2 "unknown option" "see 'fsrace --help'" "$FSRACE" run --quiet --workdir "$WORK" --frobnicate
 expect2 "not root" "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups "$FSRACE" run --quiet --workdir "$WORK" --results "$TMP/res-nobody"
 expect2 "no mkfs" "mkfs.ext4 not found: run 'make deps'" env PATH=/nonexistent "$FSRACE" run --quiet --workdir "$WORK" --fs ext4 --results "$TMP/res"

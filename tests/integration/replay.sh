@@ -17,4 +17,18 @@ grep -q "^reproduced 2/2$" "$TMP/out" || fail "did not reproduce 2/2"
 "$FSRACE" replay "$TMP" > "$TMP/out" 2> "$TMP/err"
 [ $? = 2 ] && grep -q "is not an fsrace run directory" "$TMP/err" || fail "bad directory not rejected"
 assert_no_leftovers
-pass "replay reproduced 2/2 and rejects bad input"
+# SIGINT mid-replay: exit 130 and says so (no "reproduced 0/K" verdict), nothing left behind.
+"$FSRACE" replay "$dir" --finding 2 --repeat 50 --workdir "$WORK" --results "$TMP/replays-int" > "$TMP/out" 2> "$TMP/err" &
+pid=$!
+for _ in $(seq 1 600); do [ -n "$(ls -d "$TMP"/replays-int/default/*/ 2>/dev/null)" ] && break; sleep 0.1; done
+sleep 0.5
+kill -INT $pid
+wait $pid
+rc=$?
+cat "$TMP/out" "$TMP/err"
+[ "$rc" = 130 ] || fail "interrupted replay: exit $rc, expected 130"
+grep -q "^interrupted after [0-9]* of 50 run(s)" "$TMP/out" || fail "interrupted replay does not say so"
+! grep -q "^reproduced" "$TMP/out" || fail "interrupted replay printed a verdict"
+grep -q "^fsrace: interrupted" "$TMP/err" || fail "no 'fsrace: interrupted' line"
+assert_no_leftovers
+pass "replay reproduced 2/2, rejects bad input, and exits 130 when interrupted"

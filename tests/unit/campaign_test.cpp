@@ -214,3 +214,34 @@ TEST(Campaign, ResolvedTomlOfEveryRealScenarioRoundTrips) {
     }
   }
 }
+
+TEST(Campaign, SeedOptionRejectsWhatTheCampaignCannotHold) {
+  // CLI11 alone took "-1" as 2^64 - 1 (then written as seed = -1, which replay refused).
+  for (const char* bad : {"-1", "1.5", "abc", "", " 5", "+5", "0x10", "1e3", "9007199254740992", "18446744073709551615",
+                          "99999999999999999999"}) {
+    try {
+      parse_seed_option(bad);
+      ADD_FAILURE() << "accepted --seed '" << bad << "'";
+    } catch (const Fatal& e) {
+      EXPECT_EQ(std::string(e.what()),
+                std::string("--seed ") + bad + ": must be a whole number from 0 to 9007199254740991 (2^53 - 1, as [campaign] seed)");
+    }
+  }
+  EXPECT_EQ(parse_seed_option("0"), 0u);
+  EXPECT_EQ(parse_seed_option("42"), 42u);
+  EXPECT_EQ(parse_seed_option("007"), 7u);
+  EXPECT_EQ(parse_seed_option("9007199254740991"), kMaxSeed);
+}
+
+TEST(Campaign, LargestSeedRoundTripsThroughCampaignToml) {
+  Campaign c = parse_campaign("", "c.toml", catalog());
+  CampaignOverrides o;
+  o.seed = kMaxSeed;
+  apply_overrides(c, o, catalog());
+  std::string toml = campaign_to_toml(c);
+  EXPECT_NE(toml.find("seed = 9007199254740991"), std::string::npos) << toml;
+  EXPECT_EQ(parse_campaign(toml, "resolved.toml", catalog()).seed, kMaxSeed);
+  o.seed = kMaxSeed + 1;  // programmatic callers (replay) hold the same range
+  EXPECT_THROW(apply_overrides(c, o, catalog()), Fatal);
+  EXPECT_EQ(err("[campaign]\nseed = -1\n"), "c.toml:2:8: 'seed' = -1 is out of range; allowed: 0 to 9007199254740991");
+}

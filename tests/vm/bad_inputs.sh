@@ -38,8 +38,55 @@ expect2 "lacks 9p filesystem (CONFIG_9P_FS" --kernel "$D/no9p/vmlinuz-$REL" --mo
 grep -v '^CONFIG_VIRTIO_BLK=' "$(dirname "$K")/config-$REL" >"$D/no9p/config-$REL"
 expect2 "lacks virtio block devices (CONFIG_VIRTIO_BLK" --kernel "$D/no9p/vmlinuz-$REL" --modules "$(dirname "$K")/../lib/modules/$REL"
 expect2 "exclude each other" --kernel debian --local
+expect2 "work directory /nonexistent-fsrace-workdir does not exist: pass an existing directory with --workdir" \
+  --kernel debian --workdir /nonexistent-fsrace-workdir
+# A full results filesystem while the run sets up its VM (campaign.toml fits, the guest's share files do
+# not): one line naming the file and the fix, no disk image left in the work directory.
+FULL="$RESULTS/full"
+WORK="$RESULTS/work"
+mkdir -p "$FULL" "$WORK"
+trap 'umount "$FULL" 2>/dev/null || true; rm -rf "$RESULTS"' EXIT
+mount -t tmpfs -o size=4k fsrace-test-full "$FULL"
+expect2 "campaign.in.toml: No space left on device (in the run directory): free space .* or pick another --results / --run-dir" \
+  --kernel debian --quiet --run-dir "$FULL/run" --workdir "$WORK"
+[ -z "$(ls -A "$WORK")" ] || { ls -laR "$WORK"; fail "disk images / temp dirs left in the work directory"; }
+[ ! -e "$FULL/run" ] || { ls -laR "$FULL"; fail "a run directory was left although nothing ran"; }
+umount "$FULL"
 # Nothing was left behind by the refused runs.
 left="$(find "$RESULTS" -name campaign.toml | wc -l)"
 [ "$left" = 0 ] || { find "$RESULTS" -name campaign.toml; fail "refused runs left $left run directories"; }
+no_qemu_left
+# The results filesystem fills up mid-run (after the first case, while the second runs): one line, exit 2,
+# the first case's results intact, no QEMU, disk image or host temp file left.
+mount -t tmpfs -o size=64m fsrace-test-full "$FULL"
+"$BIN" run "$C" --kernel debian --quiet --run-dir "$FULL/run" --workdir "$WORK" >"$RESULTS/out" 2>"$RESULTS/err" &
+pid=$!
+first="$FULL/run/vm0/ext4-punch-vs-fault/findings.json"
+for _ in $(seq 600); do
+  [ -s "$first" ] && break
+  kill -0 $pid 2>/dev/null || { cat "$RESULTS/err"; fail "fsrace exited before the first case ended"; }
+  sleep 0.5
+done
+[ -s "$first" ] || fail "the first case never ended"
+dd if=/dev/zero of="$FULL/filler" bs=1M 2>/dev/null || true  # now the results filesystem is full
+set +e
+wait $pid
+rc=$?
+set -e
+ERR="$(cat "$RESULTS/err")"
+[ "$rc" = 2 ] || { echo "$ERR"; fail "exit $rc with a full results filesystem, expected 2"; }
+! grep -q Traceback <<<"$ERR" || { echo "$ERR"; fail "a Python traceback"; }
+[ "$(grep -c '^fsrace: ' <<<"$ERR")" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line"; }
+grep -q "No space left on device.*free space" <<<"$ERR" || { echo "$ERR"; fail "the error does not name the full filesystem and the fix"; }
+echo "ok: results filesystem full mid-run -> $ERR"
+done_case=""
+for p in "$FULL"/run/ext4-punch-vs-fault "$FULL"/run/vm0/ext4-punch-vs-fault; do  # moved up to the run, or not yet
+  [ -s "$p/findings.json" ] && done_case="$p"
+done
+[ -n "$done_case" ] && [ "$(json "$done_case/findings.json" 'd["status"]')" = complete ] && [ -s "$done_case/ops.bin" ] || \
+  fail "the first case's results were not kept intact"
+[ -s "$FULL/run/campaign.toml" ] && [ -s "$FULL/run/console.log" ] || fail "campaign.toml / console.log not kept"
+[ -z "$(find "$FULL/run" -maxdepth 1 -name '*.tmp')" ] || fail "host temp files left in the run directory"
+[ -z "$(ls -A "$WORK")" ] || { ls -laR "$WORK"; fail "disk images / temp dirs left in the work directory"; }
 no_qemu_left
 echo "PASS: bad inputs"

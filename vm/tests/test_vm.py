@@ -331,6 +331,85 @@ class Policy(unittest.TestCase):
         self.assertEqual(c(True, None, b"no panic", 0, "")[0], "crashed")
         self.assertEqual(c(True, None, b"", -9, "qemu: killed\n")[0], "died")
 
+    def test_qemu_killed_from_outside_is_not_a_crash(self):
+        c = runner.classify_end
+        # SIGKILL (the OOM killer): no stderr, no panic, return code -9 -> a harness failure.
+        out, detail = c(True, None, b"[ 5.0] fsrace-agent: started\nracing for 60 s\n", -9, "")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGKILL", detail)
+        self.assertIn("from outside fsrace", detail)
+        self.assertEqual(c(False, None, b"early boot", -9, "")[0], "died")
+        # SIGTERM from someone else: QEMU shuts the guest down and exits 0, saying so on stderr.
+        out, detail = c(True, None, b"racing\n", 0,
+                        "qemu-system-x86_64: terminating on signal 15 from pid 4242 (kill)\n")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGTERM from pid 4242 (kill)", detail)
+        # QEMU aborting on its own is a QEMU failure too.
+        out, detail = c(True, None, b"", -6, "qemu: fatal: something\n")
+        self.assertEqual(out, "died")
+        self.assertIn("SIGABRT", detail)
+        self.assertIn("qemu: fatal: something", detail)
+        self.assertEqual(c(True, None, b"", 1, "")[0], "died")  # nonzero exit, no message: not a guest reset
+
+    def test_restart_plan(self):
+        rp = runner.restart_plan
+        cases = ["a", "b", "c"]
+        # hang in the heartbeat's case: the others run in a fresh boot, the hung one is not rerun
+        self.assertEqual(rp("hang", cases, set(), "a"), ("a", ["b", "c"]))
+        self.assertEqual(rp("crashed", cases, {"a"}, "b"), ("b", ["c"]))
+        # a stale heartbeat (the case had finished) or none: the first unfinished case
+        self.assertEqual(rp("crashed", cases, {"a"}, "a"), ("b", ["c"]))
+        self.assertEqual(rp("hang", cases, set(), ""), ("a", ["b", "c"]))
+        # nothing left: no restart
+        self.assertEqual(rp("hang", cases, {"a", "b"}, "c"), ("c", []))
+        self.assertEqual(rp("crashed", cases, {"a", "b", "c"}, "c"), ("", []))
+        self.assertEqual(rp("exited", cases, {"a", "b", "c"}, "c"), ("", []))
+        # only hangs and crashes restart; QEMU dying, boot failures and interrupts end the VM's job
+        for outcome in ("died", "boot-failed", "init-error", "qemu-failed", "interrupted", "exited"):
+            self.assertEqual(rp(outcome, cases, {"a"}, "b"), ("b", []))
+        # bounded: every restart leaves one case fewer, so at most len(cases) - 1 restarts
+        left, boots = cases, 0
+        while True:
+            _, left = rp("hang", left, set(), "")
+            if not left:
+                break
+            boots += 1
+        self.assertEqual(boots, len(cases) - 1)
+
+    def test_env_error_names_file_place_and_fix(self):
+        import errno as E
+        places = [("/r/run", "the run directory", "--results / --run-dir"), ("/w", "the work directory", "--workdir"),
+                  ("/repo/.cache", "fsrace's cache", "")]
+        m = runner.env_error(OSError(E.ENOSPC, "No space left on device", "/r/run/vm0/agent.sh"), places)
+        self.assertEqual(m, "/r/run/vm0/agent.sh: No space left on device (in the run directory): free space on the "
+                            "filesystem of the run directory or pick another --results / --run-dir, then rerun")
+        m = runner.env_error(OSError(E.EROFS, "Read-only file system", "/w/fsrace-vm0.x/ext4.img"), places)
+        self.assertIn("(in the work directory): make the work directory writable or pick another --workdir", m)
+        m = runner.env_error(OSError(E.ENOSPC, "No space left on device", "/repo/.cache/vm/accel.json"), places)
+        self.assertTrue(m.endswith("free space on the filesystem of fsrace's cache, then rerun"), m)
+        self.assertNotIn("\n", runner.env_error(OSError(E.EIO, "Input/output error"), places))
+
+    def test_write_text_names_the_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "missing", "f")
+            with self.assertRaises(OSError) as cm:
+                runner.write_text(p, "x")
+            self.assertEqual(cm.exception.filename, p)
+            q = os.path.join(d, "vm.json")
+            runner.write_atomic(q, "{}")
+            self.assertEqual(os.listdir(d), ["vm.json"])
+            if os.path.exists("/dev/full"):  # ENOSPC at flush: the file is named and no temp file stays
+                with self.assertRaises(OSError) as cm:
+                    runner.write_text("/dev/full", "x" * 100)
+                self.assertEqual((cm.exception.errno, cm.exception.filename), (28, "/dev/full"))
+
+    def test_guest_reset_is_still_a_crash(self):
+        c = runner.classify_end
+        # Triple fault / reboot with no panic line: -no-reboot makes QEMU exit 0 on its own.
+        self.assertEqual(c(True, None, b"racing\n", 0, "")[0], "crashed")
+        # A panic in the console is a crash whatever happened to QEMU afterwards.
+        self.assertEqual(c(True, None, b"Kernel panic - not syncing: Fatal exception\n", -9, "")[0], "crashed")
+
 
 class QemuArgv(unittest.TestCase):
     def test_command_line(self):
