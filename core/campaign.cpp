@@ -1,5 +1,7 @@
 #include "core/campaign.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -298,8 +300,16 @@ bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) c
   return why.empty();
 }
 
+constexpr int64_t kMaxCampaignBytes = 1 << 20;
+
 Campaign load_campaign(const std::string& path, const std::vector<ScenarioSpec>& catalog) {
   if (!path_exists(path)) throw Fatal(fmt::format("campaign file {} does not exist: pass a TOML campaign (e.g. campaigns/default.toml)", path));
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Fatal(fmt::format("campaign file {} is not a regular file: pass a TOML campaign (e.g. campaigns/default.toml)", path));
+  if (st.st_size > kMaxCampaignBytes)
+    throw Fatal(fmt::format("campaign file {} is {} bytes, more than a campaign can be ({} at most): pass a TOML campaign", path,
+                            int64_t(st.st_size), kMaxCampaignBytes));
   return parse_campaign(read_file(path), path, catalog);
 }
 

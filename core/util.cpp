@@ -14,7 +14,10 @@ namespace fsrace {
 
 void write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Never through a link planted in a shared results directory: the temp file is created fresh (a stale
+  // one of this pid, or a link by that name, is removed first) and the rename replaces `path` itself.
+  unlink(tmp.c_str());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw Fatal(fmt::format("cannot write {}: {}", tmp, strerror(errno)));
   size_t off = 0;
   while (off < data.size()) {

@@ -24,6 +24,9 @@ printf '[scenario.punch-vs-fault]\nmmap_readers = 999\n' > "$TMP/range.toml"
 printf '[fs.ext4]\nmount_options = "no_such_option_xyz"\n[campaign]\nfilesystems = ["ext4"]\n' > "$TMP/mount.toml"
 printf '[fs.ext4]\nmkfs_options = ["-b", "12345"]\n[campaign]\nfilesystems = ["ext4"]\n' > "$TMP/mkfs.toml"
 
+expect2 "campaign is a device" "/dev/zero is not a regular file" "$FSRACE" run --quiet --workdir "$WORK" /dev/zero --results "$TMP/res"
+head -c 2000000 /dev/zero | tr '\0' '#' > "$TMP/huge.toml"
+expect2 "huge campaign" "more than a campaign can be" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/huge.toml" --results "$TMP/res"
 expect2 "missing campaign" "does not exist" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/nope.toml" --results "$TMP/res"
 expect2 "unknown key" "typo.toml:3:1: unknown key 'duraton_s'" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/typo.toml" --results "$TMP/res"
 expect2 "out of range" "range.toml:2:16: 'mmap_readers' = 999 is out of range" "$FSRACE" run --quiet --workdir "$WORK" "$TMP/range.toml" --results "$TMP/res"
@@ -67,6 +70,14 @@ for doc in '{"schema": "fsrace-findings/1", "status": "complete", "cases": [{"ca
   grep -q "internal error" "$TMP/e" && { cat "$TMP/e"; fail "malformed findings.json: internal error"; }
   echo "ok: malformed findings.json -> exit $rc $(cat "$TMP/e")"
 done
+
+# a link planted in the results store is replaced, never written through
+: > "$TMP/victim"
+mkdir -p "$TMP/planted-run2" && ln -s "$TMP/victim" "$TMP/planted-run2/summary.txt"
+"$FSRACE" run --quiet --workdir "$WORK" --fs ext4 --duration 0.5 --run-dir "$TMP/planted-run2" > /dev/null 2>&1
+[ ! -s "$TMP/victim" ] || fail "a symlink planted as summary.txt was written through"
+[ -f "$TMP/planted-run2/summary.txt" ] && [ ! -L "$TMP/planted-run2/summary.txt" ] || fail "summary.txt is still the planted link"
+pass "a link planted in a run directory is replaced, its target untouched"
 
 after="$(cd "$earlier" && find . -type f -exec sha256sum {} + | sort)"
 [ "$before" = "$after" ] || fail "earlier run was modified"
