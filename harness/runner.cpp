@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fmt/core.h>
 #include <iostream>
 
@@ -325,7 +326,11 @@ RunOutcome run_host(const RunOptions& opt) {
     if (stop_requested().load()) break;
     const CaseSpec& cs = cases[i];
     std::string case_dir = rd.dir + "/" + cs.name;
-    make_dirs(case_dir);
+    // A fresh directory, never one that is there already (a link planted in a shared results store
+    // would take the case's files elsewhere).
+    if (mkdir(case_dir.c_str(), 0755) != 0)
+      throw Fatal(fmt::format("cannot create case directory {}: {}{}", case_dir, strerror(errno),
+                              errno == EEXIST ? " (something already has that name in a new run directory: remove it)" : ""));
     if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseAnalysis ca;
     try {

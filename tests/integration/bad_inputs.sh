@@ -71,13 +71,12 @@ for doc in '{"schema": "fsrace-findings/1", "status": "complete", "cases": [{"ca
   echo "ok: malformed findings.json -> exit $rc $(cat "$TMP/e")"
 done
 
-# a link planted in the results store is replaced, never written through
-: > "$TMP/victim"
-mkdir -p "$TMP/planted-run2" && ln -s "$TMP/victim" "$TMP/planted-run2/summary.txt"
-"$FSRACE" run --quiet --workdir "$WORK" --fs ext4 --duration 0.5 --run-dir "$TMP/planted-run2" > /dev/null 2>&1
-[ ! -s "$TMP/victim" ] || fail "a symlink planted as summary.txt was written through"
-[ -f "$TMP/planted-run2/summary.txt" ] && [ ! -L "$TMP/planted-run2/summary.txt" ] || fail "summary.txt is still the planted link"
-pass "a link planted in a run directory is replaced, its target untouched"
+# a link planted in a run directory is never followed: the case directory must be new
+mkdir -p "$TMP/victim" "$TMP/planted-run"
+ln -s "$TMP/victim" "$TMP/planted-run/ext4-punch-vs-fault"
+expect2 "planted case directory" "cannot create case directory $TMP/planted-run/ext4-punch-vs-fault: File exists" \
+  "$FSRACE" run --quiet --workdir "$WORK" --fs ext4 --duration 0.5 --run-dir "$TMP/planted-run"
+[ -z "$(ls -A "$TMP/victim")" ] || fail "the case wrote through a planted link: $(ls "$TMP/victim")"
 
 after="$(cd "$earlier" && find . -type f -exec sha256sum {} + | sort)"
 [ "$before" = "$after" ] || fail "earlier run was modified"
