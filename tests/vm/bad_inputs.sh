@@ -69,15 +69,7 @@ for _ in $(seq 600); do
 done
 [ -s "$first" ] || fail "the first case never ended"
 dd if=/dev/zero of="$FULL/filler" bs=1M 2>/dev/null || true  # now the results filesystem is full
-set +e
-wait $pid
-rc=$?
-set -e
-ERR="$(cat "$RESULTS/err")"
-[ "$rc" = 2 ] || { echo "$ERR"; fail "exit $rc with a full results filesystem, expected 2"; }
-! grep -q Traceback <<<"$ERR" || { echo "$ERR"; fail "a Python traceback"; }
-[ "$(grep -c '^fsrace: ' <<<"$ERR")" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line"; }
-grep -q "No space left on device.*free space" <<<"$ERR" || { echo "$ERR"; fail "the error does not name the full filesystem and the fix"; }
+wait_one_line_error $pid "No space left on device.*free space" "with a full results filesystem"
 echo "ok: results filesystem full mid-run -> $ERR"
 done_case=""
 for p in "$FULL"/run/ext4-punch-vs-fault "$FULL"/run/vm0/ext4-punch-vs-fault; do  # moved up to the run, or not yet

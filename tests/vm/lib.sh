@@ -56,3 +56,18 @@ json() {  # json FILE PYTHON-EXPR (d = the document)
 
 # reanalysis_same RUN: `fsrace analyze` of the stored run gives the run's own findings (reanalysis_same.sh).
 reanalysis_same() { bash "$TOP/tests/integration/reanalysis_same.sh" "$BIN" "$1" || fail "re-analysis of $1"; }
+
+# wait_one_line_error PID PATTERN WHAT: the fsrace run PID (stderr in $RESULTS/err) exits 2 with exactly one
+# "fsrace: " line, matching PATTERN, and no Python traceback; sets ERR.
+wait_one_line_error() {
+  local pid=$1 pat=$2 what=$3 rc
+  set +e
+  wait "$pid"
+  rc=$?
+  set -e
+  ERR="$(cat "$RESULTS/err")"
+  [ "$rc" = 2 ] || { echo "$ERR"; fail "exit $rc $what, expected 2"; }
+  ! grep -q Traceback <<<"$ERR" || { echo "$ERR"; fail "a Python traceback $what"; }
+  [ "$(grep -c '^fsrace: ' <<<"$ERR")" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line $what"; }
+  grep -q "$pat" <<<"$ERR" || { echo "$ERR"; fail "the error $what does not say '$pat'"; }
+}

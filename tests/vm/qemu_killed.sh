@@ -18,15 +18,7 @@ racing || fail "the guest never started racing"
 qpids="$(pgrep -f "qemu-system.*$RESULTS/work" || true)"
 [ "$(wc -w <<<"$qpids")" = 1 ] || fail "expected one QEMU of this test, found: ${qpids:-none}"
 kill -KILL $qpids
-set +e
-wait $pid
-rc=$?
-set -e
-ERR="$(cat "$RESULTS/err")"
-[ "$rc" = 2 ] || { echo "$ERR"; fail "exit $rc after QEMU was SIGKILLed, expected 2"; }
-! grep -q Traceback <<<"$ERR" || { echo "$ERR"; fail "a Python traceback"; }
-[ "$(grep -c '^fsrace: ' <<<"$ERR")" = 1 ] || { echo "$ERR"; fail "expected exactly one 'fsrace:' line"; }
-grep -q "^fsrace: vm-error: .*QEMU was killed by SIGKILL" <<<"$ERR" || { echo "$ERR"; fail "the error does not name QEMU's death"; }
+wait_one_line_error $pid "^fsrace: vm-error: .*QEMU was killed by SIGKILL" "after QEMU was SIGKILLed"
 RUN="$(ls -d "$RESULTS"/vm-smoke/*/)"
 F="$RUN/findings.json"
 [ "$(json "$F" 'd["findings_by_class"].get("kernel-crash", 0)')" = 0 ] || fail "a kernel-crash finding for a killed QEMU"
