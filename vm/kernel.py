@@ -108,6 +108,11 @@ def identify(path: str) -> KernelImage:
             raw = head[ptr + 0x200: ptr + 0x200 + 256].split(b"\0")[0]
             ver = raw.decode("ascii", "replace").strip()
         setup = (head[0x1f1] or 4) + 1
+        need = setup * 512 + _u32(head, 0x1f4) * 16  # setup sectors + syssize (16-byte units)
+        have = os.path.getsize(path)
+        if have < need:
+            raise VmError(f"{path} is truncated: its boot header says {need} bytes, the file has {have}: "
+                          f"copy or build the image again")
         with open(path, "rb") as f:
             f.seek(setup * 512 + _u32(head, 0x248))
             magic = f.read(6)
@@ -115,6 +120,8 @@ def identify(path: str) -> KernelImage:
                 b"\x5d\x00\x00": "lzma", b"\x02\x21\x4c\x18": "lz4", b"\x89LZO": "lzo"}
         c = next((v for k, v in comp.items() if magic.startswith(k)), "unknown")
         return KernelImage(path, "bzimage", _release_from_version(ver), ver, compression=c)
+    if head[:4] == b"\x7fELF" and len(head) < 64:
+        raise VmError(f"{path} is truncated: an ELF file of {len(head)} bytes is no kernel; pass a bzImage/vmlinuz/vmlinux")
     if head[:4] == b"\x7fELF":
         if head[4] != 2 or head[5] != 1:
             raise VmError(f"{path} is a 32-bit or big-endian ELF: fsrace boots x86_64 kernels")

@@ -62,6 +62,37 @@ class Identify(unittest.TestCase):
         img = kernel.identify(self.p("bz"))
         self.assertEqual((img.fmt, img.release, img.compression), ("bzimage", "6.9.0-test", "xz"))
 
+    def test_truncated_bzimage_refused(self):
+        fake_bzimage(self.p("bz"))
+        with open(self.p("bz"), "r+b") as f:
+            f.seek(0x1f4)
+            f.write(struct.pack("<I", (os.path.getsize(self.p("bz")) // 16) + 100))  # syssize past the end
+        with self.assertRaisesRegex(VmError, "is truncated: its boot header says"):
+            kernel.identify(self.p("bz"))
+
+    def test_mutated_images_only_ever_raise_vmerror(self):
+        """Fuzz-style property: truncations and byte flips of a bzImage and an ELF vmlinux are identified
+        or refused with a VmError (one line), never another exception."""
+        import random
+        fake_bzimage(self.p("bz"))
+        fake_elf(self.p("elf"), notes=[(b"Xen", 18, b"\0" * 8)])
+        rng = random.Random(1234)
+        for src in ("bz", "elf"):
+            with open(self.p(src), "rb") as f:
+                orig = f.read()
+            for i in range(1500):
+                b = bytearray(orig[: rng.randrange(1, len(orig) + 1)] if i % 3 == 0 else orig)
+                for _ in range(rng.randrange(1, 8)):
+                    if b:
+                        b[rng.randrange(len(b))] = rng.randrange(256)
+                with open(self.p("m"), "wb") as f:
+                    f.write(bytes(b))
+                try:
+                    img = kernel.identify(self.p("m"))
+                    kernel.pvh_vmlinux(img, os.path.join(self.d, "cache"))
+                except VmError as e:
+                    self.assertNotIn("\n", str(e))
+
     def test_bzimage_32bit_and_old_protocol_refused(self):
         fake_bzimage(self.p("bz32"), xload=0)
         with self.assertRaisesRegex(VmError, "32-bit x86 kernel"):
