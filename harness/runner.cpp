@@ -202,10 +202,7 @@ class CaseRunner {
   }
 
  private:
-  void phase(const char* name, const std::string& dir) {
-    progress_counter().fetch_add(1, std::memory_order_relaxed);
-    if (opt_.on_phase) opt_.on_phase(cs_.name, name, dir);
-  }
+  void phase(const char* name, const std::string& dir) { report_phase(opt_, cs_.name, name, dir); }
 
   std::unique_ptr<probes::ProbeSession> open_probes(json& info) {
     probes::SessionOptions po;
@@ -335,7 +332,7 @@ RunOutcome run_host(const RunOptions& opt) {
     CaseAnalysis ca;
     try {
       CaseRunner(opt, run, cs, case_dir, nonce + i, kernel.get(), probes_on).run();
-      phase_of(opt, cs.name, "analysis");
+      report_phase(opt, cs.name, "analysis");
       ca = analyze_case(case_dir);
     } catch (const Fatal& e) {
       bool intr = e.exit_code() == kExitInterrupted;
@@ -350,7 +347,7 @@ RunOutcome run_host(const RunOptions& opt) {
     for (const auto& n : ca.notes) std::cerr << "fsrace: note: " << n << "\n";
     json cdoc = findings_doc(run, {ca.info}, ca.findings, ca.info.value("status", "complete"));
     write_results(case_dir, cdoc, nullptr);
-    phase_of(opt, cs.name, "done");
+    report_phase(opt, cs.name, "done");
     kmsg_all += fmt::format("==== case {} ====\n", cs.name) + ca.kmsg_text;
     all.add_case(cdoc);
     persist(stop_requested().load() ? "interrupted" : "running");
@@ -361,9 +358,9 @@ RunOutcome run_host(const RunOptions& opt) {
   return outcome;
 }
 
-void phase_of(const RunOptions& opt, const std::string& case_name, const char* phase) {
+void report_phase(const RunOptions& opt, const std::string& case_name, const char* phase, const std::string& dir) {
   progress_counter().fetch_add(1, std::memory_order_relaxed);
-  if (opt.on_phase) opt.on_phase(case_name, phase, "");
+  if (opt.on_phase) opt.on_phase(case_name, phase, dir);
 }
 
 }  // namespace fsrace

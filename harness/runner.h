@@ -44,6 +44,7 @@ struct RunOutcome {
 RunOutcome run_host(const RunOptions& opt);
 
 // Counts as progress (the VM hang watch) and tells opt.on_phase that `case_name` entered `phase`.
-void phase_of(const RunOptions& opt, const std::string& case_name, const char* phase);
+// (dir: the test directory while the filesystem is mounted, else "").
+void report_phase(const RunOptions& opt, const std::string& case_name, const char* phase, const std::string& dir = "");
 
 }  // namespace fsrace
