@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, and the ones installed are printed.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config python3
+  build-essential cmake pkg-config python3 ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   e2fsprogs xfsprogs util-linux kmod
