@@ -129,6 +129,15 @@ std::string lock_words(const fsr_event& e) {
 
 }  // namespace
 
+std::set<std::pair<uint32_t, uint64_t>> inodes_of_file(const EventsData& ev, const std::string& file) {
+  std::set<std::pair<uint32_t, uint64_t>> ids;
+  for (const auto& [id, name] : inode_names(ev))
+    if (name == file) ids.insert({id.dev, id.ino});
+  return ids;
+}
+std::optional<std::pair<uint64_t, uint64_t>> event_page_range(const fsr_event& e) { return page_range(e); }
+std::string event_actor(const fsr_event& e) { return actor(e); }
+
 std::vector<std::string> explain_range(const EventsData& ev, const std::string& file, uint64_t b0, uint64_t n, uint64_t t0, uint64_t t1) {
   std::set<InodeId> ids;
   for (const auto& [id, name] : inode_names(ev))

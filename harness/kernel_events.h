@@ -4,7 +4,10 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/findings.h"
@@ -34,5 +37,12 @@ void attach_kernel_events(std::vector<Finding>& findings, const probes::EventsDa
 // The explanation lines for block `block` of file `file` in [t0, t1] (exposed for tests).
 std::vector<std::string> explain_range(const probes::EventsData& ev, const std::string& file, uint64_t first_block,
                                        uint64_t nblocks, uint64_t t0, uint64_t t1);
+
+// The (dev, ino) pairs events.bin's trailer names `file` (a test file can be recreated: several).
+std::set<std::pair<uint32_t, uint64_t>> inodes_of_file(const probes::EventsData& ev, const std::string& file);
+// Page range [first, last] an event is about (last = ~0: to EOF); nullopt for events without one (locks).
+std::optional<std::pair<uint64_t, uint64_t>> event_page_range(const fsr_event& e);
+// Who did it, in the workload's words: "the fault path (mmap reader) (fsr-mmap2[7677])".
+std::string event_actor(const fsr_event& e);
 
 }  // namespace fsrace

@@ -11,6 +11,7 @@
 #include "core/findings.h"
 #include "harness/replay.h"
 #include "harness/report.h"
+#include "harness/report_formats.h"
 #include "harness/runner.h"
 #include "core/util.h"
 #include "harness/vm_launch.h"
@@ -297,13 +298,21 @@ int main(int argc, char** argv) {
   vmrep->add_option("dir", vmrep_dir, "run directory")->required();
 
   // report
-  auto* rep = app.add_subcommand("report", "print the summary of a run directory again");
-  std::string rep_dir;
-  bool rep_json = false;
-  rep->add_option("dir", rep_dir, "run directory (results/<campaign>/<run-id>) or one of its case directories")->required();
-  rep->add_flag("--json", rep_json, "print findings.json instead");
-  rep->footer("Exit code: the run's own: 0 no finding, 1 findings, 130 interrupted, 2 a run that failed or never finished "
-              "(or DIR is not a run).");
+  auto* rep = app.add_subcommand("report", "print a run's summary again, or write its trace reports: report.html (timeline of "
+                                            "every finding), trace.json (Perfetto / chrome://tracing), junit.xml; several runs "
+                                            "(or the shards of one campaign) merge into one report");
+  std::vector<std::string> rep_dirs;
+  std::string rep_out;
+  ReportFormats rep_fmt;
+  rep->add_option("dirs", rep_dirs, "run directories (results/<campaign>/<run-id>), or one case directory to print")->required();
+  rep->add_flag("--html", rep_fmt.html, "write report.html: one self-contained page (summary, repro statistics, timelines)");
+  rep->add_flag("--perfetto", rep_fmt.perfetto, "write trace.json (Chrome trace-event format: ui.perfetto.dev, chrome://tracing)");
+  rep->add_flag("--junit", rep_fmt.junit, "write junit.xml (fstests' xunit shape: Jenkins, GitLab, kdevops)");
+  rep->add_flag("--json", rep_fmt.json, "with --out or several runs: write the (merged) findings.json; else print findings.json");
+  rep->add_option("--out", rep_out, "where to write (default: the run directory; needed for several runs)");
+  rep->footer("Without a format flag or --out, prints the summary. With --out or several runs and no format flag, writes all four.\n"
+              "Exit code: the run's own (merged: the worst): 0 no finding, 1 findings, 130 interrupted, 2 a run that failed or never "
+              "finished (or a directory that is not a run).");
 
   // analyze
   auto* ana = app.add_subcommand("analyze", "judge a stored run or case directory again from its files (ops.bin, events.bin, "
@@ -393,7 +402,17 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    if (*rep) return report_dir(rep_dir, rep_json);
+    if (*rep) {
+      bool write = rep_fmt.any() && !(rep_fmt.json && !rep_fmt.html && !rep_fmt.perfetto && !rep_fmt.junit && rep_out.empty());
+      if (rep_dirs.size() == 1 && !write && rep_out.empty()) return report_dir(rep_dirs[0], rep_fmt.json);
+      if (rep_dirs.size() > 1 && rep_out.empty())
+        throw Fatal(fmt::format("{} run directories given without --out: pass --out DIR for the merged report", rep_dirs.size()));
+      if (!rep_fmt.any()) rep_fmt = {true, true, true, true};
+      ReportModel m = load_report(rep_dirs);
+      std::string out = rep_out.empty() ? m.runs[0].dir : rep_out;
+      for (const auto& p : write_reports(m, out, rep_fmt)) std::cout << p << "\n";
+      return exit_code_of(m.doc);
+    }
     if (*ana) {
       AnalyzeResult r = analyze_path(ana_dir, ana_out, ana_in_place);
       for (const auto& n : r.notes) std::cerr << "fsrace: note: " << n << "\n";

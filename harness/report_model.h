@@ -1,0 +1,58 @@
+// Trace reports, the model: one or more run directories (a run, or the shards of one campaign) read into
+// one merged findings document, the repro statistics of every scenario x filesystem, and for each
+// itemised finding the window of the race around it (ops per workload thread, invalidate_lock holds and
+// contention, page-cache / iomap / DIO / ext4 events on the affected range) cut from the case's ops.bin
+// and events.bin. The writers (report_html, report_trace, report_junit) only format this model.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fsrace {
+
+struct ReportLimits {
+  size_t itemised = 50;        // findings shown in full (the rest are counted)
+  size_t ops_per_window = 500;  // ops drawn around one finding (the deciding ops always)
+  size_t events_per_window = 400;
+  uint64_t slack_ns = 2000000;        // window margin around the deciding ops
+  uint64_t max_lookback_ns = 250000000;  // a window reaches at most this far back from the read
+};
+
+struct ReportRun {
+  std::string dir;
+  nlohmann::json doc;  // its findings.json
+};
+
+struct ReportModel {
+  std::vector<ReportRun> runs;
+  nlohmann::json doc;    // the merged findings document (one run: its own); every finding and case has "run_index"
+  nlohmann::json stats;  // repro_stats(doc)
+  std::vector<nlohmann::json> windows;  // one per itemised finding (window_of), in doc["findings"] order
+  size_t left_out = 0;   // findings in the doc not itemised
+  nlohmann::json config; // kernel config highlights known for the run(s) (run.kernel_config)
+};
+
+// Reads the run directories (each must hold a findings.json of this fsrace; Fatal otherwise, naming it)
+// and merges them. Shards of one campaign merge into the statistics of the whole matrix; the same case
+// name in two runs counts as two runs of it.
+ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits& lim = {});
+
+// The merged findings document of several run documents (exposed for tests).
+nlohmann::json merge_docs(const std::vector<nlohmann::json>& docs);
+
+// Wilson score interval (95 %) for k successes in n trials.
+struct Interval {
+  double lo = 0, hi = 0;
+};
+Interval wilson95(uint64_t k, uint64_t n);
+
+// Per scenario x fs: runs, runs with a finding, rate + Wilson interval, median time to the first
+// finding (s from the race's start), classes seen.
+nlohmann::json repro_stats(const nlohmann::json& doc, const std::vector<ReportRun>& runs);
+
+// The replay command of finding `index` of a run directory.
+std::string replay_command(const std::string& run_dir, size_t finding_index);
+
+}  // namespace fsrace
