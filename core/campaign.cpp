@@ -434,4 +434,61 @@ std::string campaign_to_toml(const Campaign& c) {
   return os.str();
 }
 
+Shard parse_shard(const std::string& text) {
+  Shard s;
+  auto slash = text.find('/');
+  auto bad = [&]() {
+    return Fatal(fmt::format("shard '{}' is not I/N with 1 <= I <= N <= 100000 (e.g. --shard 2/8)", text));
+  };
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) throw bad();
+  for (size_t i = 0; i < text.size(); ++i)
+    if (i != slash && !std::isdigit(static_cast<unsigned char>(text[i]))) throw bad();
+  if (slash > 6 || text.size() - slash - 1 > 6) throw bad();
+  s.index = std::stoull(text.substr(0, slash));
+  s.total = std::stoull(text.substr(slash + 1));
+  if (s.index < 1 || s.total < 1 || s.index > s.total || s.total > 100000) throw bad();
+  return s;
+}
+
+Shard shard_from_env(const char* (*env)(const char*)) {
+  auto get = [&](const char* k) -> std::string {
+    const char* v = env(k);
+    return v ? v : "";
+  };
+  std::string gi = get("CI_NODE_INDEX"), gt = get("CI_NODE_TOTAL");
+  if (!gi.empty() || !gt.empty()) {
+    if (gi.empty() || gt.empty())
+      throw Fatal("GitLab CI sets CI_NODE_INDEX and CI_NODE_TOTAL together (`parallel: N` in the job); only one is set: set both or pass --shard I/N");
+    try {
+      return parse_shard(gi + "/" + gt);
+    } catch (const Fatal&) {
+      throw Fatal(fmt::format("CI_NODE_INDEX={} / CI_NODE_TOTAL={} is not a shard (1 <= index <= total): fix the job or pass --shard I/N", gi, gt));
+    }
+  }
+  std::string ki = get("JOB_COMPLETION_INDEX");
+  if (!ki.empty()) {
+    std::string kt = get("FSRACE_SHARD_TOTAL");
+    if (kt.empty())
+      throw Fatal("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but FSRACE_SHARD_TOTAL is not: set it to the Job's "
+                  "completions in the pod spec (docs/sharding.md), or pass --shard I/N");
+    bool digits = !ki.empty() && ki.size() < 7 && std::all_of(ki.begin(), ki.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!digits) throw Fatal(fmt::format("JOB_COMPLETION_INDEX={} is not a number: pass --shard I/N", ki));
+    try {
+      return parse_shard(std::to_string(std::stoull(ki) + 1) + "/" + kt);
+    } catch (const Fatal&) {
+      throw Fatal(fmt::format("JOB_COMPLETION_INDEX={} with FSRACE_SHARD_TOTAL={} is not a shard (index < total): set FSRACE_SHARD_TOTAL "
+                              "to the Job's completions", ki, kt));
+    }
+  }
+  return {};
+}
+
+std::vector<CaseSpec> shard_cases(const std::vector<CaseSpec>& all, const Shard& s) {
+  if (!s.active()) return all;
+  std::vector<CaseSpec> out;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (i % s.total == s.index - 1) out.push_back(all[i]);
+  return out;
+}
+
 }  // namespace fsrace

@@ -129,6 +129,20 @@ struct CaseSpec {
 // The case matrix in run order (repetition, filesystem, scenario); the only place case names are made.
 std::vector<CaseSpec> case_matrix(const Campaign& c);
 
+// A deterministic 1/N of the case matrix: shard I of N (1-based) runs the cases at positions p with
+// p % N == I - 1, the same split on every machine. total == 0: the whole matrix.
+struct Shard {
+  uint64_t index = 0, total = 0;
+  bool active() const { return total > 0; }
+};
+// "I/N" (1 <= I <= N <= 100000); Fatal (exit 2) naming the text and the form otherwise.
+Shard parse_shard(const std::string& text);
+// The scheduler's own variables, when no --shard was given: GitLab CI's CI_NODE_INDEX / CI_NODE_TOTAL
+// (1-based), a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (0-based) with FSRACE_SHARD_TOTAL set to
+// the Job's completions (the Job does not export them). `env` is getenv (injectable for tests).
+Shard shard_from_env(const char* (*env)(const char*));
+std::vector<CaseSpec> shard_cases(const std::vector<CaseSpec>& all, const Shard& s);
+
 // The campaign as resolved (defaults filled in, overrides applied), as TOML.
 std::string campaign_to_toml(const Campaign& c);
 

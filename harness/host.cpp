@@ -23,7 +23,29 @@
 
 extern char** environ;
 
+#include <zlib.h>
+
 namespace fsrace {
+
+std::string running_kernel_config() {
+  if (gzFile g = gzopen("/proc/config.gz", "rb")) {
+    std::string out;
+    char buf[65536];
+    int n;
+    while ((n = gzread(g, buf, sizeof buf)) > 0 && out.size() < (64u << 20)) out.append(buf, size_t(n));
+    gzclose(g);
+    if (!out.empty()) return out;
+  }
+  std::string boot = "/boot/config-" + kernel_release();
+  if (path_exists(boot)) {
+    try {
+      return read_file(boot);
+    } catch (const Fatal&) {
+    }
+  }
+  return "";
+}
+
 
 std::atomic<bool>& stop_requested() {
   static std::atomic<bool> flag{false};

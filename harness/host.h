@@ -13,6 +13,9 @@ namespace fsrace {
 std::atomic<bool>& stop_requested();
 void install_stop_handlers();
 
+// The running kernel's .config (/proc/config.gz, else /boot/config-<release>), "" if neither is readable.
+std::string running_kernel_config();
+
 struct CommandResult {
   int status = -1;  // exit code, or -1 if it could not run / died of a signal
   std::string output;

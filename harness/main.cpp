@@ -265,6 +265,10 @@ int main(int argc, char** argv) {
   run->add_option("--workdir", ropt.workdir, "where disk images and mount points live during the run (default /var/tmp)");
   run->add_flag("--no-op-log", no_op_log, "do not record ops.bin (benchmark baseline; disables the oracle)");
   run->add_flag("--quiet", quiet, "no progress lines on stderr");
+  std::string shard_text;
+  run->add_option("--shard", shard_text, "run shard I of N of the case matrix (the same split everywhere; default: GitLab's "
+                                         "CI_NODE_INDEX / CI_NODE_TOTAL or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX + "
+                                         "FSRACE_SHARD_TOTAL when set); merge shards with 'fsrace report A B ... --out DIR'");
   // VM mode (vm/, docs: README "VM mode")
   VmLaunch vml;
   run->add_option("--kernel", vml.kernel,
@@ -330,6 +334,8 @@ int main(int argc, char** argv) {
   bool plan_json = false;
   pln->add_option("campaign", plan_path, "campaign TOML file (default: campaigns/default.toml)");
   pln->add_flag("--json", plan_json, "machine-readable (the VM runner reads this)");
+  std::string plan_shard;
+  pln->add_option("--shard", plan_shard, "only shard I of N (as fsrace run --shard)");
 
   // replay
   auto* rpl = app.add_subcommand("replay", "rerun the case a finding came from and report how often it reproduces");
@@ -423,7 +429,8 @@ int main(int argc, char** argv) {
       if (plan_path.empty()) plan_path = top_dir() + "/campaigns/default.toml";
       Campaign c = load_campaign(plan_path, scenario_catalog());
       nlohmann::json cases = nlohmann::json::array();
-      for (const auto& cs : case_matrix(c))
+      Shard psh = plan_shard.empty() ? Shard{} : parse_shard(plan_shard);
+      for (const auto& cs : shard_cases(case_matrix(c), psh))
         cases.push_back({{"name", cs.name}, {"fs", cs.fs.type}, {"scenario", cs.sc.name}, {"rep", cs.rep}, {"seed", cs.seed},
                          {"device_size_mib", cs.fs.device_size_mib}, {"params", cs.sc.params}, {"kdelay", cs.sc.kdelay},
                          {"kwiden", cs.sc.kwiden}});
@@ -445,7 +452,7 @@ int main(int argc, char** argv) {
     }
     if (*vmrep) {
       VmReportResult r = vm_report(vmrep_dir);
-      std::cout << r.summary << fmt::format("\nresults: {}\n", vmrep_dir);
+      std::cout << r.summary << fmt::format("\nresults: {}\n{}\n", vmrep_dir, write_run_reports(vmrep_dir));
       if (!r.error.empty()) std::cerr << "fsrace: " << r.error << "\n";
       return r.exit_code;
     }
@@ -479,6 +486,10 @@ int main(int argc, char** argv) {
       apply_overrides(ropt.campaign, ov, catalog);
       ropt.log_ops = !no_op_log;
       ropt.verbose = !quiet;
+      ropt.shard = shard_text.empty() ? shard_from_env([](const char* k) -> const char* { return std::getenv(k); }) : parse_shard(shard_text);
+      if (ropt.shard.active() && shard_cases(case_matrix(ropt.campaign), ropt.shard).empty())
+        throw Fatal(fmt::format("shard {}/{} of campaign {} is empty: its matrix has {} case(s), so use at most that many shards",
+                                ropt.shard.index, ropt.shard.total, ropt.campaign.name, case_matrix(ropt.campaign).size()));
       if (!vml.kernel.empty()) {
         if (local) throw Fatal("--local (host mode) and --kernel (VM mode) exclude each other: pick one");
         exec_vm_runner(ropt, vml);
@@ -487,7 +498,8 @@ int main(int argc, char** argv) {
       ropt.probes = !no_probes;
       RunOutcome o = run_host(ropt);
       std::cout << read_file(o.dir + "/summary.txt");
-      std::cout << fmt::format("\nresults: {}\n", o.dir);
+      std::string report_note = write_run_reports(o.dir);
+      std::cout << fmt::format("\nresults: {}\n{}\n", o.dir, report_note);
       if (o.interrupted) {
         std::cerr << "fsrace: interrupted; results so far are in " << o.dir << "\n";
         return 130;

@@ -14,7 +14,7 @@ namespace fsrace {
 std::string render_html(const ReportModel& m);
 // Full detail in each itemised finding's window plus a sampled overview of every case, bounded by
 // `max_events` trace events in total.
-nlohmann::json chrome_trace(const ReportModel& m, size_t max_events = 400000);
+nlohmann::json chrome_trace(const ReportModel& m, size_t max_events = 200000);
 std::string render_junit(const ReportModel& m);
 
 struct ReportFormats {
@@ -25,5 +25,10 @@ struct ReportFormats {
 // Writes the selected files into `out` (atomically; findings.json only for a merge of several runs,
 // a single run's own stays the source of truth). Returns the paths written.
 std::vector<std::string> write_reports(const ReportModel& m, const std::string& out, const ReportFormats& f);
+
+// After a run: report.html, trace.json and junit.xml into the run directory. Never throws (the run's
+// findings.json is written already and stays the verdict): returns the line to print, the report's
+// path or why it could not be written.
+std::string write_run_reports(const std::string& run_dir);
 
 }  // namespace fsrace

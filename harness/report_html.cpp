@@ -126,13 +126,16 @@ void summary_section(std::string& h, const ReportModel& m) {
       r += fmt::format("{}<code>{}</code> ({}{})", r.empty() ? "" : ", ", esc(str(x, "id")), esc(str(x, "status")),
                        x.contains("shard") && x["shard"].is_object() ? fmt::format(", shard {}/{}", u64(x["shard"], "index"), u64(x["shard"], "total")) : "");
     row("merged runs", r);
-    if (run.contains("shards_missing")) {
-      std::string s;
-      for (const auto& x : run["shards_missing"]) s += (s.empty() ? "" : ", ") + esc(x.get<std::string>());
-      row("shards missing", "<b>" + s + "</b> — the statistics below cover only the shards given");
-    }
   } else {
-    row("run", fmt::format("<code>{}</code> started {}", esc(str(run, "id")), esc(str(run, "started"))));
+    row("run", fmt::format("<code>{}</code> started {}{}", esc(str(run, "id")), esc(str(run, "started")),
+                           run.contains("shard") && run["shard"].is_object()
+                               ? fmt::format(", shard {}/{} of the case matrix", u64(run["shard"], "index"), u64(run["shard"], "total"))
+                               : ""));
+  }
+  if (run.contains("shards_missing") && run["shards_missing"].is_array()) {
+    std::string s;
+    for (const auto& x : run["shards_missing"]) s += (s.empty() ? "" : ", ") + esc(x.is_string() ? x.get<std::string>() : x.dump());
+    row("shards missing", "<b>" + s + "</b> — the statistics below cover only the shards given");
   }
   row("campaign", fmt::format("{} (seed {}, {:g} s of racing per case)", esc(str(run, "campaign", "?")), u64(run, "seed"), dbl(run, "duration_s")));
   // filesystems with options, scenarios, repetitions

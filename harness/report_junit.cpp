@@ -6,6 +6,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <map>
 #include <toml++/toml.h>
 
@@ -126,8 +127,10 @@ std::string render_junit(const ReportModel& m) {
       if (it != findings.end() && !it->second.empty()) {
         ++fail;
         std::string text;
-        for (const json* f : it->second) text += finding_line(*f) + "\n";
-        uint64_t more = c.value("findings", uint64_t(0)) > it->second.size() ? c.value("findings", uint64_t(0)) - it->second.size() : 0;
+        size_t shown = std::min<size_t>(it->second.size(), 50);
+        for (size_t k = 0; k < shown; ++k) text += finding_line(*it->second[k]) + "\n";
+        uint64_t total = std::max<uint64_t>(c.value("findings", uint64_t(0)), it->second.size());
+        uint64_t more = total - shown;
         if (more) text += fmt::format("... {} more not itemised (findings.json)\n", more);
         body += fmt::format("      <failure message=\"{}\" type=\"{}\">{}</failure>\n", attr(finding_line(*it->second[0])),
                             attr(it->second[0]->value("class", "finding")), attr(text));

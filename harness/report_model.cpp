@@ -445,6 +445,13 @@ json merge_docs(const std::vector<json>& docs) {
     json d = docs[0];
     for (auto& c : d["cases"]) c["run_index"] = 0;
     for (size_t i = 0; i < d["findings"].size(); ++i) d["findings"][i]["run_index"] = 0, d["findings"][i]["index"] = i;
+    const json& r = d["run"];
+    if (r.contains("shard") && r["shard"].is_object()) {  // one shard alone: the others are missing
+      json missing = json::array();
+      for (uint64_t i = 1; i <= num(r["shard"], "total"); ++i)
+        if (i != num(r["shard"], "index")) missing.push_back(fmt::format("{} shard {}/{}", r.value("campaign", ""), i, num(r["shard"], "total")));
+      if (!missing.empty()) d["run"]["shards_missing"] = missing;
+    }
     return d;
   }
   json run = docs[0]["run"];
@@ -570,6 +577,28 @@ json repro_stats(const json& doc, const std::vector<ReportRun>& runs) {
       row["median_first_finding_s"] = nullptr;
     }
     out.push_back(row);
+  }
+  return out;
+}
+
+json kernel_config_highlights(const std::string& text) {
+  static const char* kKeys[] = {"LOCKDEP", "PROVE_LOCKING", "KASAN", "KCSAN", "KFENCE", "XFS_DEBUG", "XFS_ONLINE_SCRUB", "EXT4_DEBUG",
+                                "DEBUG_INFO_BTF", "KPROBES", "FUNCTION_ERROR_INJECTION", "BPF_KPROBE_OVERRIDE", "FS_DAX", "PREEMPT"};
+  json out = json::object();
+  if (text.empty()) return out;
+  for (const char* k : kKeys) {
+    std::string key = fmt::format("CONFIG_{}=", k), unset = fmt::format("# CONFIG_{} is not set", k);
+    std::string v = "n";
+    size_t p = 0;
+    while ((p = text.find(key, p)) != std::string::npos) {
+      if (p == 0 || text[p - 1] == '\n') {
+        size_t e = text.find('\n', p);
+        v = text.substr(p + key.size(), e == std::string::npos ? std::string::npos : e - p - key.size());
+        break;
+      }
+      p += key.size();
+    }
+    out[k] = v;
   }
   return out;
 }

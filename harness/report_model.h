@@ -52,6 +52,11 @@ Interval wilson95(uint64_t k, uint64_t n);
 // finding (s from the race's start), classes seen.
 nlohmann::json repro_stats(const nlohmann::json& doc, const std::vector<ReportRun>& runs);
 
+// The options a report names from a kernel .config text: LOCKDEP / PROVE_LOCKING, KASAN, KCSAN, KFENCE,
+// XFS_DEBUG, XFS_ONLINE_SCRUB, EXT4_DEBUG, DEBUG_INFO_BTF, KPROBES, FUNCTION_ERROR_INJECTION, FS_DAX,
+// BPF_KPROBE_OVERRIDE, PREEMPT: "y" / "m" / "n" (not set). An empty object for an empty text.
+nlohmann::json kernel_config_highlights(const std::string& config_text);
+
 // The replay command of finding `index` of a run directory.
 std::string replay_command(const std::string& run_dir, size_t finding_index);
 

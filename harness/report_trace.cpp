@@ -116,9 +116,12 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
       if (!win && k % step) continue;
       if (em.full()) break;
       uint64_t b0 = o.offset / 4096, b1 = (o.offset + std::max<uint64_t>(o.length, 1) - 1) / 4096;
-      em.add({{"ph", "X"}, {"cat", win ? "op" : "op,sampled"}, {"name", op_kind_name(OpKind(o.kind))}, {"pid", pid}, {"tid", o.thread},
-              {"ts", ts(o.start_ns)}, {"dur", std::max(0.01, ts(o.end_ns) - ts(o.start_ns))},
-              {"args", {{"id", o.id}, {"file", o.file}, {"blocks", fmt::format("{}..{}", b0, b1)}, {"result", o.result}}}});
+      json x = {{"ph", "X"}, {"cat", win ? "op" : "sampled"}, {"name", op_kind_name(OpKind(o.kind))}, {"pid", pid}, {"tid", o.thread},
+                {"ts", ts(o.start_ns)}, {"dur", std::max(0.01, ts(o.end_ns) - ts(o.start_ns))}};
+      // the overview keeps the range only; inside a window every field of the record
+      if (win) x["args"] = {{"id", o.id}, {"file", o.file}, {"blocks", fmt::format("{}..{}", b0, b1)}, {"result", o.result}};
+      else x["args"] = {{"blocks", fmt::format("{}..{}", b0, b1)}};
+      em.add(std::move(x));
     }
     // Findings as process-scoped instants; flows from the allowed op to the read.
     for (const auto& w : cw) {

@@ -23,4 +23,14 @@ std::vector<std::string> write_reports(const ReportModel& m, const std::string& 
   return written;
 }
 
+std::string write_run_reports(const std::string& run_dir) {
+  try {
+    ReportModel m = load_report({run_dir});
+    write_reports(m, run_dir, {true, true, true, false});
+    return fmt::format("report: {}/report.html (timelines), trace.json (ui.perfetto.dev), junit.xml", run_dir);
+  } catch (const std::exception& e) {
+    return fmt::format("report: not written ({}); the findings above are complete: 'fsrace report {} --html' retries", e.what(), run_dir);
+  }
+}
+
 }  // namespace fsrace

@@ -27,6 +27,7 @@ class RunDoc {
   void add_finding(const Finding& f);
   nlohmann::json& run() { return run_; }
   uint64_t total() const;
+  const std::map<std::string, uint64_t>& by_class() const { return by_class_; }
   nlohmann::json doc(const std::string& status) const;
 
  private:

@@ -1,4 +1,6 @@
 #include "harness/runner.h"
+#include "harness/report_model.h"
+#include "harness/status.h"
 
 #include <fcntl.h>
 #include <linux/fiemap.h>
@@ -297,7 +299,16 @@ RunOutcome run_host(const RunOptions& opt) {
               {"seed", c.seed},   {"duration_s", c.duration_s}, {"started", timestamp_id()}, {"source", c.source},
               {"op_logging", opt.log_ops}};
   run.update(opt.run_extra);
+  if (!run.contains("kernel_config")) {
+    json kc = kernel_config_highlights(running_kernel_config());
+    if (!kc.empty()) run["kernel_config"] = kc;
+  }
   std::vector<CaseSpec> cases = case_matrix(c);
+  if (opt.shard.active()) {
+    size_t all_cases = cases.size();
+    cases = shard_cases(cases, opt.shard);
+    run["shard"] = {{"index", opt.shard.index}, {"total", opt.shard.total}, {"matrix_cases", all_cases}};
+  }
   if (!opt.only_cases.empty()) {  // a VM job runs its share of the matrix
     std::vector<CaseSpec> mine;
     for (const auto& want : opt.only_cases) {
@@ -319,6 +330,21 @@ RunOutcome run_host(const RunOptions& opt) {
   bool kernel_widening = false;
   for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty();
   if ((probes_on || kernel_widening) && !stop_requested().load()) kernel = probes::running_kernel();
+  // Progress: a live status line on a terminal, plain lines otherwise (the guest agent keeps its own lines).
+  std::unique_ptr<StatusLine> status;
+  RunOptions copt = opt;
+  if (opt.verbose && !opt.in_vm_guest()) {
+    status = std::make_unique<StatusLine>(cases.size(), double(cases.size()) * (c.duration_s + 3.0), false);
+    copt.verbose = false;
+    copt.on_phase = [&status, outer = opt.on_phase](const std::string& cn, const std::string& ph, const std::string& dir) {
+      status->phase(cn, ph);
+      if (outer) outer(cn, ph, dir);
+    };
+  }
+  auto note = [&](const std::string& text) {
+    if (status) status->line(text);
+    else std::cerr << text << "\n";
+  };
   for (size_t i = 0; i < cases.size(); ++i) {
     if (stop_requested().load()) break;
     const CaseSpec& cs = cases[i];
@@ -328,11 +354,12 @@ RunOutcome run_host(const RunOptions& opt) {
     if (mkdir(case_dir.c_str(), 0755) != 0)
       throw Fatal(fmt::format("cannot create case directory {}: {}{}", case_dir, strerror(errno),
                               errno == EEXIST ? " (something already has that name in a new run directory: remove it)" : ""));
-    if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
+    if (status) status->case_started(i, cs.name);
+    else if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseAnalysis ca;
     try {
-      CaseRunner(opt, run, cs, case_dir, nonce + i, kernel.get(), probes_on).run();
-      report_phase(opt, cs.name, "analysis");
+      CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on).run();
+      report_phase(copt, cs.name, "analysis");
       ca = analyze_case(case_dir);
     } catch (const Fatal& e) {
       bool intr = e.exit_code() == kExitInterrupted;
@@ -344,12 +371,13 @@ RunOutcome run_host(const RunOptions& opt) {
       }
       throw;
     }
-    for (const auto& n : ca.notes) std::cerr << "fsrace: note: " << n << "\n";
+    for (const auto& n : ca.notes) note("fsrace: note: " + n);
     json cdoc = findings_doc(run, {ca.info}, ca.findings, ca.info.value("status", "complete"));
     write_results(case_dir, cdoc, nullptr);
-    report_phase(opt, cs.name, "done");
+    report_phase(copt, cs.name, "done");
     kmsg_all += fmt::format("==== case {} ====\n", cs.name) + ca.kmsg_text;
     all.add_case(cdoc);
+    if (status) status->case_done(cs.name, all.by_class());
     persist(stop_requested().load() ? "interrupted" : "running");
   }
   outcome.interrupted = stop_requested().load();

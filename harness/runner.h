@@ -28,6 +28,7 @@ struct RunOptions {
   std::string mode = "host";                    // recorded in findings.json run.mode: host | vm-guest
   bool in_vm_guest() const { return mode == kModeVmGuest; }
   std::map<std::string, std::string> devices;   // fs type -> block device to mkfs instead of a loop device
+  Shard shard;                                  // run this 1/N of the case matrix (--shard I/N)
   std::vector<std::string> only_cases;          // run just these case names (VM jobs split the matrix)
   nlohmann::json run_extra = nlohmann::json::object();  // merged into findings.json "run"
   // Called when a case enters a phase (setup, race, verify, analysis, done); dir = the test directory.

@@ -1,4 +1,5 @@
 #include "harness/vm_report.h"
+#include "harness/report_model.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -105,6 +106,16 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
                  {"memory_mib", vm.value("memory_mib", 0)}, {"jobs", vm.value("jobs", 1)},
                  {"boot_to_agent_s", json::array()}};
   run["kernel"] = vm["kernel"].value("release", "?");
+  {  // the image's .config, when the VM runner found one (kbuild's config, a packaged kernel's /boot/config-*)
+    std::string cfg = vm["kernel"].value("config", "");
+    if (!cfg.empty() && path_exists(cfg)) {
+      try {
+        json kc = kernel_config_highlights(read_file(cfg));
+        if (!kc.empty()) run["kernel_config"] = kc;
+      } catch (const Fatal&) {
+      }
+    }
+  }
 
   RunDoc all(run);
   std::string kmsg_all, status = vm.value("status", "complete");

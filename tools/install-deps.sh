@@ -12,6 +12,9 @@ PKGS=(
   qemu-system-x86 busybox-static
   # probes (issue 3): BPF toolchain, libbpf, bpftool for vmlinux.h + skeletons, libFuzzer runtime
   clang-14 llvm-14 libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
+  # trace reports (fsrace report): their tests validate findings.json (JSON Schema), junit.xml (xmllint
+  # --schema) and open report.html in a real browser (headless chromium)
+  python3-jsonschema libxml2-utils chromium
 )
 source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
 ensure_packages deps "${PKGS[@]}"

@@ -57,11 +57,13 @@ def repo_top() -> str:
 
 # ---- pure policy ---------------------------------------------------------------------------------
 
-def plan_cases(fsrace: str, campaign: str) -> list[dict]:
+def plan_cases(fsrace: str, campaign: str, shard: str = "") -> list[dict]:
     """The case matrix exactly as the C++ side defines it (`fsrace plan --json`): per case its name (the
-    case directory), fs, scenario, rep, seed and device_size_mib. Names are never derived here."""
+    case directory), fs, scenario, rep, seed and device_size_mib. Names are never derived here. With
+    shard "I/N", only that shard's cases (the C++ side splits, too)."""
     try:
-        r = subprocess.run([fsrace, "plan", campaign, "--json"], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([fsrace, "plan", campaign, "--json"] + (["--shard", shard] if shard else []),
+                           capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise VmError(f"cannot run '{fsrace} plan': {e}; rebuild fsrace (make)")
     if r.returncode != 0:
@@ -282,8 +284,16 @@ class VmRun:
         self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), int(self.vmcfg.get("memory_mib", 1024)))
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
 
+    def shard_record(self) -> dict:
+        sh = getattr(self.args, "shard", "")
+        if not sh:
+            return {}
+        i, n = (int(x) for x in sh.split("/"))
+        return {"shard": {"index": i, "total": n, "matrix_cases": getattr(self, "matrix_cases", 0)}}
+
     def make_jobs(self):
-        cases = plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))
+        cases = plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"), getattr(self.args, "shard", ""))
+        self.matrix_cases = len(plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))) if getattr(self.args, "shard", "") else len(cases)
         n = self.args.jobs or default_jobs()
         groups = split_jobs(cases, n)
         sizes = {c["fs"]: int(c["device_size_mib"]) for c in cases}
@@ -455,7 +465,8 @@ class VmRun:
             "status": "interrupted" if self.stop else "complete",
             "run": {"id": self.args.run_id or os.path.basename(self.run_dir), "campaign": c["name"],
                     "seed": c["seed"], "duration_s": c["duration_s"], "source": self.args.source or "",
-                    "started": time.strftime("%Y%m%d-%H%M%S", time.localtime(self.t0))},
+                    "started": time.strftime("%Y%m%d-%H%M%S", time.localtime(self.t0)),
+                    **self.shard_record()},
             "kernel": {"image": os.path.abspath(k.image.path), "release": k.image.release, "version": k.image.version_line,
                        "boot": k.boot_kind, "boot_path": os.path.abspath(k.boot_path), "modules": k.modules_dir,
                        "config": k.config_source, "features": k.features},
