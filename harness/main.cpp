@@ -414,7 +414,7 @@ int main(int argc, char** argv) {
       if (rep_dirs.size() > 1 && rep_out.empty())
         throw Fatal(fmt::format("{} run directories given without --out: pass --out DIR for the merged report", rep_dirs.size()));
       if (!rep_fmt.any()) rep_fmt = {true, true, true, true};
-      ReportModel m = load_report(rep_dirs);
+      ReportModel m = load_report(rep_dirs, {}, rep_fmt.html || rep_fmt.perfetto);
       std::string out = rep_out.empty() ? m.runs[0].dir : rep_out;
       for (const auto& p : write_reports(m, out, rep_fmt)) std::cout << p << "\n";
       return exit_code_of(m.doc);

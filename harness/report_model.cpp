@@ -46,13 +46,7 @@ uint64_t num(const json& j, const char* key, uint64_t dflt = 0) {
 
 // ---- windows ---------------------------------------------------------------------------------------
 
-struct CaseFiles {
-  bool loaded = false;
-  std::optional<OpLogData> ops;
-  std::optional<probes::EventsData> events;
-  std::string note;
-  std::map<uint32_t, std::string> thread_roles;  // op-log thread -> "punch, write"
-};
+using CaseFiles = CaseData;
 
 std::string us_text(double us) {
   double a = std::fabs(us);
@@ -171,8 +165,14 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
   if (f.contains("got_value") && f["got_value"].is_object()) got_id = num(f["got_value"], "op");
   std::set<uint64_t> key_ids;
   for (const auto& o : f.value("ops", json::array())) key_ids.insert(num(o, "id"));
-  std::map<uint64_t, size_t> by_id;
-  for (size_t i = 0; i < d.ops.size(); ++i) by_id[d.ops[i].id] = i;
+  std::map<uint64_t, size_t> by_id;  // the deciding ops only (a 60 s case has millions)
+  {
+    std::set<uint64_t> want = key_ids;
+    want.insert(expected_ids.begin(), expected_ids.end());
+    if (got_id) want.insert(got_id);
+    for (size_t i = 0; i < d.ops.size(); ++i)
+      if (want.count(d.ops[i].id)) by_id[d.ops[i].id] = i;
+  }
   const OpRecord* read = nullptr;
   for (uint64_t id : key_ids) {
     auto it = by_id.find(id);
@@ -299,8 +299,13 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
       uint64_t dist = a.ts_ns > origin ? a.ts_ns - origin : origin - a.ts_ns;
       evs.push_back({lane, t, std::max(0.0, te - t), event_class(a), label, tip, dist, in_range});
     };
-    for (const auto& e : cf.events->events) {
-      if (e.ts_ns > t1) break;  // sorted by time in load_case
+    // from 1 s before the window: holds and contention that began earlier are drawn from its start
+    uint64_t from = t0 > 1000000000ull ? t0 - 1000000000ull : 0;
+    const auto& evv = cf.events->events;
+    auto first = std::lower_bound(evv.begin(), evv.end(), from, [](const fsr_event& e, uint64_t t) { return e.ts_ns < t; });
+    for (auto eit = first; eit != evv.end(); ++eit) {
+      const fsr_event& e = *eit;
+      if (e.ts_ns > t1) break;  // decode_events sorts by time
       if (!inodes.empty() && !inodes.count({e.dev, e.ino})) continue;
       // Interval events: remember openers (also before the window), draw on the close.
       if (auto c = closer_of(e.kind)) {
@@ -398,7 +403,6 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
 }
 
 void load_case(CaseFiles& cf, const std::string& dir) {
-  cf.loaded = true;
   try {
     if (path_exists(dir + "/ops.bin")) cf.ops = load_oplog(dir + "/ops.bin");
     else cf.note = fmt::format("{}/ops.bin is missing (op logging off, or the case did not finish): no op lanes", dir);
@@ -406,12 +410,7 @@ void load_case(CaseFiles& cf, const std::string& dir) {
     cf.note = fmt::format("ops.bin unreadable: {}", e.what());
   }
   try {
-    if (path_exists(dir + "/events.bin")) {
-      cf.events = probes::load_events(dir + "/events.bin");
-      // ring-buffer order is per-CPU batches: put them in time order (per task too) once
-      std::stable_sort(cf.events->events.begin(), cf.events->events.end(),
-                       [](const fsr_event& a, const fsr_event& b) { return a.ts_ns < b.ts_ns; });
-    }
+    if (path_exists(dir + "/events.bin")) cf.events = probes::load_events(dir + "/events.bin");  // in time order
   } catch (const std::exception& e) {
     cf.note += (cf.note.empty() ? "" : "; ") + fmt::format("events.bin unreadable: {}", e.what());
   }
@@ -607,7 +606,7 @@ std::string replay_command(const std::string& run_dir, size_t finding_index) {
   return fmt::format("fsrace replay {} --finding {} --repeat 20", run_dir, finding_index);
 }
 
-ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits& lim) {
+ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits& lim, bool with_windows) {
   if (dirs.empty()) throw Fatal("no run directory given: pass results/<campaign>/<run-id> (one or more)");
   ReportModel m;
   std::set<std::string> seen;
@@ -641,14 +640,22 @@ ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits
     }
     std::sort(order.begin(), order.end());
     m.left_out = fs.size() - order.size() + num(m.doc, "suppressed");
-    std::map<std::string, CaseFiles> cases;
     for (size_t i : order) {
       const json& f = fs[i];
       uint64_t ri = num(f, "run_index");
       std::string case_dir = m.runs[ri].dir + "/" + f.value("case", "");
-      CaseFiles& cf = cases[case_dir];
-      if (!cf.loaded) load_case(cf, case_dir);
-      json w = window_of(f, i, cf, lim);
+      static const CaseData kNone;
+      const CaseData* cf = &kNone;
+      if (with_windows) {
+        auto& slot = m.loaded[case_dir];
+        if (!slot) {
+          auto c = std::make_shared<CaseData>();
+          load_case(*c, case_dir);
+          slot = c;
+        }
+        cf = slot.get();
+      }
+      json w = window_of(f, i, *cf, lim);
       w["replay"] = replay_command(m.runs[ri].dir, num(f, "index"));
       m.windows.push_back(std::move(w));
     }

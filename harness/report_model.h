@@ -7,8 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "core/oplog.h"
+#include "probes/events.h"
 
 namespace fsrace {
 
@@ -18,6 +24,14 @@ struct ReportLimits {
   size_t events_per_window = 400;
   uint64_t slack_ns = 2000000;        // window margin around the deciding ops
   uint64_t max_lookback_ns = 250000000;  // a window reaches at most this far back from the read
+};
+
+// A case directory's ops.bin / events.bin as loaded for the windows (kept for the trace writer).
+struct CaseData {
+  std::optional<OpLogData> ops;
+  std::optional<probes::EventsData> events;  // in time order (decode_events sorts)
+  std::string note;                          // what could not be loaded
+  std::map<uint32_t, std::string> thread_roles;  // op-log thread -> its most frequent op kinds
 };
 
 struct ReportRun {
@@ -32,12 +46,14 @@ struct ReportModel {
   std::vector<nlohmann::json> windows;  // one per itemised finding (window_of), in doc["findings"] order
   size_t left_out = 0;   // findings in the doc not itemised
   nlohmann::json config; // kernel config highlights known for the run(s) (run.kernel_config)
+  std::map<std::string, std::shared_ptr<const CaseData>> loaded;  // case dir -> its files (cases with itemised findings)
 };
 
 // Reads the run directories (each must hold a findings.json of this fsrace; Fatal otherwise, naming it)
 // and merges them. Shards of one campaign merge into the statistics of the whole matrix; the same case
 // name in two runs counts as two runs of it.
-ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits& lim = {});
+// windows = false: no case files are read (junit.xml and findings.json need only the documents).
+ReportModel load_report(const std::vector<std::string>& dirs, const ReportLimits& lim = {}, bool windows = true);
 
 // The merged findings document of several run documents (exposed for tests).
 nlohmann::json merge_docs(const std::vector<nlohmann::json>& docs);

@@ -79,13 +79,21 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
     std::string dir = m.runs[ri].dir + "/" + name;
     em.add({{"ph", "M"}, {"name", "process_name"}, {"pid", pid}, {"args", {{"name", m.runs.size() > 1 ? fmt::format("{} (run {})", name, ri) : name}}}});
     em.add({{"ph", "M"}, {"name", "process_sort_index"}, {"pid", pid}, {"args", {{"sort_index", pid}}}});
-    if (!path_exists(dir + "/ops.bin")) continue;
-    OpLogData d;
-    try {
-      d = load_oplog(dir + "/ops.bin");
-    } catch (const std::exception&) {
-      continue;
+    // the files the model loaded for its windows, else ops.bin alone (the overview needs no events)
+    auto cached = m.loaded.find(dir);
+    std::shared_ptr<const CaseData> cd = cached == m.loaded.end() ? nullptr : cached->second;
+    OpLogData own;
+    const OpLogData* dp = cd && cd->ops ? &*cd->ops : nullptr;
+    if (!dp) {
+      if (!path_exists(dir + "/ops.bin")) continue;
+      try {
+        own = load_oplog(dir + "/ops.bin");
+      } catch (const std::exception&) {
+        continue;
+      }
+      dp = &own;
     }
+    const OpLogData& d = *dp;
     if (d.ops.empty()) continue;
     std::vector<size_t> order(d.ops.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -108,13 +116,24 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
     size_t share = em.budget > em.n ? (em.budget - em.n) / ncases : 0;
     size_t overview_budget = share > detail ? share - detail : share / 4;
     size_t step = std::max<size_t>(1, (d.ops.size() + overview_budget - 1) / std::max<size_t>(1, overview_budget));
-    std::map<uint64_t, const OpRecord*> by_id;
+    std::map<uint64_t, const OpRecord*> by_id;  // the findings' ops only
+    {
+      std::set<uint64_t> want;
+      for (const auto& w : cw) {
+        const json& f = doc["findings"][m.windows[w.widx]["finding"].get<size_t>()];
+        for (const auto& o : f.value("ops", json::array())) want.insert(o.value("id", uint64_t(0)));
+        for (const auto& e : f.value("expected", json::array())) {
+          std::string s = e.is_string() ? e.get<std::string>() : "";
+          if (auto p = s.find("op="); p != std::string::npos) want.insert(std::strtoull(s.c_str() + p + 3, nullptr, 10));
+        }
+      }
+      for (const auto& o : d.ops)
+        if (want.count(o.id)) by_id[o.id] = &o;
+    }
     for (size_t k = 0; k < order.size(); ++k) {
       const OpRecord& o = d.ops[order[k]];
-      by_id[o.id] = &o;
       bool win = in_window(o.start_ns, o.end_ns);
-      if (!win && k % step) continue;
-      if (em.full()) break;
+      if (!win && (k % step || em.full())) continue;  // the windows in full always; the overview within budget
       uint64_t b0 = o.offset / 4096, b1 = (o.offset + std::max<uint64_t>(o.length, 1) - 1) / 4096;
       json x = {{"ph", "X"}, {"cat", win ? "op" : "sampled"}, {"name", op_kind_name(OpKind(o.kind))}, {"pid", pid}, {"tid", o.thread},
                 {"ts", ts(o.start_ns)}, {"dur", std::max(0.01, ts(o.end_ns) - ts(o.start_ns))}};
@@ -149,14 +168,19 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
       }
     }
     // Kernel events inside the windows, on the finding's file.
-    if (cw.empty() || !path_exists(dir + "/events.bin")) continue;
-    probes::EventsData ev;
-    try {
-      ev = probes::load_events(dir + "/events.bin");
-    } catch (const std::exception&) {
-      continue;
+    if (cw.empty()) continue;
+    probes::EventsData own_ev;
+    const probes::EventsData* evp = cd && cd->events ? &*cd->events : nullptr;
+    if (!evp) {
+      if (!path_exists(dir + "/events.bin")) continue;
+      try {
+        own_ev = probes::load_events(dir + "/events.bin");  // in time order
+      } catch (const std::exception&) {
+        continue;
+      }
+      evp = &own_ev;
     }
-    std::stable_sort(ev.events.begin(), ev.events.end(), [](const fsr_event& a, const fsr_event& b) { return a.ts_ns < b.ts_ns; });
+    const probes::EventsData& ev = *evp;
     std::set<std::pair<uint32_t, uint64_t>> inodes;
     for (const auto& w : cw)
       for (const auto& id : inodes_of_file(ev, doc["findings"][m.windows[w.widx]["finding"].get<size_t>()].value("file", ""))) inodes.insert(id);
@@ -174,8 +198,11 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
       if (e.kind == FSR_EV_RWSEM_ACQUIRED) return e.a[0] ? "invalidate_lock exclusive" : "invalidate_lock shared";
       return "invalidate_lock contention";
     };
-    for (const auto& e : ev.events) {
-      if (em.full()) break;
+    uint64_t win_lo = UINT64_MAX, win_hi = 0;
+    for (const auto& w : cw) win_lo = std::min(win_lo, w.t0), win_hi = std::max(win_hi, w.t1);
+    auto first = std::lower_bound(ev.events.begin(), ev.events.end(), win_lo, [](const fsr_event& e, uint64_t t) { return e.ts_ns < t; });
+    for (auto it = first; it != ev.events.end() && it->ts_ns <= win_hi; ++it) {
+      const fsr_event& e = *it;
       if (!inodes.empty() && !inodes.count({e.dev, e.ino})) continue;
       bool win = in_window(e.ts_ns, e.ts_ns);
       if (e.kind == FSR_EV_RWSEM_ACQUIRED || e.kind == FSR_EV_CONTENTION_BEGIN) {
