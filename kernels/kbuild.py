@@ -726,11 +726,13 @@ def inspect_source(src, rev, allow_dirty, patches):
                   dirty_diff=diff, private=True)
 
 
-def debian_source(cache, allow_apt):
+def debian_source(cache, allow_apt, patched):
+    """Debian's tarball, unpacked once into the cache: the stock build builds it in place (O=), a patched
+    variant from an rsync copy that gets the patches (one copy and O= dir for all patched variants)."""
     tarball = ensure_source_package(allow_apt=allow_apt)
     pristine, sid = ensure_unpacked(cache, tarball)
     return Source("debian", pristine, f"{PACKAGE} {sid.get('package_version') or ''}".strip(),
-                  {"debian": sid}, tree=pristine, private=True)
+                  {"debian": sid}, tree=pristine, private=patched)
 
 
 def prepare_private_tree(source, work_src, patches, logfile):
@@ -872,13 +874,13 @@ def build(args):
     extra = [("git", "git")] if source is not None and source.kind == "git" else []
     if patches:
         extra.append(("patch", "patch"))
-    if source is None or (source.private and source.kind != "git"):
+    if patches and (source is None or source.kind != "git"):
         extra.append(("rsync", "rsync"))
     if source is None:
         extra.append(("xz", "xz-utils"))
     check_build_tools(extra)
     if source is None:
-        source = debian_source(cache, allow_apt=not args.no_apt)
+        source = debian_source(cache, allow_apt=not args.no_apt, patched=bool(patches))
 
     use_ccache = not args.no_ccache and shutil.which("ccache") is not None
     if not args.no_ccache and not use_ccache:
