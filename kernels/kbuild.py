@@ -930,6 +930,10 @@ def build(args):
         cid, missing_opt = configure(src_tree, obj, cc, fragments, logfile, env, stamp)
         write_json(work / WORK_STAMP, stamp)
         cfg_secs = round(time.monotonic() - t0, 1)
+        if args.config_only:
+            log(f"{what}: configured and verified in {cfg_secs}s (--config-only: not built)")
+            print(obj / ".config")
+            return 0
         jobs = args.jobs or os.cpu_count() or 1
         cmd = make_base(src_tree, obj, cc, jobs) + [f"LOCALVERSION={'-' + name if name else ''}", MAKE_TARGET]
         log(f"{what}: building ({' '.join(cmd)})")
@@ -1143,6 +1147,8 @@ def main(argv=None):
                    + ",".join(sorted({p.stem for p in DEBUG_DIR.glob('*.config')} | set(DEBUG_ALIASES))))
     b.add_argument("-j", "--jobs", type=int, default=0, help="make -j (default: the number of CPUs)")
     b.add_argument("--force", action="store_true", help="rebuild even when the cache holds this build")
+    b.add_argument("--config-only", action="store_true",
+                   help="stop after configuring and verifying the options; print the .config path")
     b.add_argument("--no-ccache", action="store_true")
     b.add_argument("--no-apt", action="store_true", help="never run apt-get")
     b.set_defaults(func=build)

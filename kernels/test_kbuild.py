@@ -579,6 +579,16 @@ class FakeBuilds(FakeBase):
         self.assertIn("allnoconfig", self.make_log.read_text())
         self.assertEqual(len(kbuild.list_builds(self.cache)), 3)
 
+    def test_config_only_verifies_and_builds_nothing(self):
+        tree = make_fake_tree(self.tmp / "linux")
+        rc, out, err = self.build("--src", str(tree), "--config-only")
+        self.assertEqual(rc, 0, err)
+        cfg = Path(out.strip().splitlines()[-1])
+        self.assertEqual(cfg.name, ".config")
+        self.assertIn("CONFIG_BPF_KPROBE_OVERRIDE=y", cfg.read_text())
+        self.assertNotIn("bzImage", self.make_log.read_text())
+        self.assert_nothing_listed()
+
     def test_required_option_dropped_stops_and_names_it(self):
         tree = make_fake_tree(self.tmp / "linux")
         with mock.patch.dict(os.environ, {"FAKE_MAKE_DROP": "CONFIG_BPF_KPROBE_OVERRIDE,CONFIG_SMP"}):
