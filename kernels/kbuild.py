@@ -925,8 +925,8 @@ def build(args):
             prepare_private_tree(source, src_tree, patches, logfile)
         prep_secs = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        log(f"{what}: configuring ({BASE_CONFIG} + {GUEST_BASE_FRAGMENT} + "
-            f"{', '.join(f.name for f in fragments)})")
+        log(f"{what}: config ({BASE_CONFIG} + {GUEST_BASE_FRAGMENT} + "
+            f"{', '.join(f.name for f in fragments)}; skipped when unchanged since the last build here)")
         cid, missing_opt = configure(src_tree, obj, cc, fragments, logfile, env, stamp)
         write_json(work / WORK_STAMP, stamp)
         cfg_secs = round(time.monotonic() - t0, 1)
