@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "harness/agent.h"
+#include "harness/cli_kernel.h"
 #include "core/campaign.h"
 #include "core/findings.h"
 #include "harness/replay.h"
@@ -380,6 +381,8 @@ int main(int argc, char** argv) {
   lst->add_flag("--scenarios", l_sc, "scenarios, their parameters and what they find");
   lst->add_flag("--filesystems", l_fs, "filesystems and default mkfs options");
   lst->add_flag("--classes", l_cl, "finding classes");
+
+  add_kernel_command(app);  // fsrace kernel build|list|path (kernels/kbuild.py)
 
   try {
     app.parse(argc, argv);

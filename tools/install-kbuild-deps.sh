@@ -10,7 +10,8 @@ PKGS=(
   flex bison bc               # kconfig parsers, timeconst
   dwarves                     # pahole: CONFIG_DEBUG_INFO_BTF
   libssl-dev libelf-dev       # certs/sign-file, objtool
-  perl patch xz-utils cpio rsync python3
+  perl patch xz-utils cpio rsync python3 git
+  ccache                      # CC="ccache gcc" (cache in /var/cache/fsrace/ccache)
   qemu-system-x86             # boot checks (TCG)
 )
 source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -411,10 +412,35 @@ def check_features(k: Kernel, fs_types: list[str]) -> None:
                           f"(the lib/modules/{k.image.release} tree, e.g. from 'make modules_install INSTALL_MOD_PATH=...')")
 
 
+def kernel_build_image(spec: str) -> str | None:
+    """The bzImage of an `fsrace kernel build` by its id, id prefix or name (kernels/kbuild.py's cache:
+    $FSRACE_KERNEL_CACHE or /var/cache/fsrace/kernels), or None when spec names no build."""
+    if os.path.exists(spec) or "/" in spec or not re.match(r"^[a-z0-9][a-z0-9._-]{0,39}$", spec):
+        return None
+    builds = os.path.join(os.environ.get("FSRACE_KERNEL_CACHE") or "/var/cache/fsrace/kernels", "builds")
+    metas = []
+    for d in sorted(os.listdir(builds)) if os.path.isdir(builds) else []:
+        try:
+            with open(os.path.join(builds, d, "kbuild.json")) as f:
+                m = json.load(f)
+        except (OSError, ValueError):
+            continue  # dot dirs (half-written builds) have none
+        if not d.startswith(".") and os.path.isfile(os.path.join(builds, d, "bzImage")):
+            metas.append((m.get("built_at", ""), d, m.get("name")))
+    hits = [d for _, d, _ in metas if d == spec] or [d for _, d, _ in metas if d.startswith(spec) and len(spec) >= 4]
+    if len(hits) > 1:
+        raise VmError(f"--kernel {spec} matches several kernel builds ({', '.join(hits)}): give more of the id")
+    if not hits:
+        hits = [d for _, d, n in sorted(metas, reverse=True) if n == spec][:1]
+    return os.path.join(builds, hits[0], "bzImage") if hits else None
+
+
 def resolve(spec: str, modules: str | None, fs_types: list[str], cache_dir: str, verbose=True) -> Kernel:
     """--kernel PATH|debian and --modules DIR -> a checked Kernel ready to boot."""
     if spec == "debian":
         spec = fetch_debian(os.path.join(cache_dir, "kernels"), verbose)
+    else:
+        spec = kernel_build_image(spec) or spec  # `fsrace kernel build`'s id or name
     img = identify(spec)
     if not img.release:
         raise VmError(f"{spec}: cannot read the kernel release from the image header: is it a complete kernel build?")

@@ -2,8 +2,9 @@
 # Boot Debian's kernel, run a short punch-vs-fault campaign on ext4 and XFS in the guest: no finding,
 # results complete (same layout as host mode), QEMU-start -> agent-start time recorded, the probes loaded
 # without a refusal (page cache by tp_btf, the rwsem by fentry).
+# FSRACE_SMOKE_KERNEL=<id|name|path> runs the same checks on another kernel, e.g. an `fsrace kernel build`.
 source "$(dirname "$0")/lib.sh"
-run_vm 0 "$TOP/tests/vm/smoke.toml" --kernel debian
+run_vm 0 "$TOP/tests/vm/smoke.toml" --kernel "${FSRACE_SMOKE_KERNEL:-debian}"
 [ -d "$RUN" ] || fail "no run directory in the output"
 for f in findings.json summary.txt kmsg.log campaign.toml console.log vm.json \
          ext4-punch-vs-fault/ops.bin ext4-punch-vs-fault/findings.json ext4-punch-vs-fault/summary.txt \
