@@ -676,6 +676,9 @@ class Driver:
         if rc in (130, -signal.SIGINT, -signal.SIGTERM):
             raise Interrupted()
         outcome = {0: CLEAN, 1: DETECTED}.get(rc, SKIP)
+        if rc not in (0, 1, 125) and not any(o in (CLEAN, DETECTED) for _, o in self.state["history"]):
+            raise BisectError(f"the test command exited with status {rc} before any result ({base}.log): fix --test-cmd "
+                              "or the campaign (it must exit 0 clean, 1 bug, 125 skip)")
         after = self.record(i, outcome, {"rc": rc, "outcome": outcome, "test_s": round(dt, 3), "log": base + ".log"})
         if self.state["steps"][-1]["build_s"] is None and self.state["builds"] and self.state["builds"][-1]["commit"] == sha:
             self.state["steps"][-1]["build_s"] = self.state["builds"][-1]["build_s"]
