@@ -614,7 +614,8 @@ class Driver:
         if b and b["commit"] == sha and (not self.test_needs_image or os.path.exists(b["image"])):
             return b["image"]
         self.ensure_tree()
-        self.state["built"] = None
+        self.state["built"] = None  # saved before the tree changes: a kill mid-build never reuses a half-built tree
+        self.save()
         _git(["checkout", "--detach", "--force", "--quiet", sha], self.tree)
         argv = expand(self.a.build_cmd, self._values(i))
         base = os.path.join(self.out, "logs", f"build-{sha[:12]}")
