@@ -8,6 +8,7 @@
 
 #include "harness/agent.h"
 #include "harness/cli_kernel.h"
+#include "harness/cli_bisect.h"
 #include "core/campaign.h"
 #include "core/findings.h"
 #include "harness/replay.h"
@@ -283,6 +284,11 @@ int main(int argc, char** argv) {
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");
   inj->group("");  // hidden
+  bool bisect_exit = false;
+  std::string bisect_class;
+  run->add_flag("--bisect-exit", bisect_exit, "exit as a 'git bisect run' script: 0 no finding, 1 a finding (of "
+                "--bisect-class if given), 125 skip (an error, a kernel that did not boot, only other classes)");
+  run->add_option("--bisect-class", bisect_class, "with --bisect-exit: only this finding class is the bug");
 
   // agent / vm-report: internal halves of VM mode (hidden)
   auto* agent = app.add_subcommand("agent", "VM guest agent (started by the guest's init; internal)");
@@ -383,6 +389,7 @@ int main(int argc, char** argv) {
   lst->add_flag("--classes", l_cl, "finding classes");
 
   add_kernel_command(app);  // fsrace kernel build|list|path (kernels/kbuild.py)
+  add_bisect_command(app);  // fsrace bisect (harness/cli_bisect.cpp)
 
   try {
     app.parse(argc, argv);
@@ -395,6 +402,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  bool bisect_map = false;  // fsrace run --bisect-exit: a run error is a skip (125)
   try {
     if (*lst) {
       if (l_sc) what = "scenarios";
@@ -493,8 +501,12 @@ int main(int argc, char** argv) {
       if (ropt.shard.active() && shard_cases(case_matrix(ropt.campaign), ropt.shard).empty())
         throw Fatal(fmt::format("shard {}/{} of campaign {} is empty: its matrix has {} case(s), so use at most that many shards",
                                 ropt.shard.index, ropt.shard.total, ropt.campaign.name, case_matrix(ropt.campaign).size()));
+      if (!bisect_class.empty() && !bisect_exit) throw Fatal("--bisect-class needs --bisect-exit");
+      check_bisect_class(bisect_class);
+      bisect_map = bisect_exit;
       if (!vml.kernel.empty()) {
         if (local) throw Fatal("--local (host mode) and --kernel (VM mode) exclude each other: pick one");
+        if (bisect_exit) return run_vm_bisect_exit(ropt, vml, bisect_class);
         exec_vm_runner(ropt, vml);
       }
       if (!vml.modules.empty() || vml.jobs) throw Fatal("--modules and --jobs need --kernel K (VM mode)");
@@ -507,10 +519,12 @@ int main(int argc, char** argv) {
         std::cerr << "fsrace: interrupted; results so far are in " << o.dir << "\n";
         return 130;
       }
+      if (bisect_exit) return bisect_exit_code(o.dir, o.findings ? 1 : 0, bisect_class);
       return o.findings ? 1 : 0;
     }
   } catch (const Fatal& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
+    if (bisect_map && e.exit_code() == 2) return kBisectSkip;
     return e.exit_code();
   } catch (const probes::ProbeError& e) {
     std::cerr << "fsrace: " << e.what() << "\n";
