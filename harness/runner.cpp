@@ -334,7 +334,7 @@ RunOutcome run_host(const RunOptions& opt) {
   std::unique_ptr<StatusLine> status;
   RunOptions copt = opt;
   if (opt.verbose && !opt.in_vm_guest()) {
-    status = std::make_unique<StatusLine>(cases.size(), double(cases.size()) * (c.duration_s + 3.0), false);
+    status = std::make_unique<StatusLine>(cases.size(), double(cases.size()) * (c.duration_s + 3.0), false, c.duration_s);
     copt.verbose = false;
     copt.on_phase = [&status, outer = opt.on_phase](const std::string& cn, const std::string& ph, const std::string& dir) {
       status->phase(cn, ph);

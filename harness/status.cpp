@@ -28,8 +28,8 @@ bool StatusLine::stderr_is_terminal() {
   return isatty(2) && !(term && std::strcmp(term, "dumb") == 0);
 }
 
-StatusLine::StatusLine(size_t cases, double planned_s, bool quiet)
-    : quiet_(quiet), tty_(!quiet && stderr_is_terminal()), cases_(cases), planned_s_(planned_s), t0_ns_(now_ns()) {
+StatusLine::StatusLine(size_t cases, double planned_s, bool quiet, double race_s)
+    : quiet_(quiet), tty_(!quiet && stderr_is_terminal()), cases_(cases), planned_s_(planned_s), race_s_(race_s), t0_ns_(now_ns()) {
   if (!quiet_) thread_ = std::thread([this] { loop(); });
 }
 
@@ -90,7 +90,8 @@ void StatusLine::phase(const std::string& name, const std::string& phase) {
   phase_ = phase;
   if (phase == "race") race_t0_ = last_plain_ = now_ns(), rate_ = 0;
   if (tty_) paint();
-  else if (phase == "race" || phase == "analysis") std::cerr << fmt::format("fsrace: {}: {}\n", name, phase == "race" ? "racing" : "analysing");
+  else if (phase == "race") std::cerr << fmt::format("fsrace: {}: racing for {:g} s\n", name, race_s_);  // the guest's wording too
+  else if (phase == "analysis") std::cerr << fmt::format("fsrace: {}: analysing\n", name);
 }
 
 void StatusLine::case_done(const std::string& name, const std::map<std::string, uint64_t>& findings) {

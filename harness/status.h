@@ -15,7 +15,7 @@ namespace fsrace {
 class StatusLine {
  public:
   // tty: draw the live line (isatty(2) and TERM is not "dumb", unless FSRACE_PLAIN_PROGRESS is set).
-  StatusLine(size_t cases, double planned_s, bool quiet);
+  StatusLine(size_t cases, double planned_s, bool quiet, double race_s = 0);
   ~StatusLine();
   StatusLine(const StatusLine&) = delete;
   StatusLine& operator=(const StatusLine&) = delete;
@@ -35,7 +35,7 @@ class StatusLine {
 
   bool quiet_, tty_;
   size_t cases_, done_ = 0, current_ = 0;
-  double planned_s_;
+  double planned_s_, race_s_;
   std::string case_, phase_;
   std::map<std::string, uint64_t> findings_;
   uint64_t t0_ns_, last_ops_ = 0, last_ns_ = 0, race_t0_ = 0, last_plain_ = 0;
