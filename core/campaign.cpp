@@ -114,7 +114,9 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   Campaign c;
   c.source = path;
   cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm", "probes"});
-  std::vector<std::string> fs_list = known_filesystems();
+  std::vector<std::string> fs_list;
+  for (const auto& f : filesystem_table())
+    if (f.in_default_campaign) fs_list.push_back(f.name);
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
     const auto& t = cx.table(*n, "[campaign]");
@@ -240,7 +242,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       auto keys = names_of(spec->params);
       keys.insert(keys.end(), {"kdelay", "kwiden"});
       cx.only_keys(st, sec, keys);
-      ScenarioConfig sc{name, {}};
+      ScenarioConfig sc{name, {}, spec->backings};
       for (const auto& p : spec->params) {
         sc.params[p.name] = p.def;
         if (auto* o = st.get(p.name)) sc.params[p.name] = cx.num(*o, p.name, p.min, p.max, p.type == ParamSpec::Type::kInt);
@@ -271,12 +273,32 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
     }
     for (const auto& spec : catalog)
       if (spec.name == s) {
-        ScenarioConfig sc{s, {}};
+        ScenarioConfig sc{s, {}, spec.backings};
         for (const auto& p : spec.params) sc.params[p.name] = p.def;
         c.scenarios.push_back(sc);
       }
   }
   return c;
+}
+
+bool ScenarioConfig::runs_on(const std::string& fs_name) const {
+  if (backings.empty()) return true;
+  const FilesystemInfo* fi = find_filesystem(fs_name);
+  return fi && std::find(backings.begin(), backings.end(), fs_backing_name(fi->backing)) != backings.end();
+}
+
+void check_matrix_fits(const Campaign& c) {
+  for (const auto& sc : c.scenarios) {
+    bool any = false;
+    for (const auto& f : c.filesystems) any |= sc.runs_on(f.type);
+    if (any) continue;
+    std::vector<std::string> fits;
+    for (const auto& f : filesystem_table())
+      if (sc.runs_on(f.name)) fits.push_back(f.name);
+    throw Fatal(fmt::format("{}: scenario {} runs only on {}, and the campaign's filesystems are {}; add one of those "
+                            "to filesystems (or --fs)", c.source.empty() ? "campaign" : c.source, sc.name, join(fits),
+                            [&] { std::vector<std::string> v; for (const auto& f : c.filesystems) v.push_back(f.type); return join(v); }()));
+  }
 }
 
 bool ScenarioConfig::widens(const std::string& technique) const {
@@ -359,7 +381,7 @@ void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<
       if (std::count(o.scenarios.begin(), o.scenarios.end(), s) > 1)
         throw Fatal(fmt::format("--scenario: {} is listed twice (two cases would share one name); list each scenario once, "
                                      "use [campaign] repetitions for more runs", s));
-      ScenarioConfig sc{s, {}};
+      ScenarioConfig sc{s, {}, spec->backings};
       for (const auto& p : spec->params) sc.params[p.name] = p.def;
       for (const auto& e : c.scenarios)
         if (e.name == s) sc = e;
@@ -367,6 +389,7 @@ void apply_overrides(Campaign& c, const CampaignOverrides& o, const std::vector<
     }
     c.scenarios = out;
   }
+  check_matrix_fits(c);
 }
 
 std::vector<CaseSpec> case_matrix(const Campaign& c) {
@@ -374,7 +397,8 @@ std::vector<CaseSpec> case_matrix(const Campaign& c) {
   for (uint64_t r = 0; r < c.repetitions; ++r)
     for (const auto& fs : c.filesystems)
       for (const auto& sc : c.scenarios)
-        out.push_back({fs, sc, r, c.repetitions > 1 ? fmt::format("{}-{}-r{}", fs.type, sc.name, r) : fmt::format("{}-{}", fs.type, sc.name),
+        if (sc.runs_on(fs.type))
+          out.push_back({fs, sc, r, c.repetitions > 1 ? fmt::format("{}-{}-r{}", fs.type, sc.name, r) : fmt::format("{}-{}", fs.type, sc.name),
                        c.seed + r * 1000003ull});
   return out;
 }

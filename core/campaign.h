@@ -22,6 +22,9 @@ struct ScenarioSpec {
   std::string name;
   std::string summary;
   std::vector<ParamSpec> params;
+  // The filesystem backings (fs_backing_name: "block-device", "pmem", "cluster") it runs on; empty: all.
+  // The case matrix leaves out the pairs that do not fit.
+  std::vector<std::string> backings;
 };
 
 struct FsConfig {
@@ -34,6 +37,7 @@ struct FsConfig {
 struct ScenarioConfig {
   std::string name;
   std::map<std::string, double> params;  // every param of the spec, defaults filled in
+  std::vector<std::string> backings;     // from the spec: where it runs (empty: every filesystem)
   // Kernel-side widening (widening/delay.h, widening/techniques.h): BPF delay points to arm during the race
   // (their length and probability: params kdelay_us, kdelay_ratio), and the other techniques
   // (override-return / fail-function: params kinject_errno, kinject_ratio; dm-delay: dm_delay_ms;
@@ -43,6 +47,7 @@ struct ScenarioConfig {
   int64_t i(const std::string& k) const { return int64_t(params.at(k)); }
   double d(const std::string& k) const { return params.at(k); }
   bool widens(const std::string& technique) const;
+  bool runs_on(const std::string& fs_name) const;
   // The error-injection technique in kwiden ("" = none; the parser allows one at most).
   std::string injection() const;
   // Whether parameter `key` has an effect with this config; when not, `needs` names what it needs.
@@ -128,6 +133,9 @@ struct CaseSpec {
 };
 // The case matrix in run order (repetition, filesystem, scenario); the only place case names are made.
 std::vector<CaseSpec> case_matrix(const Campaign& c);
+// Fatal (exit 2) when a scenario of the campaign runs on none of its filesystems (a DAX-only scenario
+// with ext4 alone): the matrix would silently drop it. apply_overrides calls it.
+void check_matrix_fits(const Campaign& c);
 
 // A deterministic 1/N of the case matrix: shard I of N (1-based) runs the cases at positions p with
 // p % N == I - 1, the same split on every machine. total == 0: the whole matrix.

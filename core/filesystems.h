@@ -28,7 +28,8 @@ struct FsSpaceSlack {
 };
 
 struct FilesystemInfo {
-  std::string name;                       // campaign and case name: "ext4"
+  std::string name;                       // campaign and case name: "ext4", "ext4-dax"
+  std::string fstype;                     // the kernel's filesystem type for mount(2): "" = name
   std::string mkfs;                       // program: "mkfs.ext4"
   std::vector<std::string> mkfs_defaults; // default [fs.<name>] mkfs_options (before the device)
   std::string mount_defaults;             // default mount_options ("" = none)
@@ -41,11 +42,19 @@ struct FilesystemInfo {
   FsBacking backing = FsBacking::kBlockDevice;
   // Kernel-log lines that say the mount replayed a journal / log (the dm-flakey power cut records them).
   std::vector<std::string> recovery_markers;
+  // In a campaign that names no filesystems. Rows that need a device a plain machine lacks (pmem) or a
+  // cluster are only run when named.
+  bool in_default_campaign = true;
+  // The kernel's filesystem type ("ext4" for ext4-dax): what mount(2), /proc/filesystems, modprobe and
+  // the filesystem-specific widening and probes go by.
+  const std::string& kernel_type() const { return fstype.empty() ? name : fstype; }
 };
 
 const std::vector<FilesystemInfo>& filesystem_table();
 // nullptr when unknown.
 const FilesystemInfo* find_filesystem(const std::string& name);
 std::vector<std::string> filesystem_names();
+// The kernel filesystem type of a table row by name ("xfs" for "xfs-dax"); the name itself if unknown.
+std::string kernel_fs_type(const std::string& name);
 
 }  // namespace fsrace

@@ -1,4 +1,5 @@
 #include "harness/agent.h"
+#include "core/filesystems.h"
 #include "harness/host.h"
 
 #include <dirent.h>
@@ -109,19 +110,27 @@ class Agent {
       throw Fatal(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
                                    "boot with ACPI/HPET or a TSC the guest trusts", cs));
     ropt_.run_extra["guest_clocksource"] = cs;
+    auto deadline = now_ns() + uint64_t(a_.fs_wait_s * 1e9);
     for (const auto& [fs, dev] : ropt_.devices) {
       struct stat st;
-      if (stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
-        throw Fatal(fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
-                                     "or the disk was not attached", dev, fs));
+      // NVDIMM regions are probed asynchronously after the nfit / nd_pmem modules load: wait for the node.
+      bool pmem = dev.rfind("/dev/pmem", 0) == 0;
+      auto ok = [&] { return stat(dev.c_str(), &st) == 0 && S_ISBLK(st.st_mode); };
+      while (pmem && !ok() && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!ok())
+        throw Fatal(pmem ? fmt::format("the guest has no persistent-memory device {} for {} after {} s: the kernel lacks "
+                                       "ACPI_NFIT / LIBNVDIMM / BLK_DEV_PMEM (see console.log for the module load)",
+                                       dev, fs, a_.fs_wait_s)
+                         : fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
+                                       "or the disk was not attached", dev, fs));
     }
-    auto deadline = now_ns() + uint64_t(a_.fs_wait_s * 1e9);
     for (const auto& f : ropt_.campaign.filesystems) {
-      while (!fs_listed(f.type) && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (!fs_listed(f.type))
+      std::string kt = kernel_fs_type(f.type);
+      while (!fs_listed(kt) && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!fs_listed(kt))
         throw Fatal(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
-                                     "for the module load): build it with CONFIG_{}_FS", f.type, a_.fs_wait_s,
-                                     f.type == "xfs" ? "XFS" : "EXT4"));
+                                     "for the module load): build it with CONFIG_{}_FS", kt, a_.fs_wait_s,
+                                     kt == "xfs" ? "XFS" : "EXT4"));
     }
   }
 

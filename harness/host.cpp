@@ -148,11 +148,12 @@ void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
     if (!fi) throw Fatal(fmt::format("unknown filesystem '{}'", fs.type));
     if (!find_in_path(fi->mkfs))
       throw Fatal(fmt::format("{} not found: run 'make deps' (installs {})", fi->mkfs, fi->package));
-    if (!fs_registered(fs.type)) {
-      run_command({"modprobe", fs.type});
-      if (!fs_registered(fs.type))
+    const std::string& kt = fi->kernel_type();
+    if (!fs_registered(kt)) {
+      run_command({"modprobe", kt});
+      if (!fs_registered(kt))
         throw Fatal(fmt::format("the running kernel does not support {} (not in /proc/filesystems, 'modprobe {}' failed): "
-                                     "use a kernel with {} or drop it from the campaign (--fs)", fs.type, fs.type, fs.type));
+                                     "use a kernel with {} or drop {} from the campaign (--fs)", kt, kt, kt, fs.type));
     }
   }
 }

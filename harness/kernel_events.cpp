@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "core/filesystems.h"
 #include "probes/fsrace_events.h"
 
 namespace fsrace {
@@ -206,6 +207,11 @@ void attach_kernel_events(std::vector<Finding>& findings, const EventsData& ev, 
 
 EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
   EventAnalysis a;
+  // On a DAX mapping there is no cached copy: invalidate_inode_pages2_range() returns -EBUSY for DAX
+  // entries still mapped by a process (dax_invalidate_mapping_entry_sync), which is no stale data.
+  const FilesystemInfo* fsi = find_filesystem(ctx.fs);
+  bool dax = fsi && fsi->backing == FsBacking::kPmem;
+  uint64_t dax_inval_busy = 0;
   auto names = inode_names(ev);
   auto name_of = [&](uint32_t dev, uint64_t ino) {
     auto it = names.find({dev, ino});
@@ -285,7 +291,9 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
         break;
       }
       case FSR_EV_INVAL2_EXIT:
-        if (int64_t(e.ret) < 0) {
+        if (dax && int64_t(e.ret) < 0) {
+          ++dax_inval_busy;
+        } else if (int64_t(e.ret) < 0) {
           Finding f = base("dio-invalidate-failed", e);
           f.block = e.a[0];
           f.detail = fmt::format("invalidate_inode_pages2_range(pages {}..{}) returned {}{} for {}: the range keeps cached pages",
@@ -333,6 +341,7 @@ EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
                {"by_kind", by_kind},
                {"stale_iomap_seen", stale},
                {"reservations", rj}};
+  if (dax) a.summary["dax_invalidate_busy"] = dax_inval_busy;
   return a;
 }
 

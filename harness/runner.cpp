@@ -23,6 +23,7 @@
 #include "harness/results.h"
 #include "harness/space.h"
 #include "harness/testbed.h"
+#include "core/filesystems.h"
 #include "harness/verify.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
@@ -74,7 +75,7 @@ class CaseRunner {
     uint64_t t_setup = now_ns();
     phase("setup", "");
     static std::atomic<unsigned> serial{0};  // device-mapper names: unique per process and case
-    widening::WideningPlan plan(cs_.sc, cs_.fs.type, kernel_);
+    widening::WideningPlan plan(cs_.sc, kernel_fs_type(cs_.fs.type), kernel_);
     TestbedSpec ts{cs_.fs, "", opt_.workdir, plan.device_layer(), fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++)};
     if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) ts.device = it->second;
     Testbed tb(ts);
@@ -127,6 +128,24 @@ class CaseRunner {
     if (kernel_ && probes_) probe = open_probes(info);
 
     scenario->setup(env, files);
+    if (const auto& pm = tb.pmem()) {
+      // Each test file's DAX state as the kernel reports it (statx STATX_ATTR_DAX): the case record says
+      // what really ran, and a file that is not DAX on a DAX mount ends the case (never a silent fallback).
+      json dx = {{"device", pm->dev}, {"namespace", pm->namespace_}, {"mode", pm->mode}, {"size_bytes", pm->size_bytes},
+                 {"converted_by_ndctl", pm->converted}, {"mount_options", cs_.fs.mount_options}, {"files", json::object()}};
+      if (pm->converted) dx["convert_s"] = pm->convert_s;
+      size_t n_dax = 0;
+      for (const auto& f : files) {
+        int d = statx_dax(f.path);
+        dx["files"][f.name] = d == 1;
+        n_dax += d == 1;
+      }
+      dx["all_files_dax"] = n_dax == files.size();
+      info["dax"] = dx;
+      if (n_dax != files.size())
+        throw Fatal(fmt::format("{}: {} of {} test files are not DAX on a dax mount (statx STATX_ATTR_DAX): the kernel fell "
+                                "back to the page cache; see the kernel log", cs_.name, files.size() - n_dax, files.size()));
+    }
     if (power_cut) {  // the power cut judges what fsync made durable: the files and their initial contents are
       fsync_files(tl, files);
       fsync_path(test_dir);
@@ -285,7 +304,14 @@ RunOutcome run_host(const RunOptions& opt) {
   for (const auto& s : c.scenarios)
     if (!find_scenario(s.name)) throw Fatal(fmt::format("unknown scenario '{}'", s.name));
   bool need_loop = false;
-  for (const auto& f : c.filesystems) need_loop |= !opt.devices.count(f.type);
+  for (const auto& f : c.filesystems) {
+    const FilesystemInfo* fi = find_filesystem(f.type);
+    bool given = opt.devices.count(f.type) > 0;
+    if (fi && fi->backing == FsBacking::kPmem && !given)
+      throw Fatal(fmt::format("{} needs a persistent-memory device (an fsdax /dev/pmemN) and this run has none: run it in VM "
+                              "mode (--kernel debian), where the guest gets an emulated NVDIMM", f.type));
+    need_loop |= !given && (!fi || fi->backing == FsBacking::kBlockDevice);
+  }
   preflight_host(c.filesystems, need_loop);
   if (!path_exists(opt.workdir))
     throw Fatal(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", opt.workdir));

@@ -6,7 +6,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <linux/stat.h>
 
 #include <fstream>
 #include <algorithm>
@@ -151,12 +153,13 @@ FsckResult check_filesystem(const std::string& fs_type, const std::string& dev) 
   return r;
 }
 
-Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs) : dev_(dev), dir_(dir), type_(fs.type) {
+Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs)
+    : dev_(dev), dir_(dir), type_(kernel_fs_type(fs.type)) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw Fatal(fmt::format("cannot create mount point {}: {}", dir, strerror(errno)));
-  if (mount(dev.c_str(), dir.c_str(), fs.type.c_str(), 0, fs.mount_options.empty() ? nullptr : fs.mount_options.c_str()) != 0)
+  if (mount(dev.c_str(), dir.c_str(), type_.c_str(), 0, fs.mount_options.empty() ? nullptr : fs.mount_options.c_str()) != 0)
     throw Fatal(fmt::format("mount -t {} {} {} (options '{}') failed: {}; check mount_options in [fs.{}] and dmesg",
-                                 fs.type, dev, dir, fs.mount_options, strerror(errno), fs.type));
+                                 type_, dev, dir, fs.mount_options, strerror(errno), fs.type));
   mounted_ = true;
 }
 
@@ -186,8 +189,21 @@ Mount::~Mount() {
 Testbed::Testbed(const TestbedSpec& spec)
     : spec_(spec), info_(find_filesystem(spec.fs.type)), work_(spec.workdir, fmt::format("{}{}.", kWorkPrefix, getpid())) {
   if (!info_) throw Fatal(fmt::format("unknown filesystem '{}'", spec.fs.type));
-  if (info_->backing != FsBacking::kBlockDevice)
+  if (info_->backing == FsBacking::kCluster)
     throw Fatal(fmt::format("{} needs a {} testbed, which this build does not have", info_->name, fs_backing_name(info_->backing)));
+  if (info_->backing == FsBacking::kPmem) {
+    if (spec.device.empty())
+      throw Fatal(fmt::format("{} needs a persistent-memory device (fsdax /dev/pmemN): run it in VM mode (--kernel K), "
+                              "where the guest gets an emulated NVDIMM", info_->name));
+    pmem_ = ensure_fsdax(spec.device);
+    if (!pmem_->error.empty()) throw Fatal(fmt::format("{}: {}", info_->name, pmem_->error));
+    if (spec.layer) {
+      // dm-flakey / dm-delay do not pass DAX through: the filesystem would silently stop being DAX.
+      layer_error_ = fmt::format("device-mapper layer {} not stacked: {} needs the pmem device itself (dm-{} has no DAX "
+                                 "support)", spec.layer->target, info_->name, spec.layer->target);
+      spec_.layer.reset();
+    }
+  }
   if (!spec.device.empty()) {
     dev_ = spec.device;
     dev_name_ = dev_.substr(dev_.rfind('/') + 1);
@@ -197,7 +213,7 @@ Testbed::Testbed(const TestbedSpec& spec)
     dev_name_ = loop_->name();
   }
   devices_.insert(dev_name_);
-  if (spec.layer) {
+  if (spec_.layer) {
     try {
       dm_ = std::make_unique<widening::DmDevice>(spec.layer_name, dev_, spec.layer->target, spec.layer->args, work_.path());
       dev_ = dm_->dev();
@@ -212,6 +228,105 @@ Testbed::Testbed(const TestbedSpec& spec)
   mount();
   test_dir_ = mnt_dir_ + "/fsrace";
   if (mkdir(test_dir_.c_str(), 0755) != 0) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
+  if (pmem_) {
+    // A filesystem that cannot do DAX on this device mounts anyway and says so only in the kernel log
+    // ("DAX unsupported by block device. Turning off DAX."): check a file, never assume.
+    std::string probe = test_dir_ + "/.dax-check";
+    int fd = open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) throw Fatal(fmt::format("cannot create {}: {}", probe, strerror(errno)));
+    close(fd);
+    int d = statx_dax(probe);
+    unlink(probe.c_str());
+    if (d != 1)
+      throw Fatal(fmt::format("{} on {} mounted with '{}' but its files are not DAX ({}): the kernel lacks CONFIG_FS_DAX or "
+                              "the filesystem refused DAX on this device (see the kernel log); use a kernel with FS_DAX",
+                              info_->name, dev_, spec_.fs.mount_options,
+                              d < 0 ? "statx does not report STATX_ATTR_DAX: kernel before 5.8" : "statx: no STATX_ATTR_DAX"));
+  }
+}
+
+int statx_dax(const std::string& path) {
+  struct statx sx{};
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0) return -1;
+  if (!(sx.stx_attributes_mask & STATX_ATTR_DAX)) return -1;
+  return (sx.stx_attributes & STATX_ATTR_DAX) ? 1 : 0;
+}
+
+namespace {
+std::string sys_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+// The nd device under /sys/block/<name>/device: namespaceX.Y (raw), pfnX.Y (fsdax), bttX.Y (sector).
+std::string nd_device_of(const std::string& name) {
+  char buf[512];
+  ssize_t n = readlink(fmt::format("/sys/block/{}/device", name).c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  buf[n] = 0;
+  std::string t = buf;
+  return t.substr(t.rfind('/') + 1);
+}
+std::string mode_of(const std::string& nd) {
+  if (nd.rfind("pfn", 0) == 0) return "fsdax";
+  if (nd.rfind("btt", 0) == 0) return "sector";
+  if (nd.rfind("namespace", 0) == 0) return "raw";
+  return "unknown";
+}
+}  // namespace
+
+PmemInfo ensure_fsdax(const std::string& dev) {
+  PmemInfo p;
+  p.dev = dev;
+  std::string name = dev.substr(dev.rfind('/') + 1);
+  struct stat st;
+  if (stat(dev.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+    p.error = fmt::format("{} is not a block device: the guest has no persistent memory (the kernel needs ACPI_NFIT, LIBNVDIMM "
+                          "and BLK_DEV_PMEM; see console.log for the module load)", dev);
+    return p;
+  }
+  auto refresh = [&] {
+    std::string nd = nd_device_of(name);
+    p.mode = mode_of(nd);
+    p.dax_capable = sys_line(fmt::format("/sys/block/{}/queue/dax", name)) == "1";
+    p.size_bytes = uint64_t(std::strtoull(sys_line(fmt::format("/sys/block/{}/size", name)).c_str(), nullptr, 10)) * 512;
+    if (p.mode == "raw") p.namespace_ = nd;
+    else if (!nd.empty()) {
+      std::string ns = sys_line(fmt::format("/sys/block/{}/device/namespace", name));
+      p.namespace_ = ns.empty() ? nd : ns;
+    }
+  };
+  refresh();
+  if (p.mode == "fsdax" && p.dax_capable) return p;
+  if (p.mode != "raw" || p.namespace_.empty()) {
+    p.error = fmt::format("{} is a {} pmem device without DAX support (queue/dax = {}); reconfigure it as fsdax with "
+                          "'ndctl create-namespace -f -e <namespace> -m fsdax'", dev, p.mode, p.dax_capable ? 1 : 0);
+    return p;
+  }
+  if (!find_in_path("ndctl")) {
+    p.error = fmt::format("{} is a raw pmem namespace and ndctl is missing to make it fsdax: run 'make deps' (installs ndctl)", dev);
+    return p;
+  }
+  uint64_t t0 = now_ns();
+  CommandResult r = run_command({"ndctl", "create-namespace", "-f", "-e", p.namespace_, "-m", "fsdax"});
+  p.convert_s = double(now_ns() - t0) / 1e9;
+  p.converted = true;
+  if (r.status != 0) {
+    std::string last = r.output;
+    while (!last.empty() && (last.back() == '\n' || last.back() == ' ')) last.pop_back();
+    if (auto nl = last.rfind('\n'); nl != std::string::npos) last = last.substr(nl + 1);
+    p.error = fmt::format("'ndctl create-namespace -f -e {} -m fsdax' failed (exit {}): {}", p.namespace_, r.status, last);
+    return p;
+  }
+  // The block device is re-created under the pfn device; udev-less guests get the node from devtmpfs.
+  for (int i = 0; i < 100; ++i) {
+    refresh();
+    if (p.mode == "fsdax" && p.dax_capable && stat(dev.c_str(), &st) == 0) return p;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  p.error = fmt::format("{} is still not fsdax after ndctl (mode {}, queue/dax {})", dev, p.mode, p.dax_capable ? 1 : 0);
+  return p;
 }
 
 Testbed::~Testbed() = default;

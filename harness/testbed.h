@@ -67,6 +67,24 @@ struct FsckResult {
 };
 FsckResult check_filesystem(const std::string& fs_type, const std::string& dev);
 
+// A persistent-memory device in fsdax mode (the testbed's pmem kind). ensure_fsdax() checks the
+// block device's DAX capability (/sys/block/<dev>/queue/dax) and, when it is a raw namespace (what
+// QEMU's label-less NVDIMM comes up as), reconfigures it with `ndctl create-namespace -f -e <ns> -m
+// fsdax` (once per device: the pfn info block stays on the media across reboots).
+struct PmemInfo {
+  std::string dev;        // /dev/pmem0
+  std::string namespace_; // namespace0.0
+  std::string mode;       // fsdax | raw | sector | devdax | unknown
+  bool dax_capable = false;
+  bool converted = false; // this call ran ndctl
+  double convert_s = 0;
+  uint64_t size_bytes = 0;
+  std::string error;      // "" = usable for DAX
+};
+PmemInfo ensure_fsdax(const std::string& dev);
+// statx(STATX_ATTR_DAX) of one path: 1 DAX, 0 not, -1 the kernel does not report the attribute.
+int statx_dax(const std::string& path);
+
 struct TestbedSpec {
   FsConfig fs;
   std::string device;   // block device to use (VM guest: /dev/vdX); "" = a loop device on a sparse image
@@ -95,6 +113,8 @@ class Testbed {
   widening::DmDevice* layer() { return dm_.get(); }
   const std::string& layer_error() const { return layer_error_; }
   const std::optional<DeviceLayer>& layer_spec() const { return spec_.layer; }
+  // pmem testbeds: the device facts and whether files on the mount are DAX (race.json "dax").
+  const std::optional<PmemInfo>& pmem() const { return pmem_; }
 
   bool mounted() const { return mnt_.has_value(); }
   void mount();
@@ -114,6 +134,7 @@ class Testbed {
   std::optional<Mount> mnt_;
   std::string dev_, dev_name_, mnt_dir_, test_dir_, layer_error_;
   std::set<std::string> devices_;
+  std::optional<PmemInfo> pmem_;
 };
 
 }  // namespace fsrace

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 
 from .errors import VmError
-from .kernel import FS_FEATURES, Kernel, ModuleIndex
+from .kernel import Kernel, ModuleIndex, fs_modules
 
 ROOT_TAG = "fsroot"
 OUT_TAG = "fsout"
@@ -174,7 +174,7 @@ def modules_for(k: Kernel, fs_types: list[str]) -> list[tuple[str, str, str]]:
         return []
     idx = ModuleIndex(k.modules_dir)
     root, root_opt = idx.load_order(ROOT_MODULES)
-    allm, all_opt = idx.load_order(ROOT_MODULES + [FS_FEATURES[t][1] for t in fs_types])
+    allm, all_opt = idx.load_order(ROOT_MODULES + fs_modules(fs_types))
     out = [(m, "optional" if m in root_opt else "required", "root") for m in root]
     out += [(m, "optional" if m in all_opt else "required", "fs") for m in allm if m not in root]
     # device-mapper targets for kwiden dm-delay / dm-flakey: optional (a run reports them unavailable)

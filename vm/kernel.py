@@ -28,10 +28,36 @@ ROOT_FEATURES = [
     ("9p over virtio", "9pnet_virtio", "CONFIG_NET_9P_VIRTIO"),
     ("9p filesystem", "9p", "CONFIG_9P_FS"),
 ]
+# Persistent memory for the DAX rows (QEMU NVDIMM -> ACPI NFIT -> libnvdimm region -> fsdax namespace
+# -> /dev/pmemN). A module name of "" is a feature with no module of its own (checked in the config).
+PMEM_FEATURES = [
+    ("ACPI NFIT (QEMU's NVDIMM)", "nfit", "CONFIG_ACPI_NFIT"),
+    ("persistent memory block devices", "nd_pmem", "CONFIG_BLK_DEV_PMEM"),
+    ("fsdax namespaces (pfn devices)", "", "CONFIG_ND_PFN"),
+    ("DAX for filesystems", "", "CONFIG_FS_DAX"),
+]
+# Filesystem (campaign name) -> what the guest kernel needs for it.
 FS_FEATURES = {
-    "ext4": ("ext4 filesystem", "ext4", "CONFIG_EXT4_FS"),
-    "xfs": ("XFS filesystem", "xfs", "CONFIG_XFS_FS"),
+    "ext4": [("ext4 filesystem", "ext4", "CONFIG_EXT4_FS")],
+    "xfs": [("XFS filesystem", "xfs", "CONFIG_XFS_FS")],
+    "ext4-dax": [("ext4 filesystem", "ext4", "CONFIG_EXT4_FS")] + PMEM_FEATURES,
+    "xfs-dax": [("XFS filesystem", "xfs", "CONFIG_XFS_FS")] + PMEM_FEATURES,
 }
+# Filesystems on persistent memory: the VM gets an NVDIMM for each instead of a virtio disk.
+PMEM_FILESYSTEMS = {"ext4-dax", "xfs-dax"}
+
+
+def fs_features(fs_types: list[str]) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for t in fs_types:
+        for f in FS_FEATURES.get(t, []):
+            if f not in out:
+                out.append(f)
+    return out
+
+
+def fs_modules(fs_types: list[str]) -> list[str]:
+    return [m for _, m, _ in fs_features(fs_types) if m]
 
 EM_X86_64 = 62
 ELF_MACHINES = {3: "i386", 8: "mips", 20: "powerpc", 21: "powerpc64", 22: "s390", 40: "arm", 43: "sparc64",
@@ -378,10 +404,17 @@ def module_name(path: str) -> str:
 
 def feature_states(config: dict | None, index: ModuleIndex | None, fs_types: list[str]) -> dict:
     """module name -> builtin | module | missing | unknown, for everything the guest needs."""
-    feats = ROOT_FEATURES + [FS_FEATURES[t] for t in fs_types]
+    feats = ROOT_FEATURES + fs_features(fs_types)
     out = {}
     for _, mod, sym in feats:
         st = "unknown"
+        key = mod or sym
+        if not mod:  # no module of its own: the config decides (unknown without one)
+            if config is not None:
+                v = config.get(sym)
+                st = "builtin" if v == "y" else "config-module" if v == "m" else "missing"
+            out[key] = st
+            continue
         if index is not None:
             st = index.state(mod)
         if config is not None:
@@ -396,10 +429,10 @@ def feature_states(config: dict | None, index: ModuleIndex | None, fs_types: lis
 
 
 def check_features(k: Kernel, fs_types: list[str]) -> None:
-    feats = ROOT_FEATURES + [FS_FEATURES[t] for t in fs_types]
+    feats = ROOT_FEATURES + fs_features(fs_types)
     src = k.config_source or (k.modules_dir or "")
     for what, mod, sym in feats:
-        st = k.features.get(mod)
+        st = k.features.get(mod or sym)
         if st == "missing":
             raise VmError(f"kernel {k.image.release} ({k.image.path}) lacks {what} ({sym} is not set in {src}): "
                           f"rebuild it with {sym}=y (or =m plus --modules)")

@@ -62,6 +62,7 @@ class InstanceSpec:
     console: str                # serial console log file (always written)
     workdir: str                # monitor socket and QEMU's stderr live here
     root_share: bool = True     # export the host's / read-only as the guest root
+    pmem: list[str] = dataclasses.field(default_factory=list)  # files -> NVDIMMs (pmem0, pmem1, ... in order)
 
 
 class QemuInstance:
@@ -75,8 +76,15 @@ class QemuInstance:
 
     def argv(self) -> list[str]:
         s = self.spec
-        a = [self.b.qemu, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc",
-             *self.b.accel_args(), "-smp", str(self.b.cpus), "-m", str(self.b.memory_mib),
+        mem = str(self.b.memory_mib)
+        if s.pmem:
+            # NVDIMMs live in the hotplug memory area: slots and maxmem make room for them (their size is
+            # not guest RAM). Each is a host file mapped shared, so what the guest stored survives QEMU.
+            total = sum(os.path.getsize(p) for p in s.pmem) >> 20
+            mem = f"{self.b.memory_mib},slots={len(s.pmem)},maxmem={self.b.memory_mib + total}M"
+        a = [self.b.qemu, "-nodefaults", "-no-user-config", "-display", "none",
+             "-machine", "pc,nvdimm=on" if s.pmem else "pc",
+             *self.b.accel_args(), "-smp", str(self.b.cpus), "-m", mem,
              "-kernel", s.kernel, "-initrd", s.initrd, "-append", f"{BASE_APPEND} {s.append}".strip(),
              "-chardev", f"file,id=con,path={s.console}", "-serial", "chardev:con",
              "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
@@ -88,6 +96,9 @@ class QemuInstance:
         for i, d in enumerate(s.disks):
             a += ["-drive", f"file={d},if=none,id=disk{i},format=raw,cache=none,aio=threads",
                   "-device", f"virtio-blk-pci,drive=disk{i},serial=fsrace{i}"]
+        for i, p in enumerate(s.pmem):
+            a += ["-object", f"memory-backend-file,id=pmem{i},share=on,mem-path={p},size={os.path.getsize(p)}",
+                  "-device", f"nvdimm,id=nvdimm{i},memdev=pmem{i}"]
         return a
 
     def start(self) -> None:

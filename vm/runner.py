@@ -175,6 +175,7 @@ class Job:
     console: str          # <run>/console.log (vm0) or console-vm<i>.log, after a restart console-vm<i>-boot<k>.log
     work: str             # host temp dir: disks, monitor socket
     disks: list[str] = dataclasses.field(default_factory=list)
+    pmem: list[str] = dataclasses.field(default_factory=list)  # NVDIMM backing files (the DAX filesystems)
     devices: list[str] = dataclasses.field(default_factory=list)
     boot: int = 0                    # boots of this VM so far - 1 (restarts after a hang / crash)
     boot_cases: list[dict] = dataclasses.field(default_factory=list)  # the cases this boot runs
@@ -307,15 +308,20 @@ class VmRun:
             j = Job(i, g, d, console, work)
             self.jobs.append(j)  # from here on, cleanup removes its work dir and disk images
             fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
-            for k, f in enumerate(fs_needed):
-                img = os.path.join(work, f"{f}.img")
+            for f in fs_needed:
+                pmem = f in kernel_mod.PMEM_FILESYSTEMS
+                img = os.path.join(work, f"{f}.{'pmem' if pmem else 'img'}")
                 try:
                     with open(img, "wb") as fh:
                         fh.truncate(sizes[f] << 20)  # sparse
                 except OSError as e:
                     raise OSError(e.errno, e.strerror, img) from None
-                j.disks.append(img)
-                j.devices.append(f"{f}=/dev/vd{chr(ord('a') + k)}")
+                if pmem:  # an NVDIMM: its region's namespace becomes /dev/pmemN in NVDIMM order
+                    j.devices.append(f"{f}=/dev/pmem{len(j.pmem)}")
+                    j.pmem.append(img)
+                else:
+                    j.devices.append(f"{f}=/dev/vd{chr(ord('a') + len(j.disks))}")
+                    j.disks.append(img)
             self.setup_boot(j, g)
 
     def setup_boot(self, j: Job, cases: list[dict]):
@@ -338,7 +344,7 @@ class VmRun:
                    f"exec {shlex.join(argv)}\n")
         append = f"fsrace.keep={self.keep}" if self.keep else ""
         j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
-                                                  j.console, j.work))
+                                                  j.console, j.work, pmem=j.pmem))
 
     # -- watching --
     def start(self, j: Job):
