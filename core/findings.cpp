@@ -28,6 +28,7 @@ const std::vector<FindingClassInfo>& finding_classes() {
       // probes (issue 3): from kernel events alone
       {"reservation-leak", "events", "ext4 i_reserved_data_blocks not back to zero after fsync following the race, or at eviction"},
       {"stale-iomap-seen", "events", "informational: the kernel detected and handled a stale cached iomap (counted per run, not a failure)"},
+      {"dax-unflushed", "events", "a store through a DAX mapping ended before an msync / fsync of its page began, and the sync returned without flushing the page's DAX entry (fs_dax:dax_writeback_one): not durable on real pmem"},
       {"dio-invalidate-failed", "events", "direct I/O could not invalidate the page cache over its range (stale cache may remain)"},
       {"fsck-error", "run", "kwiden dm-flakey: the read-only fsck (e2fsck -fn / xfs_repair -n) after the power cut and journal replay found the filesystem inconsistent"},
       {"workload-error", "run", "a workload syscall failed in a way the scenario does not allow (e.g. EIO)"},

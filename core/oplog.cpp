@@ -41,6 +41,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::kInsert: return "insert-range";
     case OpKind::kTruncate: return "truncate";
     case OpKind::kPowerCut: return "power-cut";
+    case OpKind::kMsync: return "msync";
     case OpKind::kVerifyCached: return "verify-cached";
     case OpKind::kVerifyMmap: return "verify-mmap";
     case OpKind::kVerifyDirect: return "verify-direct";

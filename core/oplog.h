@@ -47,6 +47,7 @@ enum class OpKind : uint16_t {
   kTruncate = 25,     // ftruncate(offset): the new size (blocks past it are gone; growing adds a hole)
   kPowerCut = 26,     // kwiden dm-flakey: from here every write to the device was dropped, then the fs was
                       // unmounted and mounted again (journal replay): reads after it see what survived
+  kMsync = 27,        // msync(MS_SYNC) of a range of the shared mapping (DAX: flushes its dirty entries)
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 

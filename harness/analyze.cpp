@@ -5,9 +5,10 @@
 #include <set>
 
 #include "core/filesystems.h"
-#include "core/filesystems.h"
 #include "core/util.h"
+#include "harness/dax_check.h"
 #include "harness/kernel_events.h"
+#include "probes/fsrace_events.h"
 #include "harness/oracle.h"
 #include "harness/overlap.h"
 #include "harness/space.h"
@@ -38,7 +39,8 @@ json load_race_json(const std::string& dir) {
 
 // The probes' side of a case: kernel_events on the findings, the event-only findings, the summary.
 void analyze_probe_events(const std::string& dir, const json& inputs, json& probes, FindingSet& findings, const std::string& fs,
-                          const std::string& scenario, const std::string& case_name, std::vector<std::string>& notes) {
+                          const std::string& scenario, const std::string& case_name, std::vector<std::string>& notes,
+                          const OpLogData* ops) {
   if (!probes.contains("events")) return;  // the session never stopped cleanly: nothing was written
   std::string path = dir + "/events.bin";
   if (!path_exists(path)) {
@@ -65,6 +67,23 @@ void analyze_probe_events(const std::string& dir, const json& inputs, json& prob
       findings.add(std::move(f));
     }
     probes["analysis"] = an.summary;
+    const FilesystemInfo* fsi = find_filesystem(fs);
+    if (ops && fsi && fsi->backing == FsBacking::kPmem) {
+      bool attached = probes.contains("modes") && probes["modes"].is_object() && probes["modes"].contains("fs_dax:dax_writeback_one");
+      DaxFlushStats ds;
+      for (auto& f : check_dax_flushes(*ops, ev, attached, fs, scenario, case_name, &ds)) findings.add(std::move(f));
+      json& dj = probes["analysis"]["dax_flush"];
+      dj = {{"stores_judged", ds.stores_judged}, {"pages_judged", ds.pages_judged}, {"flush_events", ds.flush_events},
+            {"pages_unflushed", ds.pages_unflushed}};
+      if (!ds.skipped.empty()) dj["skipped"] = ds.skipped;
+      uint64_t pte = 0, pmd = 0, pmd_fallback = 0;
+      for (const auto& e : ev.events)
+        if (e.kind == FSR_EV_DAX_FAULT) {
+          (e.a[1] ? pmd : pte) += 1;
+          pmd_fallback += e.a[1] && (e.ret & 0x800);  // VM_FAULT_FALLBACK
+        }
+      probes["analysis"]["dax_faults"] = {{"pte", pte}, {"pmd", pmd}, {"pmd_fallback", pmd_fallback}};
+    }
   } catch (const std::exception& e) {
     probes["error"] = fmt::format("events.bin unreadable: {}", e.what());
     notes.push_back(fmt::format("{}: {}: findings are not explained by kernel events", dir, probes["error"].get<std::string>()));
@@ -203,7 +222,8 @@ CaseAnalysis analyze_case(const std::string& dir) {
     }
     info["kernel_widening"]["dm-flakey"]["journal_recovery"] = recovery;
   }
-  if (info.contains("probes")) analyze_probe_events(dir, in, info["probes"], findings, fs, scenario, case_name, out.notes);
+  if (info.contains("probes")) analyze_probe_events(dir, in, info["probes"], findings, fs, scenario, case_name, out.notes,
+                                                     in.value("op_logging", true) ? &data : nullptr);
 
   const json& km = in.value("kmsg", json::object());
   info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked}, {"torn_legal", ost.torn_legal},

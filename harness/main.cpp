@@ -9,6 +9,7 @@
 #include "harness/agent.h"
 #include "harness/cli_kernel.h"
 #include "harness/cli_bisect.h"
+#include "core/filesystems.h"
 #include "core/campaign.h"
 #include "core/findings.h"
 #include "harness/replay.h"
@@ -69,7 +70,11 @@ void list_scenarios() {
     }
     std::string cls;
     for (const auto& c : s->finding_classes()) cls += (cls.empty() ? "" : ", ") + c;
-    std::cout << "    filesystems: ext4, xfs\n    finds: " << cls << "\n    parameters ([scenario." << sp.name << "]):\n";
+    std::string fss;
+    for (const auto& f : filesystem_table())
+      if (sp.backings.empty() || std::find(sp.backings.begin(), sp.backings.end(), fs_backing_name(f.backing)) != sp.backings.end())
+        fss += (fss.empty() ? "" : ", ") + f.name;
+    std::cout << "    filesystems: " << fss << "\n    finds: " << cls << "\n    parameters ([scenario." << sp.name << "]):\n";
     for (const auto& p : sp.params)
       std::cout << fmt::format("      {:<18} {:<6} default {:<6} range {}..{}  {}\n", p.name,
                                p.type == ParamSpec::Type::kInt ? "int" : "float", p.def, p.min, p.max, p.help);

@@ -1,6 +1,7 @@
 #include "probes/catalog.h"
 
 #include <fmt/core.h>
+#include <tuple>
 
 #include "probes/fsrace_events.h"
 
@@ -134,6 +135,18 @@ std::vector<ProbeSpec> build() {
                  "fsync finished (i_reserved_data_blocks must be 0 when nothing is dirty)"));
   v.push_back(tp(FSR_P_EXT4_EVICT, "ext4", "ext4", "ext4_evict_inode", "evict",
                  "inode evicted (i_reserved_data_blocks must be 0)"));
+  // dax (tp_btf / raw_tp only: the classic records carry dev/ino but not the entry sizes consistently)
+  for (auto [id, ev, prog, what] : {std::tuple{FSR_P_DAX_WRITEBACK_ONE, "dax_writeback_one", "dax_wb_one",
+                                               "a DAX entry's cache lines flushed to persistence (fsync / msync / writeback)"},
+                                    std::tuple{FSR_P_DAX_PTE_FAULT_DONE, "dax_pte_fault_done", "dax_pte_fault",
+                                               "a page fault on a DAX file mapped a PTE (index, write, result)"},
+                                    std::tuple{FSR_P_DAX_PMD_FAULT_DONE, "dax_pmd_fault_done", "dax_pmd_fault",
+                                               "a 2 MiB fault on a DAX file: PMD mapped or fell back to PTEs"}}) {
+    ProbeSpec p = tp(id, "dax", "fs_dax", ev, prog, what);
+    p.classic = false;
+    p.classic_missing = "fsrace's DAX probes use the typed (tp_btf / raw_tp) arguments";
+    v.push_back(p);
+  }
   // entry points
   v.push_back(fn(FSR_P_FN_EXT4_FALLOCATE, "entry", "ext4_fallocate", "ext4_falloc", true, "ext4 fallocate handler"));
   v.push_back(fn(FSR_P_FN_XFS_FALLOCATE, "entry", "xfs_file_fallocate", "xfs_falloc", true, "XFS fallocate handler"));
@@ -166,7 +179,7 @@ const ProbeSpec* find_probe(const std::string& name) {
   return nullptr;
 }
 
-std::vector<std::string> probe_families() { return {"pagecache", "lock", "iomap", "ext4", "entry"}; }
+std::vector<std::string> probe_families() { return {"pagecache", "lock", "iomap", "ext4", "entry", "dax"}; }
 
 std::vector<Candidate> plan_probe(const ProbeSpec& p, const KernelInfo& k, const std::map<AttachMode, std::string>& refused) {
   std::vector<Candidate> out;

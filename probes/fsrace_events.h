@@ -58,7 +58,11 @@ enum fsr_event_kind {
 					  * update events are not emitted unless the balance goes negative), sent
 					  * just before each fsync-exit and evict event: a0 reserve events, a1 blocks
 					  * released, a2 blocks converted at allocation, a3 reserved_data_blocks now */
-	FSR_EV_KIND_MAX = 33,
+	FSR_EV_DAX_WRITEBACK = 33,     /* fs_dax:dax_writeback_one: a DAX entry's cache lines flushed by a sync or
+					  * writeback: a0 pgoff, a1 pglen (pages: 1 for a PTE entry, 512 for a PMD) */
+	FSR_EV_DAX_FAULT = 34,         /* fs_dax:dax_{pte,pmd}_fault_done: a0 pgoff, a1 1 = PMD, a2 1 = write
+					  * fault, ret the VM_FAULT_* result */
+	FSR_EV_KIND_MAX = 35,
 };
 
 /* fsr_event.flags */
@@ -146,6 +150,9 @@ enum fsr_probe_id {
 	FSR_P_FN_CEPH_DIRECT_RW,
 	FSR_P_FN_EXT4_WRITEPAGES,
 	FSR_P_FN_XFS_WRITEPAGES,
+	FSR_P_DAX_WRITEBACK_ONE,
+	FSR_P_DAX_PTE_FAULT_DONE,
+	FSR_P_DAX_PMD_FAULT_DONE,
 	FSR_P_COUNT,
 };
 

@@ -23,6 +23,7 @@
 // skeletons (generated at build time by bpftool gen skeleton)
 #include "entry.skel.h"
 #include "ext4.skel.h"
+#include "dax.skel.h"
 #include "iomap.skel.h"
 #include "lock.skel.h"
 #include "pagecache.skel.h"
@@ -107,6 +108,7 @@ const std::vector<BpfObjectOps>& families() {
       make_object_ops("iomap", iomap_bpf__open_opts, iomap_bpf__destroy, cfg),
       make_object_ops("ext4", ext4_bpf__open_opts, ext4_bpf__destroy, cfg),
       make_object_ops("entry", entry_bpf__open_opts, entry_bpf__destroy, cfg),
+      make_object_ops("dax", dax_bpf__open_opts, dax_bpf__destroy, cfg),
   };
   return v;
 }

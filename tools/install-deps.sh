@@ -15,6 +15,8 @@ PKGS=(
   # trace reports (fsrace report): their tests validate findings.json (JSON Schema), junit.xml (xmllint
   # --schema) and open report.html in a real browser (headless chromium)
   python3-jsonschema libxml2-utils chromium
+  # DAX filesystems (ext4-dax, xfs-dax): the guest makes its NVDIMM namespace fsdax with ndctl
+  ndctl
 )
 source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
 ensure_packages deps "${PKGS[@]}"

@@ -24,7 +24,20 @@ void FileHandles::open_all(const std::vector<TestFile>& files) {
   for (const auto& f : files) {
     int fd = open(f.path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) throw Fatal(fmt::format("cannot open test file {}: {}", f.path, strerror(errno)));
-    void* m = mmap(nullptr, f.blocks * kBlockSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    // 2 MiB-aligned addresses for files of 2 MiB or more, so a DAX file can be mapped by PMD faults
+    // (and a page-cache file by large folios): reserve, trim, map over the aligned part.
+    size_t len = f.blocks * kBlockSize, huge = size_t(2) << 20;
+    void* at = nullptr;
+    if (len >= huge) {
+      void* r = mmap(nullptr, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (r != MAP_FAILED) {
+        uintptr_t a = (uintptr_t(r) + huge - 1) & ~uintptr_t(huge - 1);
+        if (a > uintptr_t(r)) munmap(r, a - uintptr_t(r));
+        if (uintptr_t(r) + len + huge > a + len) munmap(reinterpret_cast<void*>(a + len), uintptr_t(r) + len + huge - (a + len));
+        at = reinterpret_cast<void*>(a);
+      }
+    }
+    void* m = mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     if (m == MAP_FAILED) throw Fatal(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
     this->fd.push_back(fd);
     shift_lock.push_back(std::make_unique<std::shared_mutex>());
@@ -232,6 +245,16 @@ void OpCtx::sync_range(const Range& r) {
     return neg_errno(sync_file_range(h_.fd[r.file], off_t(r.off()), off_t(r.len()),
                                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER));
   });
+}
+
+void OpCtx::msync(const Range& r) {
+  simple(OpKind::kMsync, r, "msync", [&] {
+    return neg_errno(::msync(h_.map[r.file] + r.off(), r.len(), MS_SYNC));
+  });
+}
+
+void OpCtx::msync_not_made(const Range& r) {
+  simple(OpKind::kMsync, r, "msync", [&] { return 0; });
 }
 
 void OpCtx::fsync(uint16_t file) {

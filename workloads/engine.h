@@ -73,6 +73,8 @@ class OpCtx {
   void pageout(const Range& r);     // madvise(PAGEOUT)
   void sync_range(const Range& r);
   void fsync(uint16_t file);
+  void msync(const Range& r);       // msync(MS_SYNC) of the range of the shared mapping
+  void msync_not_made(const Range& r);  // self-check only: logs a successful msync without calling it
   // Reads (every block observed).
   void read(const Range& r);
   void dio_read(const Range& r);

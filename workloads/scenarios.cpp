@@ -1,7 +1,10 @@
 // The scenarios: each is a set of thread roles over shared files, with the interleaving it targets,
 // the kernel paths involved (see ../shared/seeds/) and the finding classes it can produce.
+#include <algorithm>
 #include <fmt/core.h>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "probes/fsrace_events.h"
 #include "workloads/engine.h"
@@ -27,11 +30,13 @@ class TableScenario : public Scenario {
  public:
   using Builder = std::function<std::vector<Role>(const ScenarioConfig&, uint64_t max_blocks)>;
   TableScenario(std::string name, std::string summary, std::string description, std::vector<std::string> classes,
-                std::vector<ParamSpec> params, InitMode init, bool needs_direct, Builder build)
+                std::vector<ParamSpec> params, InitMode init, bool needs_direct, Builder build,
+                std::vector<std::string> backings = {})
       : description_(std::move(description)), classes_(std::move(classes)), init_(init), needs_direct_(needs_direct),
         build_(std::move(build)) {
     spec_.name = std::move(name);
     spec_.summary = std::move(summary);
+    spec_.backings = std::move(backings);
     spec_.params = {
         {"files", T::kInt, 1, 1, 64, "test files (each op picks one)"},
         {"file_blocks", T::kInt, 64, 1, 1 << 20, "4 KiB blocks per file"},
@@ -58,7 +63,11 @@ class TableScenario : public Scenario {
          "XFS only, kwiden xfs-errortag: one in N data allocations takes a one-block free extent (errortag "
          "bmap_alloc_minlen_extent; fsrace makes 4096 of them first): files fragment, writeback maps block by block"},
     };
-    spec_.params.insert(spec_.params.end(), params.begin(), params.end());
+    for (auto& p : params) {  // a scenario's own default for a common parameter replaces the common one
+      auto same = std::find_if(spec_.params.begin(), spec_.params.end(), [&](const ParamSpec& q) { return q.name == p.name; });
+      if (same != spec_.params.end()) *same = p;
+      else spec_.params.push_back(p);
+    }
   }
   const ScenarioSpec& spec() const override { return spec_; }
   std::string description() const override { return description_; }
@@ -101,9 +110,9 @@ class TableScenario : public Scenario {
 
 std::unique_ptr<Scenario> make(std::string name, std::string summary, std::string description,
                                std::vector<std::string> classes, std::vector<ParamSpec> params, InitMode init,
-                               bool needs_direct, TableScenario::Builder build) {
+                               bool needs_direct, TableScenario::Builder build, std::vector<std::string> backings = {}) {
   return std::make_unique<TableScenario>(std::move(name), std::move(summary), std::move(description), std::move(classes),
-                                         std::move(params), init, needs_direct, std::move(build));
+                                         std::move(params), init, needs_direct, std::move(build), std::move(backings));
 }
 
 const std::vector<std::string> kDataClasses = {"stale", "stale-after-punch", "lost-write", "foreign", "torn",
@@ -253,6 +262,74 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
                else x.mmap_read(r);
              }}};
       });
+}
+
+std::unique_ptr<Scenario> dax_sync_vs_write_fault() {
+  std::vector<std::string> cls = kDataClasses;
+  cls.push_back("dax-unflushed");
+  return make(
+      "dax-sync-vs-write-fault", "msync / fsync vs write faults dirtying PTE and PMD entries of DAX files (seed 003)",
+      "Writers store stamped blocks through a shared, 2 MiB-aligned mapping of DAX files (write faults:\n"
+      "dax_iomap_pte_fault / dax_iomap_pmd_fault insert dirty DAX entries) while syncers msync(MS_SYNC)\n"
+      "ranges and fsync whole files (dax_writeback_mapping_range: each dirty entry is write-protected and\n"
+      "its cache lines flushed) and a hole thread punches / zeroes ranges and whole 2 MiB extents, so\n"
+      "entries go from PTE to PMD and back. Targets seed 003: a dirty PTE entry replaced by a clean PMD\n"
+      "entry (or a dirty tag lost another way) makes the sync skip stores it promised to make durable.\n"
+      "Under QEMU a missed flush loses nothing, so the check is on the kernel's flush events\n"
+      "(fs_dax:dax_writeback_one): a store that ended before a successful sync of its page began must be\n"
+      "flushed by the time the sync returns (dax-unflushed); the data oracle judges every read as usual.\n"
+      "Kernel paths: dax_iomap_fault, dax_insert_entry, dax_writeback_mapping_range, dax_writeback_one,\n"
+      "dax_entry_mkclean, the fs's punch / zero range.",
+      cls,
+      {{"files", T::kInt, 2, 1, 64, "test files (each op picks one)"},
+       {"file_blocks", T::kInt, 1024, 1, 1 << 20, "4 KiB blocks per file (1024: 4 MiB, two 2 MiB extents for PMD faults)"},
+       {"mmap_writers", T::kInt, 2, 1, 64, "threads storing through the mapping"},
+       {"syncers", T::kInt, 1, 1, 64, "threads calling msync(MS_SYNC) on ranges and fsync on files"},
+       {"hole_threads", T::kInt, 1, 0, 64, "threads punching / zeroing ranges and whole 2 MiB extents"},
+       {"readers", T::kInt, 1, 0, 64, "threads reading with mmap loads and pread(2)"},
+       {"msync_ratio", T::kDouble, 0.7, 0, 1, "share of msync(range) among the syncers' ops (rest: fsync)"},
+       {"huge_punch_ratio", T::kDouble, 0.3, 0, 1, "share of the hole thread's ops that punch a whole aligned 2 MiB extent"},
+       {"zero_ratio", T::kDouble, 0.3, 0, 1, "share of zero-range among the hole thread's other ops (rest: punch)"},
+       {"hole_pause_us", T::kInt, 2000, 0, 1000000, "pause between the hole thread's ops, so stores and syncs dominate"},
+       {"flush_selfcheck", T::kInt, 0, 0, 1,
+        "self-check: 1 makes the syncers record msyncs they never make, so the flush check must report dax-unflushed "
+        "(proves it fires; every such case has findings)"}},
+      InitMode::kSparse, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double mr = c.d("msync_ratio"), hr = c.d("huge_punch_ratio"), zr = c.d("zero_ratio");
+        uint64_t pause = uint64_t(c.i("hole_pause_us")), fb = uint64_t(c.i("file_blocks"));
+        bool selfcheck = c.i("flush_selfcheck") != 0;
+        std::vector<Role> roles{
+            {"mmap-writer", int(c.i("mmap_writers")), [=](OpCtx& x) { x.mmap_write(x.pick(maxr)); }},
+            {"syncer", int(c.i("syncers")),
+             [=](OpCtx& x) {
+               Range r = x.pick(maxr * 4);
+               if (selfcheck) x.msync_not_made(r);
+               else if (x.rng.unit() < mr) x.msync(r);
+               else x.fsync(r.file);
+             },
+             false, "sync"},
+            {"reader", int(c.i("readers")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.below(2)) x.read(r);
+               else x.mmap_read(r);
+             }}};
+        if (c.i("hole_threads") > 0)
+          roles.push_back({"hole", int(c.i("hole_threads")), [=](OpCtx& x) {
+                             Range r = x.pick(maxr);
+                             if (fb >= 512 && x.rng.unit() < hr) {
+                               r.b0 = x.rng.below(fb / 512) * 512;
+                               r.n = 512;
+                               x.punch(r);
+                             } else if (x.rng.unit() < zr) {
+                               x.zero_range(r);
+                             } else {
+                               x.punch(r);
+                             }
+                             if (pause) std::this_thread::sleep_for(std::chrono::microseconds(pause));
+                           }});
+        return roles;
+      },
+      {"pmem"});
 }
 
 std::unique_ptr<Scenario> dio_vs_mmap() {
@@ -486,6 +563,7 @@ std::vector<std::unique_ptr<Scenario>> make_scenarios() {
   v.push_back(punch_vs_fault());
   v.push_back(punch_vs_read());
   v.push_back(mkwrite_vs_fallocate());
+  v.push_back(dax_sync_vs_write_fault());
   v.push_back(dio_vs_mmap());
   v.push_back(dio_vs_buffered());
   v.push_back(writeback_vs_write());

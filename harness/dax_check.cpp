@@ -1,0 +1,132 @@
+#include "harness/dax_check.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "probes/fsrace_events.h"
+
+namespace fsrace {
+
+namespace {
+constexpr uint64_t kPageBytes = 4096;
+constexpr size_t kMaxFindings = 20;
+
+bool removes_data(OpKind k) {
+  return k == OpKind::kPunch || k == OpKind::kZeroRange || k == OpKind::kCollapse || k == OpKind::kInsert ||
+         k == OpKind::kTruncate || k == OpKind::kWrite || k == OpKind::kDioWrite;
+}
+}  // namespace
+
+std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::EventsData& ev, bool flush_probe_attached,
+                                       const std::string& fs, const std::string& scenario, const std::string& case_name,
+                                       DaxFlushStats* stats) {
+  DaxFlushStats st;
+  std::vector<Finding> out;
+  auto done = [&] {
+    if (stats) *stats = st;
+    return out;
+  };
+  if (!flush_probe_attached) {
+    st.skipped = "fs_dax:dax_writeback_one was not attached";
+    return done();
+  }
+  uint64_t dropped = ev.trailer.is_object() ? ev.trailer.value("dropped", uint64_t(0)) : 0;
+  if (dropped) {
+    st.skipped = fmt::format("{} probe events were dropped: a missing flush event proves nothing", dropped);
+    return done();
+  }
+  // File index (op log) <-> inode (events) by name.
+  std::map<std::string, uint16_t> file_of_name;
+  if (data.meta.contains("files"))
+    for (size_t i = 0; i < data.meta["files"].size(); ++i) file_of_name[data.meta["files"][i].value("name", "")] = uint16_t(i);
+  std::map<std::pair<uint32_t, uint64_t>, uint16_t> file_of_inode;
+  if (ev.trailer.is_object() && ev.trailer.contains("inodes"))
+    for (const auto& i : ev.trailer["inodes"])
+      if (auto it = file_of_name.find(i.value("name", "")); it != file_of_name.end())
+        file_of_inode[{i.value("dev", 0u), i.value("ino", uint64_t(0))}] = it->second;
+  // Flush times per (file, page), sorted.
+  std::map<std::pair<uint16_t, uint64_t>, std::vector<uint64_t>> flushes;
+  for (const auto& e : ev.events) {
+    if (e.kind != FSR_EV_DAX_WRITEBACK) continue;
+    auto it = file_of_inode.find({e.dev, e.ino});
+    if (it == file_of_inode.end()) continue;
+    ++st.flush_events;
+    for (uint64_t p = e.a[0]; p < e.a[0] + std::min<uint64_t>(e.a[1], 1 << 18); ++p) flushes[{it->second, p}].push_back(e.ts_ns);
+  }
+  for (auto& [k, v] : flushes) std::sort(v.begin(), v.end());
+  auto flushed_in = [&](uint16_t f, uint64_t p, uint64_t t0, uint64_t t1) {
+    auto it = flushes.find({f, p});
+    if (it == flushes.end()) return false;
+    auto lo = std::lower_bound(it->second.begin(), it->second.end(), t0);
+    return lo != it->second.end() && *lo <= t1;
+  };
+  // Successful syncs per file, by start time; ops that remove a store's data, per file.
+  std::map<uint16_t, std::vector<const OpRecord*>> syncs, removers;
+  std::vector<const OpRecord*> stores;
+  for (const auto& o : data.ops) {
+    OpKind k = OpKind(o.kind);
+    if ((k == OpKind::kMsync || k == OpKind::kFsync) && o.result == 0) syncs[o.file].push_back(&o);
+    else if (k == OpKind::kMmapWrite && o.result >= 0) stores.push_back(&o);
+    else if (removes_data(k)) removers[o.file].push_back(&o);
+  }
+  for (auto& [f, v] : syncs) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->start_ns < b->start_ns; });
+  auto removed = [&](uint16_t f, uint64_t p, uint64_t t0, uint64_t t1) {
+    for (const OpRecord* r : removers[f]) {
+      if (r->end_ns < t0 || r->start_ns > t1) continue;
+      if (OpKind(r->kind) == OpKind::kCollapse || OpKind(r->kind) == OpKind::kInsert || OpKind(r->kind) == OpKind::kTruncate)
+        return true;  // moves or drops everything past its offset: not judged
+      if (p * kPageBytes < r->offset + r->length && r->offset < (p + 1) * kPageBytes) return true;
+    }
+    return false;
+  };
+  size_t n_found = 0;
+  for (const OpRecord* s : stores) {
+    auto& sv = syncs[s->file];
+    uint64_t p0 = s->offset / kPageBytes, p1 = (s->offset + s->length + kPageBytes - 1) / kPageBytes;
+    std::set<uint64_t> open;
+    for (uint64_t p = p0; p < p1; ++p) open.insert(p);
+    bool judged = false;
+    auto it = std::upper_bound(sv.begin(), sv.end(), s->end_ns, [](uint64_t t, const OpRecord* y) { return t < y->start_ns; });
+    for (; it != sv.end() && !open.empty(); ++it) {
+      const OpRecord* y = *it;
+      bool whole = OpKind(y->kind) == OpKind::kFsync;
+      for (auto pi = open.begin(); pi != open.end();) {
+        uint64_t p = *pi;
+        if (!whole && !(p * kPageBytes >= y->offset && (p + 1) * kPageBytes <= y->offset + y->length)) {
+          ++pi;
+          continue;
+        }
+        pi = open.erase(pi);
+        if (removed(s->file, p, s->start_ns, y->end_ns)) continue;
+        judged = true;
+        ++st.pages_judged;
+        if (flushed_in(s->file, p, s->start_ns, y->end_ns)) continue;
+        ++st.pages_unflushed;
+        if (n_found >= kMaxFindings) continue;
+        ++n_found;
+        Finding fd = make_finding("dax-unflushed", fs, scenario, case_name, "race");
+        std::string fname;
+        for (const auto& [n, i] : file_of_name)
+          if (i == s->file) fname = n;
+        fd.file = fname;
+        fd.block = p;
+        fd.time_ns = y->end_ns;
+        fd.ops = {*s, *y};
+        fd.detail = fmt::format(
+            "the store to page {} of {} through the DAX mapping (op {}) ended {:.3f} ms before {} (op {}) of that page began, "
+            "and no fs_dax:dax_writeback_one flushed the page's entry between the store and the sync's return: on real "
+            "persistent memory the store could still sit in the CPU cache after the sync said it was durable",
+            p, fname, s->id, double(y->start_ns - s->end_ns) / 1e6, OpKind(y->kind) == OpKind::kMsync ? "msync(MS_SYNC)" : "fsync",
+            y->id);
+        out.push_back(std::move(fd));
+      }
+    }
+    st.stores_judged += judged;
+  }
+  return done();
+}
+
+}  // namespace fsrace
