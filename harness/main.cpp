@@ -382,7 +382,8 @@ int main(int argc, char** argv) {
   prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
 
   auto* wid = app.add_subcommand("widening", "list the kernel-side race-window widening on the running kernel: BPF delay points "
-                                             "(attach mode or why not) and the error-injection / device-mapper / XFS errortag techniques");
+                                             "(attach mode or why not), the error-injection / device-mapper / XFS errortag techniques, and what "
+                                             "[campaign] widening = \"auto\" arms per scenario x filesystem here");
   bool wid_json = false, wid_verbose = false;
   wid->add_flag("--json", wid_json, "machine-readable listing");
   wid->add_flag("-v,--verbose", wid_verbose, "also say where each hook fires and what the kernel holds there");
