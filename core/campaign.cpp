@@ -120,7 +120,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
     const auto& t = cx.table(*n, "[campaign]");
-    cx.only_keys(t, "[campaign]", {"name", "seed", "duration_s", "repetitions", "quiesce_ms", "filesystems", "scenarios"});
+    cx.only_keys(t, "[campaign]", {"name", "seed", "duration_s", "repetitions", "quiesce_ms", "widening", "filesystems", "scenarios"});
     if (auto* v = t.get("name")) {
       c.name = cx.str(*v, "name");
       bool ok = !c.name.empty() && c.name.size() <= 64;
@@ -131,6 +131,12 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
     if (auto* v = t.get("duration_s")) c.duration_s = cx.num(*v, "duration_s", 0.1, 86400 * 7, false);
     if (auto* v = t.get("repetitions")) c.repetitions = uint64_t(cx.num(*v, "repetitions", 1, 100000, true));
     if (auto* v = t.get("quiesce_ms")) c.quiesce_ms = cx.num(*v, "quiesce_ms", 0, 600000, false);
+    if (auto* v = t.get("widening")) {
+      c.widening = cx.str(*v, "widening");
+      const auto& modes = campaign_widening_modes();
+      if (std::find(modes.begin(), modes.end(), c.widening) == modes.end())
+        cx.fail(*v, fmt::format("unknown widening '{}'; allowed: {}", c.widening, join(modes)));
+    }
     if (auto* v = t.get("filesystems")) {
       fs_list = cx.str_list(*v, "filesystems");
       if (fs_list.empty()) cx.fail(*v, fmt::format("'filesystems' is empty; allowed: {}", join(known_filesystems())));
@@ -413,6 +419,7 @@ std::string campaign_to_toml(const Campaign& c) {
                                       {"duration_s", c.duration_s},
                                       {"repetitions", int64_t(c.repetitions)},
                                       {"quiesce_ms", c.quiesce_ms},
+                                      {"widening", c.widening},
                                       {"filesystems", fsn},
                                       {"scenarios", scn}});
   toml::table fs;

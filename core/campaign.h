@@ -94,11 +94,19 @@ struct Campaign {
   double duration_s = 5;
   uint64_t repetitions = 1;
   double quiesce_ms = 250;  // quiescent coherence/space checks during the race (0: off)
+  // Kernel-side widening of the scenarios that name no kdelay / kwiden: "off", or "auto" = per case the
+  // relevant techniques the kernel supports (widening/auto.h).
+  std::string widening = "off";
   std::vector<FsConfig> filesystems;
   std::vector<ScenarioConfig> scenarios;
   VmConfig vm;
   ProbesConfig probes;
 };
+
+inline const std::vector<std::string>& campaign_widening_modes() {
+  static const std::vector<std::string> v = {"off", "auto"};
+  return v;
+}
 
 // Known filesystem types and their default mkfs / mount options.
 const std::vector<std::string>& known_filesystems();

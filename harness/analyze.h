@@ -52,6 +52,14 @@ DataCorroboration corroborate(FindingSet& findings, const OpLogData& data, const
 // Whether the case mixed O_DIRECT writes with cached writes or mappings (ops_by_kind of the race).
 bool dio_mixed(const nlohmann::json& ops_by_kind);
 
+// Blind spot of a broken revalidation: on XFS, in a scenario whose stock cases revalidate
+// (writeback-vs-write), with a revalidation probe attached (xfs:xfs_iomap_invalid,
+// xfs:xfs_wb_data_iomap_invalid, iomap:iomap_iter or xfs_iomap_valid()) and the XFS write / writeback
+// mapping delays armed and delaying, a case that saw no stale-iomap revalidation gets this note ("" otherwise). A note, never a
+// finding: zero revalidations also happen on a healthy kernel, just more rarely. `info`: the case record
+// after the probe analysis.
+std::string revalidation_note(const nlohmann::json& info);
+
 }  // namespace fsrace
 
 namespace fsrace {

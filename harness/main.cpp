@@ -25,6 +25,7 @@
 #include "probes/fsrace_events.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
+#include "widening/auto.h"
 #include "widening/delay.h"
 #include "widening/techniques.h"
 #include "workloads/scenario.h"
@@ -186,9 +187,20 @@ int list_widening(bool json, bool verbose) {
     techniques.push_back({{"name", name}, {"what", what}, {"available", t.available}, {"detail", t.detail},
                           {"driven", probes::kernel_technique_driven(name)}});
   }
+  // [campaign] widening = "auto": what a case of each scenario x filesystem would arm here (variant 0)
+  nlohmann::json autos = nlohmann::json::array();
+  for (const char* fs : {"ext4", "xfs"}) {
+    auto caps = widening::detect_auto_caps(*k, fs);
+    for (const auto& sc : scenario_catalog()) {
+      auto choice = widening::choose_auto_widening(caps, sc.name, fs, 0);
+      nlohmann::json a = widening::auto_widening_json(choice);
+      a.update({{"scenario", sc.name}, {"fs", fs}, {"note", widening::auto_widening_note(choice)}});
+      autos.push_back(a);
+    }
+  }
   if (json) {
     std::cout << nlohmann::json{{"kernel", k->release()}, {"delay_cap_us", FSR_DELAY_MAX_US}, {"delays_unavailable", ds.setup_error()},
-                                {"delay_points", points}, {"techniques", techniques}}.dump(2) << "\n";
+                                {"delay_points", points}, {"techniques", techniques}, {"auto", autos}}.dump(2) << "\n";
     return 0;
   }
   std::cout << fmt::format("kernel {}: kernel delay points (campaign: [scenario.<name>] kdelay = [...], kdelay_us, kdelay_ratio;\n"
@@ -210,6 +222,12 @@ int list_widening(bool json, bool verbose) {
   for (const auto& t : techniques)
     std::cout << fmt::format("  {:<16} {}{}: {}\n", t["name"].get<std::string>(), t["available"].get<bool>() ? "available" : "unavailable",
                              t["driven"].get<bool>() ? "" : " (detected only)", t["detail"].get<std::string>());
+  std::cout << "\n[campaign] widening = \"auto\" (scenarios without kdelay / kwiden of their own; campaigns/default.toml and\n"
+               "all-scenarios.toml use it): per scenario x filesystem, what the first case would arm on this kernel (the delay\n"
+               "profile rotates with the repetition and the scenario's place in the campaign; dm-delay on odd variants):\n";
+  for (const auto& a : autos)
+    std::cout << fmt::format("  {:<4} {:<22} {}\n", a["fs"].get<std::string>(), a["scenario"].get<std::string>(),
+                             a["note"].get<std::string>().substr(std::string("auto widening (variant 0): ").size()));
   return 0;
 }
 
@@ -369,7 +387,8 @@ int main(int argc, char** argv) {
   prb->footer("Loading needs root; without it every probe is listed as unavailable with the reason. Exit code 0.");
 
   auto* wid = app.add_subcommand("widening", "list the kernel-side race-window widening on the running kernel: BPF delay points "
-                                             "(attach mode or why not) and the error-injection / device-mapper / XFS errortag techniques");
+                                             "(attach mode or why not), the error-injection / device-mapper / XFS errortag techniques, and what "
+                                             "[campaign] widening = \"auto\" arms per scenario x filesystem here");
   bool wid_json = false, wid_verbose = false;
   wid->add_flag("--json", wid_json, "machine-readable listing");
   wid->add_flag("-v,--verbose", wid_verbose, "also say where each hook fires and what the kernel holds there");

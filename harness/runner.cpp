@@ -27,6 +27,7 @@
 #include "harness/verify.h"
 #include "probes/kernel_info.h"
 #include "probes/loader.h"
+#include "widening/auto.h"
 #include "widening/plan.h"
 #include "workloads/scenario.h"
 
@@ -75,7 +76,23 @@ class CaseRunner {
     uint64_t t_setup = now_ns();
     phase("setup", "");
     static std::atomic<unsigned> serial{0};  // device-mapper names: unique per process and case
-    widening::WideningPlan plan(cs_.sc, kernel_fs_type(cs_.fs.type), kernel_);
+    // [campaign] widening = "auto": the scenario's relevant techniques this kernel supports (widening/auto.h)
+    ScenarioConfig sc_widened = cs_.sc;
+    if (opt_.campaign.widening == "auto" && kernel_) {
+      if (widening::explicit_widening(cs_.sc)) {
+        info["auto_widening"] = {{"mode", "explicit"}};
+      } else {
+        uint64_t variant = cs_.rep;
+        for (size_t k = 0; k < opt_.campaign.scenarios.size(); ++k)
+          if (opt_.campaign.scenarios[k].name == cs_.sc.name) variant += k;
+        auto choice = widening::choose_auto_widening(widening::detect_auto_caps(*kernel_, kernel_fs_type(cs_.fs.type)), cs_.sc.name,
+                                                   kernel_fs_type(cs_.fs.type), variant);
+        sc_widened = widening::apply_auto_widening(cs_.sc, choice);
+        info["auto_widening"] = widening::auto_widening_json(choice);
+        info["notes"].push_back(widening::auto_widening_note(choice));
+      }
+    }
+    widening::WideningPlan plan(sc_widened, kernel_fs_type(cs_.fs.type), kernel_);
     TestbedSpec ts{cs_.fs, "", opt_.workdir, plan.device_layer(), fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++)};
     if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) ts.device = it->second;
     Testbed tb(ts);
@@ -354,7 +371,7 @@ RunOutcome run_host(const RunOptions& opt) {
   std::unique_ptr<probes::KernelInfo> kernel;
   bool probes_on = opt.probes && c.probes.enabled;
   bool kernel_widening = false;
-  for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty();
+  for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty() || c.widening == "auto";
   if ((probes_on || kernel_widening) && !stop_requested().load()) kernel = probes::running_kernel();
   // Progress: a live status line on a terminal, plain lines otherwise (the guest agent keeps its own lines).
   std::unique_ptr<StatusLine> status;

@@ -58,15 +58,30 @@ void FileHandles::close_all(const std::vector<TestFile>& files) {
   shift_lock.clear();
 }
 
+namespace {
+// Large ops (params large_op_ratio, large_range_blocks): 0 blocks when off or the scenario has no such params.
+uint64_t large_blocks_of(const ScenarioEnv& env) {
+  const ScenarioConfig* c = env.cfg;
+  if (!c || !c->params.count("large_op_ratio") || !c->params.count("large_range_blocks") || c->d("large_op_ratio") <= 0) return 0;
+  return uint64_t(c->i("large_range_blocks"));
+}
+}  // namespace
+
 OpCtx::OpCtx(ScenarioEnv& env, const std::vector<TestFile>& files, FileHandles& h, uint32_t tid, uint64_t max_blocks)
     : rng(env.seed * 0x9e3779b97f4a7c15ull + tid), env_(env), files_(files), h_(h), tl_(env.log->thread(tid)),
-      buf_(max_blocks * kBlockSize), tid_(tid), max_blocks_(max_blocks) {}
+      buf_(std::max(max_blocks, large_blocks_of(env)) * kBlockSize), tid_(tid), max_blocks_(std::max(max_blocks, large_blocks_of(env))),
+      large_blocks_(large_blocks_of(env)), large_ratio_(large_blocks_ ? env.cfg->d("large_op_ratio") : 0) {}
 
 Range OpCtx::pick(uint64_t max_blocks) {
   Range r;
   r.file = uint16_t(rng.below(files_.size()));
   uint64_t nb = files_[r.file].blocks;
   r.n = 1 + rng.below(std::min(max_blocks, nb));
+  // a large op: more than max_blocks, up to large_range_blocks (one multi-MiB extent / hundreds of folios)
+  if (large_ratio_ > 0 && rng.unit() < large_ratio_) {
+    uint64_t lo = max_blocks + 1, hi = std::min(large_blocks_, nb);
+    if (hi >= lo) r.n = lo + rng.below(hi - lo + 1);
+  }
   r.b0 = rng.below(nb - r.n + 1);
   return r;
 }

@@ -44,6 +44,8 @@ class OpCtx {
   RaceStats stats;
 
   // A random range of 1..max blocks inside a random file.
+  // A random range of 1..max_blocks blocks in a random file; with large ops on (params large_op_ratio,
+  // large_range_blocks), that share of the picks is max_blocks+1..large_range_blocks blocks instead.
   Range pick(uint64_t max_blocks);
 
   // Modifying ops.
@@ -112,6 +114,8 @@ class OpCtx {
   AlignedBuf buf_;
   uint32_t tid_;
   uint64_t max_blocks_;
+  uint64_t large_blocks_ = 0;  // large ops: up to this many blocks on a large_ratio_ share of picks (0: off)
+  double large_ratio_ = 0;
   uint32_t flags_ = 0;
   std::unique_ptr<UffdBuffer> uffd_;
   std::unique_ptr<OpCtx> handler_;

@@ -41,6 +41,10 @@ class TableScenario : public Scenario {
         {"files", T::kInt, 1, 1, 64, "test files (each op picks one)"},
         {"file_blocks", T::kInt, 64, 1, 1 << 20, "4 KiB blocks per file"},
         {"max_range_blocks", T::kInt, 8, 1, 4096, "largest range of one op, in blocks"},
+        {"large_op_ratio", T::kDouble, 0, 0, 1,
+         "share of the ops' ranges that are large: max_range_blocks+1 .. large_range_blocks blocks (multi-MiB writes, "
+         "punches, zero ranges, reads over one large delalloc / unwritten extent; needs file_blocks above max_range_blocks)"},
+        {"large_range_blocks", T::kInt, 1024, 1, 65536, "largest range of a large op, in blocks (1024 = 4 MiB)"},
         {"iterations", T::kInt, 0, 0, 1e12, "ops per thread (0: until the duration ends)"},
         {"pin_cpus", T::kInt, 0, 0, 1, "1: pin racing threads round-robin to CPUs (widening)"},
         {"jitter_us", T::kDouble, 0, -1, 100000,

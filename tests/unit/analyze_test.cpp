@@ -171,3 +171,29 @@ TEST_F(CaseDir, AMissingEventsFileIsANoteNotAnError) {
 }
 
 }  // namespace
+
+TEST(RevalidationNote, OnlyXfsWithTheProbeAttachedAndTheDelaysDelayingAndNoRevalidation) {
+  nlohmann::json info = {
+      {"fs", "xfs"},
+      {"scenario", "writeback-vs-write"},
+      {"probes", {{"modes", {{"xfs_iomap_valid()", "fentry/fexit"}}}, {"analysis", {{"stale_iomap_seen", 0}}}}},
+      {"kernel_delays", {{"points", {{"xfs-wb-mapped", {{"delayed", 12}}}, {"iomap-mapped", {{"delayed", 40}}}}}}}};
+  std::string n = revalidation_note(info);
+  EXPECT_NE(n.find("no stale-iomap revalidation seen on XFS although xfs-wb-mapped delayed 12 time(s) with xfs_iomap_valid() attached"),
+            std::string::npos)
+      << n;
+  auto without = [&](auto change) {
+    nlohmann::json j = info;
+    change(j);
+    return revalidation_note(j);
+  };
+  EXPECT_EQ(without([](nlohmann::json& j) { j["probes"]["analysis"]["stale_iomap_seen"] = 1; }), "");  // seen: fine
+  EXPECT_EQ(without([](nlohmann::json& j) { j["fs"] = "ext4"; }), "");
+  // scenarios whose stock cases mostly see none (measured) get no note
+  EXPECT_EQ(without([](nlohmann::json& j) { j["scenario"] = "dio-vs-buffered"; }), "");
+  EXPECT_NE(without([](nlohmann::json& j) { j["probes"]["modes"] = {{"xfs:xfs_iomap_invalid", "tp_btf"}}; }), "");
+  EXPECT_EQ(without([](nlohmann::json& j) { j["probes"]["modes"] = nlohmann::json::object(); }), "");  // cannot see them
+  EXPECT_EQ(without([](nlohmann::json& j) { j["probes"].erase("analysis"); }), "");                   // no events analysed
+  EXPECT_EQ(without([](nlohmann::json& j) { j["kernel_delays"]["points"]["xfs-wb-mapped"]["delayed"] = 0; }), "");
+  EXPECT_EQ(without([](nlohmann::json& j) { j.erase("kernel_delays"); }), "");
+}

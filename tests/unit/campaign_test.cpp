@@ -67,7 +67,7 @@ ratio = 0.25
 
 TEST(Campaign, UnknownKeyNamesLineKeyAndAllowed) {
   EXPECT_EQ(err("[campaign]\nseed = 1\nduraton_s = 3\n"),
-            "c.toml:3:1: unknown key 'duraton_s' in [campaign]; allowed: name, seed, duration_s, repetitions, quiesce_ms, filesystems, scenarios");
+            "c.toml:3:1: unknown key 'duraton_s' in [campaign]; allowed: name, seed, duration_s, repetitions, quiesce_ms, widening, filesystems, scenarios");
 }
 
 TEST(Campaign, UnknownScenarioParam) {

@@ -3,6 +3,7 @@
 // unusable, the technique detection's refusal reasons, and campaign validation of kdelay / kwiden.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -15,6 +16,7 @@
 #include "probes/fsrace_events.h"
 #include "probes/kernel_info.h"
 #include "widening/techniques.h"
+#include "widening/auto.h"
 #include "tests/unit/mock_kernel.h"
 #include "workloads/scenario.h"
 
@@ -277,4 +279,135 @@ TEST(ShippedCampaigns, AllParseAndPowerCutCutsEveryScenario) {
       EXPECT_EQ(s.d("shift_ratio"), 0);
     }
   }
+}
+
+// ---- [campaign] widening = "auto" (widening/auto.h) ----
+
+namespace {
+// Caps with every delay point and technique available, then knocked out by the test.
+AutoCaps all_available(const std::string& fs) {
+  AutoCaps c;
+  for (const auto& p : delay_points()) c.point_reason[p.name] = delay_hooks_for(p, fs).empty() ? "no hook fires" : "";
+  for (const auto& t : kernel_technique_names()) c.technique_reason[t] = "";
+  return c;
+}
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+}  // namespace
+
+TEST(AutoWidening, RelevantPointsFollowScenarioAndFilesystem) {
+  auto r = auto_relevant("punch-vs-fault", "ext4", 0);
+  EXPECT_EQ(r.points, (std::vector<std::string>{"punch-free", "pagecache-dropped", "fill-added"}));
+  EXPECT_EQ(r.techniques, (std::vector<std::string>{"override-return", "fail-function"}));
+  // XFS-only points and techniques never on ext4
+  auto wb4 = auto_relevant("writeback-vs-write", "ext4", 1);
+  EXPECT_FALSE(has(wb4.points, "xfs-wb-mapped"));
+  EXPECT_FALSE(has(wb4.points, "xfs-write-mapped"));
+  EXPECT_TRUE(has(wb4.points, "iomap-mapped"));
+  EXPECT_FALSE(has(wb4.techniques, "xfs-errortag"));
+  auto wbx = auto_relevant("writeback-vs-write", "xfs", 0);
+  EXPECT_TRUE(has(wbx.points, "xfs-wb-mapped"));
+  EXPECT_TRUE(has(wbx.points, "xfs-write-mapped"));
+  EXPECT_TRUE(has(wbx.techniques, "xfs-errortag"));
+  // dm-delay only on odd variants; dm-flakey (the power cut) never
+  EXPECT_FALSE(has(wbx.techniques, "dm-delay"));
+  EXPECT_TRUE(has(auto_relevant("writeback-vs-write", "xfs", 1).techniques, "dm-delay"));
+  for (const auto& sc : scenario_catalog())
+    for (const char* fs : {"ext4", "xfs"})
+      for (uint64_t v = 0; v < 4; ++v) {
+        auto x = auto_relevant(sc.name, fs, v);
+        EXPECT_FALSE(has(x.techniques, "dm-flakey")) << sc.name;
+        EXPECT_FALSE(x.points.empty()) << sc.name << " on " << fs << ": auto widening must arm something there";
+        for (const auto& p : x.points) EXPECT_FALSE(delay_hooks_for(*find_delay_point(p), fs).empty()) << p << " on " << fs;
+      }
+  // a scenario not in the table (mixed, or one added later) gets every point that fires on the filesystem
+  auto mixed = auto_relevant("mixed", "xfs", 0);
+  EXPECT_EQ(mixed.points.size(), delay_points().size());
+  EXPECT_LT(auto_relevant("mixed", "ext4", 0).points.size(), delay_points().size());
+}
+
+TEST(AutoWidening, ArmsWhatTheKernelHasAndReportsTheRestUnavailable) {
+  // a guest like Debian 6.1: everything there
+  auto c = choose_auto_widening(all_available("xfs"), "writeback-vs-write", "xfs", 0);
+  EXPECT_EQ(c.kdelay, (std::vector<std::string>{"xfs-wb-mapped", "xfs-write-mapped", "iomap-mapped", "punch-free"}));
+  EXPECT_EQ(c.kwiden, (std::vector<std::string>{"xfs-errortag"}));
+  EXPECT_TRUE(c.unavailable.empty());
+  EXPECT_EQ(c.profile.delay_us, 300);
+  EXPECT_DOUBLE_EQ(c.profile.ratio, 0.3);
+  // no BPF delays at all: no point armed, each relevant one unavailable with the reason; techniques unaffected
+  AutoCaps nobpf = all_available("xfs");
+  nobpf.delays_unavailable = "not root";
+  nobpf.technique_reason["xfs-errortag"] = "CONFIG_XFS_DEBUG is not set";
+  auto n = choose_auto_widening(nobpf, "writeback-vs-write", "xfs", 0);
+  EXPECT_TRUE(n.kdelay.empty());
+  EXPECT_TRUE(n.kwiden.empty());
+  EXPECT_EQ(n.unavailable.at("xfs-wb-mapped"), "not root");
+  EXPECT_EQ(n.unavailable.at("xfs-errortag"), "CONFIG_XFS_DEBUG is not set");
+  // a host without kprobes / fentry: the function hook's point is unavailable, the tracepoint points arm
+  AutoCaps host = all_available("ext4");
+  host.point_reason["pagecache-dropped"] = "fexit: no fentry; kprobe: kprobes not configured";
+  host.technique_reason["override-return"] = "kprobes not configured";
+  auto h = choose_auto_widening(host, "punch-vs-fault", "ext4", 0);
+  EXPECT_EQ(h.kdelay, (std::vector<std::string>{"punch-free", "fill-added"}));
+  EXPECT_EQ(h.unavailable.at("pagecache-dropped"), "fexit: no fentry; kprobe: kprobes not configured");
+  // one injection technique at most: override-return first, fail-function when it is missing
+  EXPECT_EQ(h.kwiden, (std::vector<std::string>{"fail-function"}));
+  EXPECT_EQ(h.unavailable.at("override-return"), "kprobes not configured");
+  EXPECT_EQ(choose_auto_widening(all_available("ext4"), "punch-vs-fault", "ext4", 0).kwiden,
+            (std::vector<std::string>{"override-return"}));
+  // a point nobody detected is not armed
+  AutoCaps none;
+  auto z = choose_auto_widening(none, "dio-vs-mmap", "ext4", 0);
+  EXPECT_TRUE(z.kdelay.empty());
+  EXPECT_EQ(z.unavailable.at("iomap-mapped"), "not detected");
+}
+
+TEST(AutoWidening, ProfilesRotateWithTheVariantAndExplicitWidensWin) {
+  const auto& prof = auto_delay_profiles();
+  ASSERT_GE(prof.size(), 2u);
+  for (uint64_t v = 0; v < 2 * prof.size(); ++v) {
+    auto c = choose_auto_widening(all_available("xfs"), "dio-vs-buffered", "xfs", v);
+    EXPECT_EQ(c.profile.delay_us, prof[v % prof.size()].delay_us);
+    EXPECT_LE(c.profile.delay_us, FSR_DELAY_MAX_US);
+    EXPECT_EQ(has(c.kwiden, "dm-delay"), v % 2 == 1);
+    auto again = choose_auto_widening(all_available("xfs"), "dio-vs-buffered", "xfs", v);
+    EXPECT_EQ(again.kdelay, c.kdelay);  // deterministic
+  }
+  Campaign plain = parse_campaign("[campaign]\nwidening = \"auto\"\nscenarios = [\"punch-vs-fault\"]\n", "c.toml", scenario_catalog());
+  EXPECT_EQ(plain.widening, "auto");
+  auto choice = choose_auto_widening(all_available("xfs"), "punch-vs-fault", "xfs", 1);
+  ScenarioConfig w = apply_auto_widening(plain.scenarios[0], choice);
+  EXPECT_EQ(w.kdelay, choice.kdelay);
+  EXPECT_EQ(w.d("kdelay_us"), choice.profile.delay_us);
+  EXPECT_EQ(w.d("kdelay_ratio"), choice.profile.ratio);
+  EXPECT_TRUE(w.param_applies("kdelay_us"));
+  // the record names what ran and what could not
+  auto j = auto_widening_json(choice);
+  EXPECT_EQ(j["armed"]["kdelay"], choice.kdelay);
+  EXPECT_EQ(j["armed"]["kdelay_us"], choice.profile.delay_us);
+  EXPECT_NE(auto_widening_note(choice).find("armed kdelay punch-free"), std::string::npos) << auto_widening_note(choice);
+  // a scenario with its own kdelay keeps it
+  Campaign own = parse_campaign("[campaign]\nwidening = \"auto\"\n[scenario.punch-vs-fault]\nkdelay = [\"fill-added\"]\n", "c.toml",
+                                scenario_catalog());
+  EXPECT_TRUE(explicit_widening(own.scenarios[0]));
+  EXPECT_EQ(apply_auto_widening(own.scenarios[0], choice).kdelay, std::vector<std::string>{"fill-added"});
+  // round trip through the resolved campaign.toml (the guest reads it), and bad values are refused
+  EXPECT_EQ(parse_campaign(campaign_to_toml(plain), "r.toml", scenario_catalog()).widening, "auto");
+  EXPECT_EQ(parse_campaign("[campaign]\n", "c.toml", scenario_catalog()).widening, "off");
+  EXPECT_NE(campaign_error("[campaign]\nwidening = \"on\"\n").find("unknown widening 'on'; allowed: off, auto"), std::string::npos)
+      << campaign_error("[campaign]\nwidening = \"on\"\n");
+  EXPECT_NE(campaign_error("[campaign]\nwidening = 1\n").find("'widening' must be a string"), std::string::npos);
+}
+
+TEST(AutoWidening, DetectedCapsSayWhyOnAKernelWithoutBpf) {
+  MockKernelInfo k;
+  k.bpf = "not root";
+  AutoCaps c = detect_auto_caps(k, "ext4");
+  EXPECT_NE(c.delays_unavailable.find("not root"), std::string::npos);
+  EXPECT_FALSE(c.point_reason.count("xfs-wb-mapped") && c.point_reason["xfs-wb-mapped"].empty());
+  EXPECT_FALSE(c.technique_reason.count("dm-flakey"));
+  EXPECT_FALSE(c.technique_reason.count("xfs-errortag"));  // ext4
+  auto ch = choose_auto_widening(c, "punch-vs-fault", "ext4", 0);
+  EXPECT_TRUE(ch.kdelay.empty());
+  for (const auto& p : ch.relevant.points) EXPECT_NE(ch.unavailable.at(p).find("not root"), std::string::npos) << p;
+  EXPECT_TRUE(ch.unavailable.count("override-return"));  // a kprobe needs BPF too
 }
