@@ -197,17 +197,6 @@ std::unique_ptr<Scenario> punch_vs_read() {
         double sr = c.d("shift_ratio");
         int sw = sr > 0 ? int(c.i("shift_writers")) : 0;
         return std::vector<Role>{
-            {"shift-writer", sw,
-             [=](OpCtx& x) {
-               // A write, page_mkwrite / a store through an existing mapping, or O_DIRECT, into blocks an
-               // insert / collapse may be moving right now.
-               Range r = x.pick(maxr);
-               switch (x.rng.below(x.has_direct() ? 3 : 2)) {
-                 case 0: x.write(r); break;
-                 case 1: x.mmap_write(r); break;
-                 default: x.dio_write(r); break;
-               }
-             }},
             {"hole", int(c.i("hole_threads")),
              [=](OpCtx& x) {
                if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
@@ -234,6 +223,17 @@ std::unique_ptr<Scenario> punch_vs_read() {
                  case 2: x.fadvise_willneed(r); x.read(r); break;
                  case 3: x.madvise_willneed(r); x.mmap_read(r); break;
                  default: x.mmap_read(r); break;
+               }
+             }},
+            {"shift-writer", sw,
+             [=](OpCtx& x) {
+               // A write, page_mkwrite / a store through an existing mapping, or O_DIRECT, into blocks an
+               // insert / collapse may be moving right now.
+               Range r = x.pick(maxr);
+               switch (x.rng.below(x.has_direct() ? 3 : 2)) {
+                 case 0: x.write(r); break;
+                 case 1: x.mmap_write(r); break;
+                 default: x.dio_write(r); break;
                }
              }}};
       });
