@@ -260,7 +260,8 @@ CaseAnalysis analyze_case(const std::string& dir) {
 
   const json& km = in.value("kmsg", json::object());
   info["oracle"] = {{"reads_checked", ost.reads_checked}, {"blocks_checked", ost.blocks_checked}, {"torn_legal", ost.torn_legal},
-                    {"modifying_ops", ost.modifying_ops}, {"shifts", ost.shifts}, {"shift_conflicts", ost.shift_conflicts}};
+                    {"modifying_ops", ost.modifying_ops}, {"shifts", ost.shifts}, {"shift_conflicts", ost.shift_conflicts}, {"shift_races", ost.shift_races},
+                    {"shift_races_by_kind", ost.shift_races_by_kind}};
   info["kernel_log"] = {{"captured", km.value("captured", false)}, {"error", km.value("error", "")}, {"lines", klines.size()},
                         {"lost", km.value("lost", uint64_t(0))}, {"dio_invalidate_failures", ks.dio_invalidate_failures},
                         {"notices", notices}};

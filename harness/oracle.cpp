@@ -126,8 +126,16 @@ void BlockModel::add_op_mods(const OpRecord& r) {
 }
 
 void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector<size_t>& ops) {
+  // Processing order: an op at its start, a successful shift at its end. So every op that started before a
+  // shift ended is in the history when the shift reads its source blocks: an op racing the shift (their
+  // intervals overlap) is then both a value the shift may move (the op came first) and a value at its own
+  // block in the shifted file (the shift came first). See oracle.h for why per-block choice is sound.
+  auto key_of = [&](size_t i) {
+    const OpRecord& r = d_.ops[i];
+    return op_kind_shifts(OpKind(r.kind)) && r.result == 0 ? r.end_ns : r.start_ns;
+  };
   std::vector<size_t> order = ops;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d_.ops[a].start_ns < d_.ops[b].start_ns; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key_of(a) < key_of(b); });
   // A block past the nominal size starts as a hole (it is reached only by shifts).
   auto at = [&](std::unordered_map<uint64_t, Hist>& table, uint64_t b) -> Hist& {
     Hist& h = table[key(file, b)];
@@ -135,41 +143,56 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
     h.shifted = true;
     return h;
   };
-  std::vector<uint64_t> since;  // per block: start of the last shift that rewrote it (0: none)
-  // The values block h may hold once every op on it has ended (all did: shifts are barriers): mods not
-  // superseded, i.e. whose end is at or after the start of the last successful mod. Mods older than the
-  // last shift that rewrote the block ended before it, so the scan stops there.
-  auto finals = [](const Hist& h, uint64_t from) {
-    uint64_t last_ok = 0;
-    for (size_t i = h.mods.size(); i-- > 0;)
-      if (h.mods[i].ok) {
-        last_ok = h.mods[i].start;
-        break;
-      }
+  // Mods are kept sorted by start while building (the shift's moved values start before the racing ops
+  // already in the history): insertion from the back, stable for equal starts.
+  auto insert_sorted = [](Hist& h, const Mod& m) {
+    auto it = h.mods.end();
+    while (it != h.mods.begin() && (it - 1)->start > m.start) --it;
+    h.mods.insert(it, m);
+  };
+  uint64_t max_dur = 0;  // longest op or shift of this file so far: bounds the backward scan below
+  // The values block h may hold at some instant of [s, e] — what a shift over [s, e] reads there, exactly
+  // the read rule: mods that started before e and were not superseded before s. A mod m is superseded iff
+  // it ended before the latest start of a successful mod that ended before s.
+  auto candidates = [&](const Hist& h, uint64_t s, uint64_t e) {
     std::vector<Mod> out;
-    bool zero = false;
-    for (size_t i = h.mods.size(); i-- > 0 && h.mods[i].start >= from;) {
+    bool zero = false, have_y = false;
+    uint64_t ymax = 0;
+    for (size_t i = h.mods.size(); i-- > 0;) {
       const Mod& m = h.mods[i];
-      if (m.end < last_ok) continue;
+      if (have_y && m.start + max_dur < ymax) break;  // it and every earlier mod ended before ymax
+      if (m.start >= e || (have_y && m.end < ymax)) continue;
+      if (!have_y && m.ok && m.end < s) {
+        have_y = true;
+        ymax = m.start;
+      }
       if (m.punch) {
         if (zero) continue;
         zero = true;
-      } else if (std::any_of(out.begin(), out.end(), [&](const Mod& o) { return o.id == m.id && o.origin == m.origin; })) {
+      } else if (std::any_of(out.begin(), out.end(), [&](const Mod& o) { return !o.punch && o.id == m.id && o.origin == m.origin; })) {
         continue;
       }
       out.push_back(m);
     }
     return out;
   };
-  uint64_t size = blocks, max_end = 0, last_shift_end = 0;
+  // Sizes, in blocks, as a range [lo, hi]: a write racing a shift may extend the file before or after it.
+  // `pending`: successful writes that may still race a later shift, each with the size range the file would
+  // have had without it (alt: the write deferred past every shift it raced so far).
+  struct Pending {
+    uint64_t start, end, b1, alt_lo, alt_hi;
+  };
+  std::vector<Pending> pending;
+  uint64_t lo = blocks, hi = blocks;
   sizes_[file];
   initial_size_[file] = blocks;
+  std::vector<std::pair<uint64_t, uint64_t>> shift_iv;  // successful shifts' intervals, processing order
   for (size_t i : order) {
     const OpRecord& r = d_.ops[i];
     OpKind k = OpKind(r.kind);
     bool shift = op_kind_shifts(k);
     if (!shift && !op_kind_modifies(k) && k != OpKind::kFalloc) continue;
-    if (shift ? r.start_ns < max_end : r.start_ns < last_shift_end) ++shift_conflicts_;
+    max_dur = std::max(max_dur, r.end_ns - r.start_ns);
     if (!shift) {
       uint64_t b1 = (r.offset + r.length + kBlockSize - 1) / kBlockSize;
       for (uint64_t b = r.offset / kBlockSize; b < b1; ++b) {
@@ -177,55 +200,93 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
         at(alloc_, b);
       }
       add_op_mods(r);
-      if (!op_kind_zeroes(k) && k != OpKind::kFalloc && b1 > size && r.result == int64_t(r.length)) {
+      if (!op_kind_zeroes(k) && k != OpKind::kFalloc && r.result == int64_t(r.length)) {
         // A write past EOF extends the file, possibly block by block (an O_DIRECT write the kernel turns
         // into a buffered one when it cannot invalidate the cache grows i_size folio by folio).
-        sizes_[file].push_back(SizeChange{r.start_ns, r.end_ns, size, b1});
-        size = b1;
+        pending.push_back(Pending{r.start_ns, r.end_ns, b1, lo, hi});
+        if (b1 > lo) {
+          sizes_[file].push_back(SizeChange{r.start_ns, r.end_ns, lo, hi, std::max(lo, b1), std::max(hi, b1)});
+          lo = std::max(lo, b1);
+          hi = std::max(hi, b1);
+        }
       }
-      max_end = std::max(max_end, r.end_ns);
       continue;
     }
-    max_end = std::max(max_end, r.end_ns);
     if (r.result != 0) continue;  // a refused shift moved nothing
     ++shifts_;
-    last_shift_end = r.end_ns;
+    for (const auto& [s, e] : shift_iv)
+      if (s < r.end_ns && r.start_ns < e) ++shift_conflicts_;  // two shifts at once: modelled in end order
+    shift_iv.push_back({r.start_ns, r.end_ns});
     uint64_t o = r.offset / kBlockSize, n = r.length / kBlockSize;
     bool collapse = k == OpKind::kCollapse, trunc = k == OpKind::kTruncate;
-    uint64_t new_size = trunc ? o : collapse ? (size > n ? size - n : 0) : size + n;
-    if (trunc) o = std::min(size, new_size);
-    // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse,
-    // every block between the old and the new size of a truncate.
-    uint64_t top = std::max(size, new_size);
-    since.resize(top, 0);
+    auto f = [&](uint64_t x) { return trunc ? o : collapse ? (x > n ? x - n : 0) : x + n; };
+    // The new size range. A write racing this shift may land before it (extending, then shifted) or after
+    // it (shifted size, then extended). Every function here is monotone and other writes only raise the
+    // size, so once all are done the size is at least f(lo) (all before) or, for some racing write W
+    // deferred, max(f(W's alt), W's end); at most f(hi) (all before) or the largest racing end (after).
+    // While they run the size may also be f(alt) (the shift done, W not yet): the change's `from` range.
+    uint64_t new_lo = f(lo), new_hi = f(hi), ch_start = r.start_ns, ch_end = r.end_ns, from_lo = lo;
+    std::vector<Pending> still;
+    for (auto& p : pending) {
+      if (p.end < r.start_ns) continue;  // ended before this shift (and every later one) began
+      new_lo = std::min(new_lo, std::max(f(p.alt_lo), p.b1));
+      new_hi = std::max(new_hi, p.b1);
+      from_lo = std::min({from_lo, p.alt_lo, f(p.alt_lo)});
+      ch_start = std::min(ch_start, p.start);
+      ch_end = std::max(ch_end, p.end);
+      p.alt_lo = f(p.alt_lo);
+      p.alt_hi = f(p.alt_hi);
+      still.push_back(p);
+    }
+    pending = std::move(still);
+    if (trunc) o = std::min(lo, o);
+    // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse
+    // (and, where racing writes leave the new size uncertain, possibly the blocks in between), every block
+    // between the old and the new size of a truncate.
+    uint64_t top = std::max(hi, new_hi);
     std::vector<std::pair<std::vector<Mod>, std::vector<Mod>>> moved(top);
-    auto is_hole = [&](uint64_t p) { return trunc || (collapse ? p >= new_size : p < o + n); };
-    sizes_[file].push_back(SizeChange{r.start_ns, r.end_ns, size, new_size});
+    auto is_hole = [&](uint64_t p) { return trunc || (collapse ? p >= new_hi : p >= o && p < o + n); };
+    auto maybe_hole = [&](uint64_t p) { return collapse && p >= new_lo && p < new_hi; };
+    sizes_[file].push_back(SizeChange{ch_start, ch_end, from_lo, hi, new_lo, new_hi});
     for (uint64_t p = o; p < top; ++p) {
-      bool hole = is_hole(p);
-      if (hole) continue;
+      if (is_hole(p)) continue;
       uint64_t src = collapse ? p + n : p - n;
-      moved[p] = {finals(at(hist_, src), since[src]), finals(at(alloc_, src), since[src])};
+      moved[p] = {candidates(at(hist_, src), r.start_ns, r.end_ns), candidates(at(alloc_, src), r.start_ns, r.end_ns)};
     }
     for (uint64_t p = o; p < top; ++p) {
       bool hole = is_hole(p);
       for (int t = 0; t < 2; ++t) {
         Hist& h = at(t ? alloc_ : hist_, p);
-        if (hole) {
-          h.mods.push_back(Mod{r.start_ns, r.end_ns, r.id, true, true, false, uint32_t(p), r.id});
-          continue;
-        }
+        if (hole || maybe_hole(p)) insert_sorted(h, Mod{r.start_ns, r.end_ns, r.id, true, true, false, uint32_t(p), r.id});
+        if (hole) continue;
         for (Mod m : t ? moved[p].second : moved[p].first) {
           m.start = r.start_ns;
           m.end = r.end_ns;
-          m.ok = true;  // after the shift the block definitely holds one of these
+          m.ok = true;  // after the shift the block definitely holds one of these (or a racing op's value)
           m.via = r.id;
-          h.mods.push_back(m);
+          insert_sorted(h, m);
         }
       }
-      since[p] = r.start_ns;
     }
-    size = new_size;
+    lo = new_lo;
+    hi = new_hi;
+  }
+  // Modifying ops that overlapped a successful shift of this file (modelled: before or after it per block).
+  std::sort(shift_iv.begin(), shift_iv.end());
+  for (size_t i : ops) {
+    const OpRecord& r = d_.ops[i];
+    OpKind k = OpKind(r.kind);
+    if (op_kind_shifts(k) || (!op_kind_modifies(k) && k != OpKind::kFalloc)) continue;
+    auto it = std::lower_bound(shift_iv.begin(), shift_iv.end(), std::make_pair(r.end_ns, uint64_t(0)));
+    while (it != shift_iv.begin()) {
+      --it;
+      if (it->second > r.start_ns) {
+        ++shift_races_;
+        ++shift_races_by_kind_[op_kind_name(k)];
+        break;
+      }
+      if (it->first + max_dur < r.start_ns) break;  // every earlier shift ended before r started
+    }
   }
 }
 
@@ -305,18 +366,18 @@ std::vector<uint64_t> BlockModel::allowed_read_results(uint16_t file, uint64_t o
                                                        uint64_t re) const {
   auto it = sizes_.find(file);
   if (it == sizes_.end()) return {len};
-  // Size changes are ordered (barriers, or writes under the file's exclusive lock). A read is not atomic
+  // Size changes are in processing order (build_shifted). A read is not atomic
   // against them: it checks EOF block by block (mmap: per page fault; read(2): per batch of folios), and
   // an extending write may grow i_size folio by folio (O_DIRECT falling back to buffered I/O), so a read
   // overlapping changes may end at any block between the smallest and the largest size they went through.
-  uint64_t cur = initial_size_.at(file);
+  // With writes racing a shift the size is a range (build_shifted); a change's range covers every order.
+  uint64_t lo = initial_size_.at(file), hi = lo;
   for (const auto& c : it->second)
-    if (c.end < rs) cur = c.to;
-  uint64_t lo = cur, hi = cur;
+    if (c.end < rs) lo = c.to_lo, hi = c.to_hi;
   for (const auto& c : it->second) {
     if (c.end < rs || c.start >= re) continue;
-    lo = std::min({lo, c.from, c.to});
-    hi = std::max({hi, c.from, c.to});
+    lo = std::min({lo, c.from_lo, c.to_lo});
+    hi = std::max({hi, c.from_hi, c.to_hi});
   }
   std::vector<uint64_t> out;
   for (uint64_t b = lo; b <= hi; ++b) {
@@ -656,6 +717,8 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
   }
   st.shifts = before.shifts();
   st.shift_conflicts = before.shift_conflicts();
+  st.shift_races = before.shift_races();
+  st.shift_races_by_kind = before.shift_races_by_kind();
   if (stats) *stats = st;
   return out;
 }

@@ -6,15 +6,32 @@
 // instant of the read under some order consistent with the op intervals. Tearing (mixed stamps,
 // partial sectors) is legal only while a modifying op on b overlapped the read.
 //
-// Collapse / insert range move every block after their offset. The workload orders them against every
-// other modifying op on the file (reads still race them), so each shift S is a barrier: once every op
-// before it has ended, block q holds one of its possible final values, and S moves that set to q's new
-// position p as values "produced" by S over [S.start, S.end] (a collapse drops its range and leaves
-// holes past the new EOF; an insert leaves a hole at its range). A read racing S may therefore see p's
-// value from before or after S, and nothing else; a stamp keeps the block it was written at, so values
-// are matched by (generation, stamp block) in such files. Truncate is a barrier too (blocks between the
-// old and new size become holes), and in such files the size is modelled: a read may end short (EOF)
-// only at a size the file had at some instant of the read.
+// Collapse / insert range move every block after their offset. A shift S over [S.start, S.end] reads each
+// source block q exactly as a read over that interval would (the values q may hold at some instant of S:
+// every mod on q that started before S.end and was not superseded before S.start) and puts that set at q's
+// new position p as values "produced" by S over [S.start, S.end], each keeping the block it was written at
+// (a collapse drops its range and leaves holes past the new EOF; an insert leaves a hole at its range; a
+// truncate leaves holes from the new size on). Stamps keep the block they were written at, so values are
+// matched by (generation, stamp block) in such files. Shifts are taken one at a time, in end order (the
+// workload orders them against each other; overlapping pairs are counted in shift_conflicts).
+//
+// Modifying ops race shifts (a write, an mmap store, an O_DIRECT write, punch, zero range, fallocate
+// overlapping S in time). Such an op X is modelled with two outcomes: X came first, so its data is among
+// the values S read at q and moved to p; or S came first, so X lands at its own offset in the shifted file
+// (X is not superseded there: S started before X ended). The oracle lets each block take either outcome
+// independently. Why per block: collapse / insert take i_rwsem and the invalidate_lock exclusive and wait
+// for DIO (inode_dio_wait), so write(2), O_DIRECT, punch and fallocate are atomic against the shift as a
+// whole — the kernel gives all of X's blocks the same outcome — but stores through an existing mapping do
+// not enter the kernel: each page is stored before the shift's flush + page-cache truncation (then moved)
+// or faults after it and waits on the invalidate_lock (then lands in the shifted file), and a page stored
+// across the flush is a mixture of both (torn, legal for mmap stores as everywhere). Per-block choice is
+// therefore exact for mmap stores and a superset for syscalls: it never reports a stock kernel, and it
+// still rejects every value neither order can give (data moved by the wrong distance, a block's old value
+// left in place, data lost, data of a write that started after the shift ended moved by it). What it gives
+// up is the all-blocks-alike check for syscalls (a write split by a shift is not detected).
+// Sizes: in such files the size is modelled, as a range when writes race a shift (a write may extend the
+// file before the shift, then be shifted, or after it): a read may end short (EOF) only at a size the file
+// can have had at some instant of the read.
 //
 // A power cut (kwiden dm-flakey: an OpKind::kPowerCut op, every write to the device dropped from then on,
 // the journal replayed at the next mount) changes the rule for the reads after it: an op survives for
@@ -27,6 +44,7 @@
 // fsync are not judged after a cut (a crash inside a shift is not modelled; the runner fsyncs such files
 // before cutting).
 #pragma once
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,8 +74,11 @@ struct OracleStats {
   uint64_t torn_legal = 0;      // torn blocks seen while a write/punch overlapped (allowed)
   uint64_t modifying_ops = 0;
   uint64_t shifts = 0;           // successful collapse / insert range ops modelled
-  uint64_t shift_conflicts = 0;  // modifying ops that overlapped a shift on the same file (unordered:
-                                 // the model then assumes the log order; the workload prevents this)
+  uint64_t shift_races = 0;      // modifying ops that overlapped a successful shift of the same file
+                                 // (modelled: each block before or after it)
+  std::map<std::string, uint64_t> shift_races_by_kind;  // the same, per op kind name
+  uint64_t shift_conflicts = 0;  // pairs of shifts of one file that overlapped (the model takes them in end
+                                 // order; the workload orders shifts against each other)
 };
 
 // The per-block history the rule is evaluated against (exposed for tests and kernel-event matching).
@@ -116,6 +137,8 @@ class BlockModel {
     return it != sizes_.end() && !it->second.empty();
   }
   uint64_t shift_conflicts() const { return shift_conflicts_; }
+  uint64_t shift_races() const { return shift_races_; }
+  const std::map<std::string, uint64_t>& shift_races_by_kind() const { return shift_races_by_kind_; }
   // Power-cut model: was op r (an op before the cut) made durable by an fsync of its file? Always true
   // without a cut.
   bool durable(const OpRecord& r) const;
@@ -138,7 +161,8 @@ class BlockModel {
   std::unordered_map<uint64_t, Hist> hist_;   // key: file << 40 | block
   std::unordered_map<uint64_t, Hist> alloc_;  // allocation history (punch = frees)
   struct SizeChange {
-    uint64_t start, end, from, to;  // sizes in blocks
+    uint64_t start, end;           // the change's span (a shift with the writes racing it: their union)
+    uint64_t from_lo, from_hi, to_lo, to_hi;  // sizes in blocks, before and after (ranges: racing writes)
   };
   std::unordered_map<uint16_t, std::vector<SizeChange>> sizes_;  // per shifted file, in op order
   std::unordered_map<uint16_t, uint64_t> initial_size_;
@@ -155,7 +179,8 @@ class BlockModel {
   std::unordered_map<uint64_t, size_t> op_index_;
   std::vector<uint64_t> file_ids_;
   std::vector<std::string> file_names_;
-  uint64_t shifts_ = 0, shift_conflicts_ = 0;
+  uint64_t shifts_ = 0, shift_conflicts_ = 0, shift_races_ = 0;
+  std::map<std::string, uint64_t> shift_races_by_kind_;
   uint64_t power_cut_ = 0, non_durable_ = 0;
   std::unordered_map<uint16_t, uint64_t> fsync_start_;  // per file: latest start of a good fsync before the cut
   std::unordered_map<uint16_t, bool> unjudged_;

@@ -92,9 +92,11 @@ std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing
     s += fmt::format("  oracle: {} reads, {} blocks checked ({} torn while racing: legal)", o.value("reads_checked", 0),
                      o.value("blocks_checked", 0), o.value("torn_legal", 0));
     if (uint64_t n = o.value("shifts", uint64_t(0)))
-      s += fmt::format("; {} collapse / insert range / truncate barriers modelled", n);
+      s += fmt::format("; {} collapse / insert range / truncate modelled", n);
+    if (uint64_t n = o.value("shift_races", uint64_t(0)))
+      s += fmt::format(", {} modifying ops racing them", n);
     if (uint64_t n = o.value("shift_conflicts", uint64_t(0)))
-      s += fmt::format("; WARNING: {} modifying ops overlapped a collapse / insert / truncate (model assumed log order)", n);
+      s += fmt::format("; WARNING: {} pairs of shifts overlapped (model assumed their end order)", n);
     s += "\n";
   }
   if (c.contains("kernel_log")) {

@@ -40,7 +40,8 @@ void FileHandles::open_all(const std::vector<TestFile>& files) {
     void* m = mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     if (m == MAP_FAILED) throw Fatal(fmt::format("cannot mmap test file {}: {}", f.path, strerror(errno)));
     this->fd.push_back(fd);
-    shift_lock.push_back(std::make_unique<std::shared_mutex>());
+    order_lock.push_back(std::make_unique<std::shared_mutex>());
+    shift_lock.push_back(std::make_unique<std::mutex>());
     dfd.push_back(open(f.path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
     map.push_back(static_cast<char*>(m));
   }
@@ -55,6 +56,7 @@ void FileHandles::close_all(const std::vector<TestFile>& files) {
   fd.clear();
   dfd.clear();
   map.clear();
+  order_lock.clear();
   shift_lock.clear();
 }
 
@@ -117,7 +119,7 @@ int64_t neg_errno(long r) { return r < 0 ? -int64_t(errno) : int64_t(r); }
 
 std::shared_lock<std::shared_mutex> OpCtx::mod_guard(uint16_t file) {
   if (!h_.shifting || exclusive_) return {};
-  return std::shared_lock<std::shared_mutex>(*h_.shift_lock[file]);
+  return std::shared_lock<std::shared_mutex>(*h_.order_lock[file]);
 }
 
 void OpCtx::write(const Range& r) {
@@ -175,7 +177,9 @@ void OpCtx::falloc(const Range& r) {
 }
 
 bool OpCtx::shift(OpKind k, const Range& r) {
-  std::unique_lock<std::shared_mutex> g(*h_.shift_lock[r.file]);
+  std::lock_guard<std::mutex> sg(*h_.shift_lock[r.file]);  // one shift at a time per file
+  std::unique_lock<std::shared_mutex> g(*h_.order_lock[r.file], std::defer_lock);
+  if (!h_.race_shifts) g.lock();  // barrier mode: wait for every modifying op on the file
   int mode = k == OpKind::kCollapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
   const char* name = op_kind_name(k);
   uint64_t id = tl_.new_id(), t0 = now_ns();
@@ -205,7 +209,8 @@ void OpCtx::dio_write_past_eof(uint64_t max_blocks) {
   uint64_t tail = std::min(max_blocks, nb);
   uint64_t b0 = nb - 1 - rng.below(tail);  // the new EOF: one of the last `tail` blocks
   uint64_t n = 1 + rng.below(nb - b0);
-  std::unique_lock<std::shared_mutex> g(*h_.shift_lock[file]);
+  std::lock_guard<std::mutex> sg(*h_.shift_lock[file]);          // no shift during the sequence
+  std::unique_lock<std::shared_mutex> g(*h_.order_lock[file]);  // nor any other modifying op
   exclusive_ = true;
   truncate(file, b0);
   dio_write(Range{file, b0, n});  // starts at EOF: extends the file
@@ -434,6 +439,7 @@ RaceStats run_roles(ScenarioEnv& env, const std::vector<TestFile>& files, const 
     nthreads += r.count;
     h.shifting |= r.shifts;
   }
+  h.race_shifts = !env.cfg->params.count("shift_race") || env.cfg->i("shift_race") != 0;
   uint64_t deadline = now_ns() + uint64_t(env.duration_s * 1e9);
   bool quiesce = env.quiesce && env.quiesce_ms > 0;
   bool pin = env.cfg->params.count("pin_cpus") && env.cfg->i("pin_cpus") != 0;

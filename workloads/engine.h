@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -19,12 +20,16 @@ struct FileHandles {
   std::vector<int> fd;      // O_RDWR
   std::vector<int> dfd;     // O_RDWR | O_DIRECT (-1 if the filesystem refuses O_DIRECT)
   std::vector<char*> map;   // PROT_READ | PROT_WRITE, MAP_SHARED over the whole file
-  // Collapse / insert range move every block after their offset, so the oracle needs them ordered
-  // against every other modifying op on the file (reads still race them freely). When a role shifts
-  // (`shifting`), modifying ops hold their file's lock shared and shifts hold it exclusive; the kernel
-  // serializes these ops on i_rwsem anyway, so no kernel-side interleaving is lost.
-  std::vector<std::unique_ptr<std::shared_mutex>> shift_lock;
+  // Collapse / insert range move every block after their offset. Shifts are ordered against each other
+  // and against the truncate sequences (`shift_lock` exclusive: the oracle models one shift at a time). By
+  // default (`race_shifts`, scenario parameter shift_race = 1) every other modifying op races them freely:
+  // the oracle models an op overlapping a shift as landing before it (then moved) or after it, per block.
+  // With shift_race = 0 modifying ops hold `order_lock` shared and shifts hold it exclusive (the old
+  // barrier model: only reads race shifts). Truncate sequences always hold `order_lock` exclusive.
+  std::vector<std::unique_ptr<std::shared_mutex>> order_lock;
+  std::vector<std::unique_ptr<std::mutex>> shift_lock;
   bool shifting = false;  // also: the size may drop below nominal (short reads and SIGBUS are expected)
+  bool race_shifts = true;
   void open_all(const std::vector<TestFile>& files);
   void close_all(const std::vector<TestFile>& files);
 };
@@ -103,7 +108,7 @@ class OpCtx {
   void fail(const std::string& what, int64_t res);
   template <class F>
   void simple(OpKind k, const Range& r, const char* name, F&& call, bool zero_ok = true);
-  // Held by every modifying op while a role shifts (see FileHandles::shift_lock); unlocked otherwise.
+  // Held by every modifying op while a role shifts (see FileHandles::order_lock); unlocked otherwise.
   std::shared_lock<std::shared_mutex> mod_guard(uint16_t file);
   bool shifts_refused_ = false;
   bool exclusive_ = false;  // this thread holds a file's lock exclusive (its own ops skip mod_guard)

@@ -21,7 +21,7 @@ std::string thread_tag(const std::string& role) {
       {"punch", "punch"},   {"mmap-reader", "mmap"}, {"reader", "read"},       {"hole", "hole"},
       {"filler", "fill"},   {"mmap-writer", "mkw"},  {"allocator", "alloc"},   {"dio-writer", "dio"},
       {"dio", "dio"},       {"buffered", "buf"},     {"writer", "wr"},         {"flusher", "flush"},
-      {"converter", "conv"}, {"mixed", "mix"}};
+      {"converter", "conv"}, {"mixed", "mix"},     {"shift-writer", "swr"}};
   auto it = tags.find(role);
   return it == tags.end() ? role.substr(0, 8) : it->second;
 }
@@ -122,6 +122,12 @@ std::unique_ptr<Scenario> make(std::string name, std::string summary, std::strin
 const std::vector<std::string> kDataClasses = {"stale", "stale-after-punch", "lost-write", "foreign", "torn",
                                                "cache-incoherent", "space-leak"};
 
+// Scenarios that shift: modifying ops race the shifts by default (FileHandles::race_shifts).
+const ParamSpec kShiftRace = {"shift_race", T::kInt, 1, 0, 1,
+                              "1: writes, mmap stores, O_DIRECT writes, punches and fallocates race collapse / insert "
+                              "range (the oracle takes each block as landing before the shift, then moved, or after "
+                              "it); 0: they are ordered against shifts (only reads race them)"};
+
 std::unique_ptr<Scenario> punch_vs_fault() {
   return make(
       "punch-vs-fault", "hole punch + rewrite vs mmap read faults, write faults and read(2) on the same blocks",
@@ -178,7 +184,12 @@ std::unique_ptr<Scenario> punch_vs_read() {
       "Targets seed 001 (invalidate_lock: page_cache_ra_unbounded / filemap_create_folio vs\n"
       "truncate_pagecache_range + block freeing, and vs the extent shifting of collapse / insert, which\n"
       "truncate the page cache from the offset to EOF) for every fill path. The oracle models the shifts:\n"
-      "a read racing a collapse / insert may see each block's value from before or after it, nothing else.",
+      "a read racing a collapse / insert may see each block's value from before or after it, nothing else.\n"
+      "Shift writers write (pwrite, mmap stores, O_DIRECT) while the shifts run: each block of a write that\n"
+      "overlaps a shift must show it landed before the shift (moved with it) or after it (at its offset);\n"
+      "this reaches the shift paths themselves (ext4_collapse_range / ext4_insert_range,\n"
+      "xfs_collapse_file_space / xfs_insert_file_space: the flush and page-cache truncation before the\n"
+      "extent shift, the invalidate_lock that keeps page faults out while it runs).",
       kDataClasses,
       {{"hole_threads", T::kInt, 1, 1, 64, "threads punching / zeroing / rewriting"},
        {"readers", T::kInt, 2, 1, 64, "threads filling the cache (path chosen per op) and reading"},
@@ -186,6 +197,10 @@ std::unique_ptr<Scenario> punch_vs_read() {
        {"rewrite_ratio", T::kDouble, 0.4, 0, 1, "share of rewrites among the hole threads' ops"},
        {"shift_ratio", T::kDouble, 0.1, 0, 1,
         "share of the hole threads' ops that are an insert-range + collapse-range pair (0: no shifts)"},
+       {"shift_writers", T::kInt, 1, 0, 64,
+        "threads writing stamped ranges (pwrite, stores through the mapping, O_DIRECT) that race the shifts "
+        "(only with shift_ratio > 0)"},
+       kShiftRace,
        {"evict_ratio", T::kDouble, 0.3, 0, 1, "share of reader ops that first drop the range from the cache"},
        {"uffd_ratio", T::kDouble, 0.1, 0, 1,
         "share of read(2)s parked in copy_to_user by userfaultfd while the range is punched or zeroed, then "
@@ -193,6 +208,7 @@ std::unique_ptr<Scenario> punch_vs_read() {
       InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
         double zr = c.d("zero_ratio"), rw = c.d("rewrite_ratio"), ev = c.d("evict_ratio"), uf = c.d("uffd_ratio");
         double sr = c.d("shift_ratio");
+        int sw = sr > 0 ? int(c.i("shift_writers")) : 0;
         return std::vector<Role>{
             {"hole", int(c.i("hole_threads")),
              [=](OpCtx& x) {
@@ -221,6 +237,17 @@ std::unique_ptr<Scenario> punch_vs_read() {
                  case 3: x.madvise_willneed(r); x.mmap_read(r); break;
                  default: x.mmap_read(r); break;
                }
+             }},
+            {"shift-writer", sw,
+             [=](OpCtx& x) {
+               // A write, page_mkwrite / a store through an existing mapping, or O_DIRECT, into blocks an
+               // insert / collapse may be moving right now.
+               Range r = x.pick(maxr);
+               switch (x.rng.below(x.has_direct() ? 3 : 2)) {
+                 case 0: x.write(r); break;
+                 case 1: x.mmap_write(r); break;
+                 default: x.dio_write(r); break;
+               }
              }}};
       });
 }
@@ -236,16 +263,23 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
       "ext4 extent-status lookup in ext4_da_map_blocks() done without i_data_sem races\n"
       "ext4_alloc_file_blocks(); without the re-check an extra block is reserved and never released\n"
       "(\"i_reserved_data_blocks(1) not cleared!\" at eviction). The files start as holes; the runner\n"
-      "evicts the inodes at the end (fsync, unmount) and compares st_blocks and free space with the model.",
+      "evicts the inodes at the end (fsync, unmount) and compares st_blocks and free space with the model.\n"
+      "With shift_ratio the allocators also insert + collapse ranges while the stores go on: a store through\n"
+      "an existing mapping does not enter the kernel, so a shift must flush and unmap (write_and_wait,\n"
+      "truncate_pagecache) under the invalidate_lock for the store to land either before it (moved) or after.",
       cls,
       {{"mmap_writers", T::kInt, 1, 1, 64, "threads storing through the mapping"},
        {"allocators", T::kInt, 1, 1, 64, "threads running fallocate / punch / zero"},
        {"readers", T::kInt, 1, 0, 64, "threads reading with pread(2) and mmap"},
        {"falloc_ratio", T::kDouble, 0.6, 0, 1, "share of fallocate(KEEP_SIZE) among the allocators' ops"},
        {"zero_ratio", T::kDouble, 0.2, 0, 1, "share of zero-range among the allocators' other ops (rest: punch)"},
-       {"fsync_ratio", T::kDouble, 0.05, 0, 1, "share of writer ops followed by fsync (writeback resolves delalloc)"}},
+       {"fsync_ratio", T::kDouble, 0.05, 0, 1, "share of writer ops followed by fsync (writeback resolves delalloc)"},
+       {"shift_ratio", T::kDouble, 0.02, 0, 1,
+        "share of the allocators' ops that are an insert-range + collapse-range pair, raced by the mmap stores "
+        "(0: no shifts)"},
+       kShiftRace},
       InitMode::kSparse, false, [](const ScenarioConfig& c, uint64_t maxr) {
-        double fr = c.d("falloc_ratio"), zr = c.d("zero_ratio"), fs = c.d("fsync_ratio");
+        double fr = c.d("falloc_ratio"), zr = c.d("zero_ratio"), fs = c.d("fsync_ratio"), sr = c.d("shift_ratio");
         return std::vector<Role>{
             {"mmap-writer", int(c.i("mmap_writers")),
              [=](OpCtx& x) {
@@ -255,11 +289,13 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
              }},
             {"allocator", int(c.i("allocators")),
              [=](OpCtx& x) {
+               if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
                Range r = x.pick(maxr);
                if (x.rng.unit() < fr) x.falloc(r);
                else if (x.rng.unit() < zr) x.zero_range(r);
                else x.punch(r);
-             }},
+             },
+             sr > 0},
             {"reader", int(c.i("readers")), [=](OpCtx& x) {
                Range r = x.pick(maxr);
                if (x.rng.below(2)) x.read(r);
@@ -399,7 +435,9 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
       "and trigger readahead on the same ranges. A DIO read must see every write that completed before it\n"
       "started (the DIO path writes back and waits for dirty cache first), and a buffered read after a\n"
       "completed DIO write must not see the pre-write cache contents. Kernel paths: iomap_dio_rw /\n"
-      "__blockdev_direct_IO, filemap_write_and_wait_range, invalidate_inode_pages2_range, readahead.",
+      "__blockdev_direct_IO, filemap_write_and_wait_range, invalidate_inode_pages2_range, readahead.\n"
+      "With shift_ratio the buffered threads also insert + collapse ranges, raced by O_DIRECT and buffered\n"
+      "writes (the shift must wait for in-flight DIO: inode_dio_wait).",
       kDataClasses,
       {{"dio_threads", T::kInt, 1, 1, 64, "threads doing O_DIRECT writes and reads"},
        {"buffered_threads", T::kInt, 2, 1, 64, "threads doing buffered writes, reads and readahead"},
@@ -408,9 +446,13 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
         "share of ops parked by userfaultfd (widening): an O_DIRECT write parked at get_user_pages while the "
         "range is read buffered (the cache fills with pre-write data mid-write), or a buffered read parked in "
         "copy_to_user while an O_DIRECT write lands; each then followed by a buffered read that must see the "
-        "DIO data"}},
+        "DIO data"},
+       {"shift_ratio", T::kDouble, 0.02, 0, 1,
+        "share of the buffered threads' ops that are an insert-range + collapse-range pair, raced by the other "
+        "threads' O_DIRECT and buffered writes (0: no shifts)"},
+       kShiftRace},
       InitMode::kStamped, true, [](const ScenarioConfig& c, uint64_t maxr) {
-        double wr = c.d("write_ratio"), uf = c.d("uffd_ratio");
+        double wr = c.d("write_ratio"), uf = c.d("uffd_ratio"), sr = c.d("shift_ratio");
         return std::vector<Role>{
             {"dio", int(c.i("dio_threads")),
              [=](OpCtx& x) {
@@ -424,7 +466,9 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
                if (x.rng.unit() < wr) x.dio_write(r);
                else x.dio_read(r);
              }},
-            {"buffered", int(c.i("buffered_threads")), [=](OpCtx& x) {
+            {"buffered", int(c.i("buffered_threads")),
+             [=](OpCtx& x) {
+               if (sr > 0 && x.rng.unit() < sr && x.insert_collapse(maxr)) return;
                Range r = x.pick(maxr);
                if (uf > 0 && x.rng.unit() < uf) {
                  x.paused_read(r, [r](OpCtx& h) { h.dio_write(r); });
@@ -437,7 +481,8 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
                  x.readahead(r);
                  x.read(r);
                } else x.read(r);
-             }}};
+             },
+             sr > 0}};
       });
 }
 
@@ -506,11 +551,13 @@ std::unique_ptr<Scenario> mixed() {
       "Every thread draws each op from the whole set — buffered / O_DIRECT / mmap writes, punch, zero\n"
       "range, fallocate, buffered / O_DIRECT / mmap reads, readahead and WILLNEED hints, writeback and\n"
       "reclaim, and collapse / insert range (an insert + collapse pair, like fsx) — over several files,\n"
-      "with weights from the seed. The long-soak default: no single interleaving, every path against every\n"
+      "with weights from the seed; the shifts race the other threads' modifying ops (shift_race). The long-soak\n"
+      "default: no single interleaving, every path against every\n"
       "other.",
       kDataClasses,
       {{"threads", T::kInt, 4, 1, 64, "worker threads"},
        {"shift_ratio", T::kDouble, 0.03, 0, 1, "share of ops that are an insert-range + collapse-range pair"},
+       kShiftRace,
        {"uffd_ratio", T::kDouble, 0.02, 0, 1,
         "share of ops that are a buffered read, buffered write or O_DIRECT write parked by userfaultfd at its "
         "buffer's fault while another op of the mix (punch, zero range, write, O_DIRECT write, writeback, "

@@ -556,9 +556,204 @@ TEST(OracleShift, ModifyingOpOverlappingAShiftIsCounted) {
   h.init(8, 1, 5);
   h.write(1, 1, 10, 30);
   h.collapse(2, 2, 20, 40);
+  h.write(1, 1, 50, 60);  // after it: not racing
   OracleStats st;
   h.classes(&st);
-  EXPECT_EQ(st.shift_conflicts, 1u);
+  EXPECT_EQ(st.shift_races, 1u);
+  EXPECT_EQ(st.shift_conflicts, 0u);
+}
+
+// Modifying ops racing a shift: each block of the op lands before the shift (its data then moved with it)
+// or after it (at its own offset in the shifted file).
+TEST(OracleShiftRace, WriteRacingACollapseMayLandBeforeItAndMove) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);                 // blocks 4..7 -> 2..5
+  uint64_t w = h.write(5, 1, 12, 18);       // races it
+  h.read(3, 30, 40, History::data(5, w));   // before: block 5's new data moved to 3
+  h.read(3, 30, 40, History::data(5, i));   // after: block 3 holds the old block 5
+  h.read(5, 30, 40, History::data(5, w));   // after: at its own offset
+  h.read(5, 30, 40, History::data(7, i));   // before: block 5 holds the old block 7
+  OracleStats st;
+  EXPECT_EQ(h.classes(&st), V{});
+  EXPECT_EQ(st.shift_races, 1u);
+}
+
+TEST(OracleShiftRace, WriteThatStartedBeforeTheShiftMayAlsoLandAfterIt) {
+  // The write started first (it is in the history before the shift is modelled): still either outcome.
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  uint64_t w = h.dio_write(5, 1, 8, 15);
+  h.collapse(2, 2, 10, 20);
+  h.read(3, 30, 40, History::data(5, w));
+  h.read(3, 30, 40, History::data(5, i));
+  h.read(5, 30, 40, History::data(5, w));
+  h.read(5, 30, 40, History::data(7, i));
+  EXPECT_EQ(h.classes(), V{});
+}
+
+TEST(OracleShiftRace, WriteAfterTheShiftIsNotMoved) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  uint64_t w = h.write(5, 1, 25, 30);       // strictly after the shift
+  h.read(5, 40, 50, History::data(5, w));
+  h.read(3, 40, 50, History::data(5, i));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  g.collapse(2, 2, 10, 20);
+  uint64_t w2 = g.write(5, 1, 25, 30);
+  g.read(3, 40, 50, History::data(5, w2));  // moved by a shift that ended before it began
+  EXPECT_EQ(g.classes().size(), 1u);
+}
+
+TEST(OracleShiftRace, AValueNeitherOutcomeCanGiveIsAFinding) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  uint64_t w = h.write(5, 1, 12, 18);
+  h.read(4, 30, 40, History::data(5, w));   // moved by 1: neither before (-> 3) nor after (5)
+  h.read(5, 30, 40, History::data(5, i));   // block 5's old data, still in place after the collapse
+  h.read(2, 30, 40, History::zero());       // block 4's data lost (nothing punched)
+  EXPECT_EQ(h.classes(), (V{"foreign", "stale", "lost-write"}));
+  // The stale finding names the shift that moved other data here.
+  EXPECT_NE(h.last.kept.at(1).detail.find("collapse-range"), std::string::npos) << h.last.kept.at(1).detail;
+}
+
+TEST(OracleShiftRace, WriteRacingAnInsertMayLandBeforeOrAfterIt) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.insert(1, 2, 10, 20);                   // hole at 1..2, blocks 1..7 -> 3..9
+  uint64_t w = h.write(1, 2, 15, 25);       // blocks 1..2
+  h.read(1, 30, 40, History::data(1, w));   // after: over the inserted hole
+  h.read(1, 30, 40, History::zero());       // before: the hole
+  h.read(3, 30, 40, History::data(1, w));   // before: moved up
+  h.read(3, 30, 40, History::data(1, i));   // after
+  h.read(4, 30, 40, History::data(2, w));
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  g.insert(1, 2, 10, 20);
+  uint64_t w2 = g.write(1, 2, 15, 25);
+  g.read(5, 30, 40, History::data(1, w2));  // moved by 4
+  EXPECT_EQ(g.classes(), V{"foreign"});
+}
+
+TEST(OracleShiftRace, ShiftReadsItsSourceLikeARead) {
+  // The shift moves whatever the source block may hold at some instant of it: b, still running when the
+  // shift began, may land after it, so a (which b replaced) may be what moved.
+  History h(8);
+  h.init(8, 1, 5);
+  uint64_t a = h.write(5, 1, 6, 8);
+  uint64_t b = h.write(5, 1, 9, 15);
+  h.collapse(2, 2, 12, 20);
+  h.read(3, 30, 40, History::data(5, b));
+  h.read(3, 30, 40, History::data(5, a));
+  EXPECT_EQ(h.classes(), V{});
+  // A value superseded before the shift began stays superseded even when another write races the shift.
+  History g(8);
+  g.init(8, 1, 5);
+  uint64_t a2 = g.write(5, 1, 6, 8);
+  uint64_t b2 = g.write(5, 1, 9, 11);
+  uint64_t c2 = g.write(5, 1, 13, 18);
+  g.collapse(2, 2, 12, 20);
+  g.read(3, 30, 40, History::data(5, b2));
+  g.read(3, 30, 40, History::data(5, c2));
+  g.read(3, 30, 40, History::data(5, a2));
+  EXPECT_EQ(g.classes(), V{"stale"});
+}
+
+TEST(OracleShiftRace, MmapStoreRacingACollapse) {
+  // Stores through an existing mapping do not enter the kernel: each page is stored before the shift's
+  // flush + page-cache truncation (and moved) or faults and waits for the invalidate_lock (after it).
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  uint64_t m = h.mmap_write(4, 2, 12, 18);  // blocks 4, 5
+  h.read(2, 30, 40, History::data(4, m), OpKind::kMmapRead);  // block 4 before -> 2
+  h.read(3, 30, 40, History::data(5, i), OpKind::kMmapRead);  // block 5 after (old 5 moved to 3)
+  h.read(4, 30, 40, History::data(4, m), OpKind::kMmapRead);  // block 4 after
+  h.read(5, 30, 40, History::data(7, i), OpKind::kMmapRead);  // block 5 before (7 moved to 5)
+  // A page half stored before the flush and half after the fault: a mixture of the store and the other
+  // outcome, at either place.
+  h.read(2, 30, 40, History::mixed(4, m, i), OpKind::kVerifyDirect, 1);
+  EXPECT_EQ(h.classes(), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  g.collapse(2, 2, 10, 20);
+  uint64_t m2 = g.mmap_write(4, 2, 12, 18);
+  g.read(6, 30, 40, History::data(4, m2), OpKind::kMmapRead);  // past the new EOF: nothing lands there
+  g.read(1, 30, 40, History::data(4, m2), OpKind::kMmapRead);  // below the collapse offset
+  // The first read is flagged twice: data past every EOF the file had (stale), and a value no outcome
+  // can have put at block 6 (foreign).
+  EXPECT_EQ(g.classes(), (V{"stale", "foreign", "foreign"}));
+}
+
+TEST(OracleShiftRace, PwriteRacingAShiftIsNotTorn) {
+  // A write(2) holds i_rwsem like the shift: a block is never a mixture, even where it raced.
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.write(4, 1, 12, 18);
+  h.read(2, 30, 40, History::mixed(4, i, i + 1), OpKind::kVerifyDirect, 1);
+  EXPECT_EQ(h.classes(), V{"torn"});
+}
+
+TEST(OracleShiftRace, PunchRacingACollapse) {
+  History h(8);
+  uint64_t i = h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.punch(4, 1, 12, 18);
+  h.read(2, 30, 40, History::zero());       // before: the hole moved down
+  h.read(2, 30, 40, History::data(4, i));   // after
+  h.read(4, 30, 40, History::zero());       // after
+  h.read(4, 30, 40, History::data(6, i));   // before
+  EXPECT_EQ(h.classes(), V{});
+}
+
+// The findings about where a read ended (EOF), ignoring what its blocks held.
+V eof_findings(History& h) {
+  h.classes();
+  V out;
+  for (const auto& f : h.last.kept)
+    if (f.got.find(" bytes") != std::string::npos) out.push_back(f.cls);
+  return out;
+}
+
+TEST(OracleShiftRace, SizeAtEofWhenAnExtendingWriteRacesACollapse) {
+  // Size 8, a write of blocks 8..9 racing a collapse of 2: write first -> 10 - 2 = 8, collapse first -> 6,
+  // then the write extends to 10. Once both are done the size is 8 or 10 (9: i_size may grow block by block).
+  History h(8);
+  h.init(8, 1, 5);
+  h.collapse(2, 2, 10, 20);
+  h.write(8, 2, 12, 18);
+  std::vector<BlockValue> v(12, History::zero());
+  h.read_short(0, 12, 8, 30, 40, v);
+  h.read_short(0, 12, 10, 30, 40, v);
+  h.read_short(0, 12, 6, 14, 16, v);        // during both: the collapse done, the write not yet
+  EXPECT_EQ(eof_findings(h), V{});
+  History g(8);
+  g.init(8, 1, 5);
+  g.collapse(2, 2, 10, 20);
+  g.write(8, 2, 12, 18);
+  g.read_short(0, 12, 6, 30, 40, v);        // after both: never 6
+  g.read_short(0, 12, 12, 30, 40, v);       // past every EOF
+  EXPECT_EQ(eof_findings(g), (V{"lost-write", "stale"}));
+}
+
+TEST(OracleShiftRace, WriteInsideTheFileRacingTheWorkloadsPairKeepsTheSize) {
+  // insert 2 + collapse 2 (the workload's pair) raced by a write inside the nominal size: back to 8.
+  History h(8);
+  h.init(8, 1, 5);
+  h.insert(1, 2, 10, 20);
+  h.write(6, 2, 15, 35);
+  h.collapse(3, 2, 25, 30);
+  std::vector<BlockValue> z(10, History::zero());
+  h.read_short(0, 10, 8, 40, 50, z);
+  h.read_short(0, 10, 7, 40, 50, z);        // short although the size is 8 whatever the order
+  h.read_short(0, 10, 10, 22, 24, z);       // between the two shifts: 10
+  EXPECT_EQ(eof_findings(h), V{"lost-write"});
 }
 
 TEST(OracleShift, ManyShiftsStayConsistent) {
