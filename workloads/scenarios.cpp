@@ -274,9 +274,9 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
        {"falloc_ratio", T::kDouble, 0.6, 0, 1, "share of fallocate(KEEP_SIZE) among the allocators' ops"},
        {"zero_ratio", T::kDouble, 0.2, 0, 1, "share of zero-range among the allocators' other ops (rest: punch)"},
        {"fsync_ratio", T::kDouble, 0.05, 0, 1, "share of writer ops followed by fsync (writeback resolves delalloc)"},
-       {"shift_ratio", T::kDouble, 0.02, 0, 1,
+       {"shift_ratio", T::kDouble, 0, 0, 1,
         "share of the allocators' ops that are an insert-range + collapse-range pair, raced by the mmap stores "
-        "(0: no shifts)"},
+        "(0: no shifts; off by default: judging a 30 s case with shifts took 55-86 s, not profiled yet)"},
        kShiftRace},
       InitMode::kSparse, false, [](const ScenarioConfig& c, uint64_t maxr) {
         double fr = c.d("falloc_ratio"), zr = c.d("zero_ratio"), fs = c.d("fsync_ratio"), sr = c.d("shift_ratio");
@@ -447,9 +447,10 @@ std::unique_ptr<Scenario> dio_vs_buffered() {
         "range is read buffered (the cache fills with pre-write data mid-write), or a buffered read parked in "
         "copy_to_user while an O_DIRECT write lands; each then followed by a buffered read that must see the "
         "DIO data"},
-       {"shift_ratio", T::kDouble, 0.02, 0, 1,
+       {"shift_ratio", T::kDouble, 0, 0, 1,
         "share of the buffered threads' ops that are an insert-range + collapse-range pair, raced by the other "
-        "threads' O_DIRECT and buffered writes (0: no shifts)"},
+        "threads' O_DIRECT and buffered writes (0: no shifts; off by default until a stock-ext4 lost-write with a "
+        "uffd-parked read across an insert range is settled, see issue 20)"},
        kShiftRace},
       InitMode::kStamped, true, [](const ScenarioConfig& c, uint64_t maxr) {
         double wr = c.d("write_ratio"), uf = c.d("uffd_ratio"), sr = c.d("shift_ratio");
