@@ -135,6 +135,16 @@ std::vector<ProbeSpec> build() {
                  "fsync finished (i_reserved_data_blocks must be 0 when nothing is dirty)"));
   v.push_back(tp(FSR_P_EXT4_EVICT, "ext4", "ext4", "ext4_evict_inode", "evict",
                  "inode evicted (i_reserved_data_blocks must be 0)"));
+  // entry points
+  v.push_back(fn(FSR_P_FN_EXT4_FALLOCATE, "entry", "ext4_fallocate", "ext4_falloc", true, "ext4 fallocate handler"));
+  v.push_back(fn(FSR_P_FN_XFS_FALLOCATE, "entry", "xfs_file_fallocate", "xfs_falloc", true, "XFS fallocate handler"));
+  v.push_back(fn(FSR_P_FN_FILEMAP_FAULT, "entry", "filemap_fault", "filemap_fault", true, "generic page fault handler"));
+  v.push_back(fn(FSR_P_FN_EXT4_PAGE_MKWRITE, "entry", "ext4_page_mkwrite", "ext4_mkwrite", true, "ext4 page_mkwrite"));
+  v.push_back(fn(FSR_P_FN_XFS_PAGE_MKWRITE, "entry", "xfs_filemap_page_mkwrite", "xfs_mkwrite", true, "XFS page_mkwrite"));
+  v.push_back(fn(FSR_P_FN_IOMAP_DIO_RW, "entry", "iomap_dio_rw", "iomap_dio_rw", true, "iomap direct I/O (ext4, XFS)"));
+  v.push_back(fn(FSR_P_FN_CEPH_DIRECT_RW, "entry", "ceph_direct_read_write", "ceph_dio", true, "ceph direct I/O (seed 000)"));
+  v.push_back(fn(FSR_P_FN_EXT4_WRITEPAGES, "entry", "ext4_writepages", "ext4_wb", true, "ext4 writeback of a test inode"));
+  v.push_back(fn(FSR_P_FN_XFS_WRITEPAGES, "entry", "xfs_vm_writepages", "xfs_wb", true, "XFS writeback of a test inode"));
   // dax (tp_btf / raw_tp only: the classic records carry dev/ino but not the entry sizes consistently)
   for (auto [id, ev, prog, what] : {std::tuple{FSR_P_DAX_WRITEBACK_ONE, "dax_writeback_one", "dax_wb_one",
                                                "a DAX entry's cache lines flushed to persistence (fsync / msync / writeback)"},
@@ -147,16 +157,6 @@ std::vector<ProbeSpec> build() {
     p.classic_missing = "fsrace's DAX probes use the typed (tp_btf / raw_tp) arguments";
     v.push_back(p);
   }
-  // entry points
-  v.push_back(fn(FSR_P_FN_EXT4_FALLOCATE, "entry", "ext4_fallocate", "ext4_falloc", true, "ext4 fallocate handler"));
-  v.push_back(fn(FSR_P_FN_XFS_FALLOCATE, "entry", "xfs_file_fallocate", "xfs_falloc", true, "XFS fallocate handler"));
-  v.push_back(fn(FSR_P_FN_FILEMAP_FAULT, "entry", "filemap_fault", "filemap_fault", true, "generic page fault handler"));
-  v.push_back(fn(FSR_P_FN_EXT4_PAGE_MKWRITE, "entry", "ext4_page_mkwrite", "ext4_mkwrite", true, "ext4 page_mkwrite"));
-  v.push_back(fn(FSR_P_FN_XFS_PAGE_MKWRITE, "entry", "xfs_filemap_page_mkwrite", "xfs_mkwrite", true, "XFS page_mkwrite"));
-  v.push_back(fn(FSR_P_FN_IOMAP_DIO_RW, "entry", "iomap_dio_rw", "iomap_dio_rw", true, "iomap direct I/O (ext4, XFS)"));
-  v.push_back(fn(FSR_P_FN_CEPH_DIRECT_RW, "entry", "ceph_direct_read_write", "ceph_dio", true, "ceph direct I/O (seed 000)"));
-  v.push_back(fn(FSR_P_FN_EXT4_WRITEPAGES, "entry", "ext4_writepages", "ext4_wb", true, "ext4 writeback of a test inode"));
-  v.push_back(fn(FSR_P_FN_XFS_WRITEPAGES, "entry", "xfs_vm_writepages", "xfs_wb", true, "XFS writeback of a test inode"));
   return v;
 }
 

@@ -91,8 +91,8 @@ TEST(Campaign, OutOfRange) {
 
 TEST(Campaign, UnknownFilesystemAndScenario) {
   EXPECT_EQ(err("[campaign]\nfilesystems = [\"btrfs\"]\n"),
-            "c.toml:2:15: unknown filesystem 'btrfs' in 'filesystems'; allowed: ext4, xfs");
-  EXPECT_EQ(err("[fs.btrfs]\n"), "c.toml:1:1: unknown filesystem [fs.btrfs]; allowed: ext4, xfs");
+            "c.toml:2:15: unknown filesystem 'btrfs' in 'filesystems'; allowed: ext4, xfs, ext4-dax, xfs-dax");
+  EXPECT_EQ(err("[fs.btrfs]\n"), "c.toml:1:1: unknown filesystem [fs.btrfs]; allowed: ext4, xfs, ext4-dax, xfs-dax");
   EXPECT_EQ(err("[campaign]\nscenarios = [\"nope\"]\n"),
             "c.toml:2:13: unknown scenario 'nope' in 'scenarios'; allowed: punch-vs-fault, other");
   EXPECT_EQ(err("[scenario.nope]\n"), "c.toml:1:1: unknown scenario [scenario.nope]; allowed: punch-vs-fault, other");

@@ -242,7 +242,7 @@ TEST(EventsDecoder, RecordedFixturesDecode) {
     EventsData d = load_events(data(std::string("events/") + fs + ".events.bin"));
     EXPECT_EQ(d.header.value("clock", ""), "CLOCK_MONOTONIC");
     EXPECT_EQ(d.header.value("fs", ""), fs);
-    EXPECT_EQ(d.header["probes"].size(), probe_catalog().size());
+    EXPECT_LE(d.header["probes"].size(), probe_catalog().size());  // recorded by an older build: probe ids are append-only
     EXPECT_EQ(d.trailer.value("events", uint64_t(0)), d.events.size());
     EXPECT_EQ(d.trailer.value("dropped", 1), 0);
     ASSERT_EQ(d.trailer["inodes"].size(), 1u);

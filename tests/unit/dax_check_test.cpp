@@ -1,0 +1,112 @@
+// The DAX flush check (harness/dax_check): stores that ended before a successful sync of their page began
+// must have a dax_writeback_one covering the page between the store's start and the sync's return.
+#include <gtest/gtest.h>
+
+#include "core/oplog.h"
+#include "harness/dax_check.h"
+#include "probes/events.h"
+#include "probes/fsrace_events.h"
+
+namespace fsrace {
+namespace {
+
+OpRecord op(uint64_t id, OpKind k, uint64_t t0, uint64_t t1, uint64_t off, uint64_t len, int64_t res = 0) {
+  OpRecord o{};
+  o.id = id;
+  o.kind = uint16_t(k);
+  o.start_ns = t0;
+  o.end_ns = t1;
+  o.offset = off;
+  o.length = len;
+  o.result = res;
+  o.file = 0;
+  return o;
+}
+
+struct Fixture {
+  OpLogData ops;
+  probes::EventsData ev;
+  Fixture() {
+    ops.meta = {{"files", {{{"name", "f0"}, {"file_id", 1}, {"blocks", 1024}}}}};
+    ev.trailer = {{"dropped", 0}, {"inodes", {{{"dev", 7}, {"ino", 12}, {"name", "f0"}}}}};
+  }
+  void flush(uint64_t ts, uint64_t pg, uint64_t len) {
+    fsr_event e{};
+    e.kind = FSR_EV_DAX_WRITEBACK;
+    e.probe = FSR_P_DAX_WRITEBACK_ONE;
+    e.ts_ns = ts;
+    e.dev = 7;
+    e.ino = 12;
+    e.a[0] = pg;
+    e.a[1] = len;
+    ev.events.push_back(e);
+  }
+  std::vector<Finding> run(DaxFlushStats* st = nullptr, bool attached = true) {
+    return check_dax_flushes(ops, ev, attached, "ext4-dax", "dax-sync-vs-write-fault", "c", st);
+  }
+};
+
+TEST(DaxFlush, FlushedStoreIsClean) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 4096, 4096), op(2, OpKind::kMsync, 300, 400, 0, 8192)};
+  f.flush(350, 1, 1);
+  DaxFlushStats st;
+  EXPECT_TRUE(f.run(&st).empty());
+  EXPECT_EQ(st.pages_judged, 1u);
+  EXPECT_EQ(st.pages_unflushed, 0u);
+}
+
+TEST(DaxFlush, UnflushedStoreBeforeSyncIsAFinding) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 4096, 8192), op(2, OpKind::kFsync, 300, 400, 0, 1024 * 4096)};
+  f.flush(350, 1, 1);  // page 2 never flushed
+  auto fs = f.run();
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].cls, "dax-unflushed");
+  EXPECT_EQ(*fs[0].block, 2u);
+  EXPECT_EQ(fs[0].file, "f0");
+}
+
+TEST(DaxFlush, PmdFlushCoversItsPages) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 600 * 4096, 4096), op(2, OpKind::kFsync, 300, 400, 0, 1024 * 4096)};
+  f.flush(390, 512, 512);
+  EXPECT_TRUE(f.run().empty());
+}
+
+TEST(DaxFlush, FlushBeforeTheStoreDoesNotCount) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 0, 4096), op(2, OpKind::kMsync, 300, 400, 0, 4096)};
+  f.flush(50, 0, 1);
+  EXPECT_EQ(f.run().size(), 1u);
+}
+
+TEST(DaxFlush, SyncOverlappingTheStoreOrFailedOrElsewhereIsNotJudged) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 0, 4096), op(2, OpKind::kMsync, 150, 400, 0, 4096),
+               op(3, OpKind::kMsync, 300, 400, 0, 4096, -5), op(4, OpKind::kMsync, 300, 400, 8192, 4096)};
+  DaxFlushStats st;
+  EXPECT_TRUE(f.run(&st).empty());
+  EXPECT_EQ(st.pages_judged, 0u);
+}
+
+TEST(DaxFlush, PunchedPageIsNotJudged) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 0, 4096), op(2, OpKind::kPunch, 220, 230, 0, 4096),
+               op(3, OpKind::kMsync, 300, 400, 0, 4096)};
+  EXPECT_TRUE(f.run().empty());
+}
+
+TEST(DaxFlush, NothingJudgedWithoutTheProbeOrWithDrops) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 0, 4096), op(2, OpKind::kMsync, 300, 400, 0, 4096)};
+  DaxFlushStats st;
+  EXPECT_TRUE(f.run(&st, false).empty());
+  EXPECT_FALSE(st.skipped.empty());
+  f.ev.trailer["dropped"] = 3;
+  EXPECT_TRUE(f.run(&st).empty());
+  EXPECT_NE(st.skipped.find("dropped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fsrace
