@@ -88,7 +88,11 @@ void list_filesystems() {
     FsConfig c = default_fs_config(f);
     std::string mk;
     for (const auto& o : c.mkfs_options) mk += (mk.empty() ? "" : " ") + o;
-    std::cout << fmt::format("{:<6} mkfs.{} {}  (device_size_mib {})\n", f, f, mk, c.device_size_mib);
+    const FilesystemInfo* fi = find_filesystem(f);
+    std::string extra = fi && fi->backing != FsBacking::kBlockDevice
+                            ? fmt::format(", on {}, mount {}, only when named", fs_backing_name(fi->backing), fi->mount_defaults)
+                            : "";
+    std::cout << fmt::format("{:<8} {} {}  (device_size_mib {}{})\n", f, fi ? fi->mkfs : f, mk, c.device_size_mib, extra);
   }
 }
 
@@ -463,6 +467,7 @@ int main(int argc, char** argv) {
     if (*pln) {
       if (plan_path.empty()) plan_path = top_dir() + "/campaigns/default.toml";
       Campaign c = load_campaign(plan_path, scenario_catalog());
+      check_matrix_fits(c);
       nlohmann::json cases = nlohmann::json::array();
       Shard psh = plan_shard.empty() ? Shard{} : parse_shard(plan_shard);
       for (const auto& cs : shard_cases(case_matrix(c), psh))
