@@ -270,10 +270,23 @@ OpLogData decode_oplog(const std::string& b, const std::string& what) {
   if (d.meta.is_discarded() || !d.meta.is_object()) throw bad(16, "header metadata is not a JSON object");
   // Ops and observations must stay within the test files (inserts may grow them): a range beyond that
   // is damage, and judging it would make the oracle walk billions of blocks.
+  // The header's file table is what every reader (oracle, space check, reports) indexes by: check its
+  // shape here once, so none of them meets a negative, fractional or absurd number.
   uint64_t max_blocks = 0;
-  if (d.meta.contains("files") && d.meta["files"].is_array())
-    for (const auto& f : d.meta["files"])
-      if (f.is_object() && f.contains("blocks") && f["blocks"].is_number_unsigned()) max_blocks = std::max(max_blocks, f["blocks"].get<uint64_t>());
+  if (d.meta.contains("files")) {
+    const auto& files = d.meta["files"];
+    if (!files.is_array() || files.size() > 0xffff) throw bad(16, "header \"files\" is not an array of at most 65535 files");
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto& f = files[i];
+      auto uint_field = [&](const char* k, uint64_t max) {
+        return f.contains(k) && f[k].is_number_unsigned() && f[k].get<uint64_t>() <= max;
+      };
+      if (!f.is_object() || !uint_field("file_id", UINT64_MAX) || !uint_field("blocks", 1ull << 24) ||
+          !f.contains("name") || !f["name"].is_string())
+        throw bad(16, fmt::format("header file {} needs a string name, an unsigned file_id and blocks <= 2^24", i));
+      max_blocks = std::max(max_blocks, f["blocks"].get<uint64_t>());
+    }
+  }
   const uint64_t limit = std::max<uint64_t>(4 * std::min<uint64_t>(max_blocks, 1ull << 24), 1ull << 16);
   size_t off = 16 + size_t(len);
   while (off < b.size()) {

@@ -263,7 +263,7 @@ void cases_section(std::string& h, const ReportModel& m) {
 void finding_card(std::string& h, const json& f, const json& w, size_t widx) {
   bool info = f.value("informational", false);
   std::string where = str(f, "file");
-  if (f.contains("block") && f["block"].is_number()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
+  if (f.contains("block") && f["block"].is_number_unsigned()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
   h += fmt::format("<section class='finding{}' id='finding-{}'><h3><span class='cls'>{}</span> {} <span class='muted'>· {} · {}</span></h3>",
                    info ? " informational" : "", widx, esc(str(f, "class")), esc(where), esc(str(f, "case")), esc(str(f, "phase")));
   h += "<dl class='kv'>";

@@ -62,7 +62,7 @@ std::string attr(const std::string& s) { return xesc(utf8_clean(s)); }
 
 std::string finding_line(const json& f) {
   std::string where = f.value("file", "");
-  if (f.contains("block") && f["block"].is_number()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
+  if (f.contains("block") && f["block"].is_number_unsigned()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
   return fmt::format("{} [{}]{}: {}", f.value("class", ""), f.value("phase", ""), where.empty() ? "" : " " + where,
                      f.value("detail", f.value("got", "")));
 }

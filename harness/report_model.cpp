@@ -216,7 +216,7 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
   for (size_t i = 0; i < files.size(); ++i)
     if (files[i].value("name", "") == file) fidx = int(i);
   uint64_t b0 = 0, b1 = UINT64_MAX;
-  if (f.contains("block") && f["block"].is_number()) b0 = b1 = f["block"].get<uint64_t>();
+  if (f.contains("block") && f["block"].is_number_unsigned()) b0 = b1 = f["block"].get<uint64_t>();
   else if (read) b0 = read->offset / 4096, b1 = (read->offset + std::max<uint64_t>(read->length, 1) - 1) / 4096;
   w["file"] = file;
   w["blocks"] = {b0, b1 == UINT64_MAX ? json(nullptr) : json(b1)};
@@ -487,9 +487,9 @@ json merge_docs(const std::vector<json>& docs) {
       const json& m = d.value(key, json::object());
       if (m.is_object())
         for (auto it = m.begin(); it != m.end(); ++it)
-          if (it.value().is_number()) to[it.key()] += it.value().get<uint64_t>();
+          if (it.value().is_number_unsigned()) to[it.key()] += it.value().get<uint64_t>();
     }
-    if (d.value("suppressed", json(0)).is_number()) suppressed += d["suppressed"].get<uint64_t>();
+    if (d.value("suppressed", json(0)).is_number_unsigned()) suppressed += d["suppressed"].get<uint64_t>();
   }
   run["id"] = "merged";
   run["merged_from"] = from;

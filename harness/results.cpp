@@ -46,7 +46,7 @@ void RunDoc::add_case(const nlohmann::json& d) {
   add_counts(by_class_, d.value("findings_by_class", nlohmann::json::object()));
   add_counts(informational_, d.value("informational_by_class", nlohmann::json::object()));
   const auto& s = d.value("suppressed", nlohmann::json(0));
-  if (s.is_number()) suppressed_ += s.get<uint64_t>();
+  if (s.is_number_unsigned()) suppressed_ += s.get<uint64_t>();
 }
 
 void RunDoc::add_case_record(const nlohmann::json& info) { cases_.push_back(info); }
@@ -110,7 +110,7 @@ int exit_code_of(const nlohmann::json& doc) {
   uint64_t total = 0;
   const auto& by = doc.value("findings_by_class", nlohmann::json::object());
   for (auto it = by.begin(); it != by.end(); ++it)
-    if (it.value().is_number()) total += it.value().get<uint64_t>();
+    if (it.value().is_number_unsigned()) total += it.value().get<uint64_t>();
   return total ? 1 : 0;
 }
 

@@ -147,3 +147,29 @@ TEST(OpLog, DecoderRejectsRangesBeyondTheTestFiles) {
   }
   unlink(p.c_str());
 }
+
+// The header's file table feeds the oracle, space check and reports: a fractional, negative or huge
+// number there is damage (found by the ops.bin fuzzer: blocks = 3.1e19 made the oracle's uint64
+// conversion undefined), rejected with the file named.
+TEST(OpLog, DecoderRejectsABadFileTable) {
+  std::string p = tmp_path("files.bin");
+  auto load_with = [&](nlohmann::json files) {
+    { OpLog log(p, {{"files", files}}); log.close(); }
+    return load_oplog(p);
+  };
+  EXPECT_EQ(load_with({{{"name", "f0"}, {"file_id", 0}, {"blocks", 64}}}).meta["files"].size(), 1u);
+  for (const nlohmann::json& bad : {nlohmann::json({{{"name", "f0"}, {"file_id", 0}, {"blocks", 3.1e19}}}),
+                                    nlohmann::json({{{"name", "f0"}, {"file_id", -1}, {"blocks", 4}}}),
+                                    nlohmann::json({{{"name", 7}, {"file_id", 0}, {"blocks", 4}}}),
+                                    nlohmann::json({{{"name", "f0"}, {"file_id", 0}}}),
+                                    nlohmann::json({{{"name", "f0"}, {"file_id", 0}, {"blocks", uint64_t(1) << 40}}}),
+                                    nlohmann::json("f0")}) {
+    try {
+      load_with(bad);
+      FAIL() << "accepted " << bad.dump();
+    } catch (const Fatal& e) {
+      EXPECT_NE(std::string(e.what()).find("header"), std::string::npos) << e.what();
+    }
+  }
+  unlink(p.c_str());
+}
