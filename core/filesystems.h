@@ -41,6 +41,14 @@ struct FilesystemInfo {
   FsBacking backing = FsBacking::kBlockDevice;
   // Kernel-log lines that say the mount replayed a journal / log (the dm-flakey power cut records them).
   std::vector<std::string> recovery_markers;
+  // ---- cluster filesystems (backing kCluster) ----
+  std::vector<std::string> cluster_tools;     // programs the cluster bootstrap runs (preflight checks them)
+  std::string fsck_not_applicable;            // why no fsck runs ("" = the fsck above applies)
+  std::string space_not_applicable;           // why the space-leak check does not apply ("" = it does)
+  // Workload ops the filesystem refuses (EOPNOTSUPP): "zero-range", "falloc", "shift" (collapse / insert
+  // range). The engine skips and counts them (ScenarioEnv::unsupported_ops); unsupported_reason says why.
+  std::vector<std::string> unsupported_ops;
+  std::string unsupported_reason;
 };
 
 const std::vector<FilesystemInfo>& filesystem_table();

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/filesystems.h"
 #include "core/util.h"
 
 namespace fsrace {
@@ -121,7 +122,7 @@ class Agent {
       if (!fs_listed(f.type))
         throw Fatal(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
                                      "for the module load): build it with CONFIG_{}_FS", f.type, a_.fs_wait_s,
-                                     f.type == "xfs" ? "XFS" : "EXT4"));
+                                     f.type == "xfs" ? "XFS" : f.type == "ceph" ? "CEPH" : "EXT4"));
     }
   }
 
@@ -200,7 +201,10 @@ int run_agent(RunOptions ropt, const AgentOptions& a) {
   // A VM gets disks only for the filesystems of its share of the matrix: the others are not its cases.
   if (!ropt.devices.empty()) {
     auto& fss = ropt.campaign.filesystems;
-    std::erase_if(fss, [&](const FsConfig& f) { return !ropt.devices.count(f.type); });
+    std::erase_if(fss, [&](const FsConfig& f) {
+      const FilesystemInfo* fi = find_filesystem(f.type);
+      return !ropt.devices.count(f.type) && !(fi && fi->backing == FsBacking::kCluster);  // a cluster needs no disk
+    });
   }
   ropt.mode = kModeVmGuest;
   ropt.run_dir = a.out_dir;

@@ -82,7 +82,11 @@ void list_filesystems() {
     FsConfig c = default_fs_config(f);
     std::string mk;
     for (const auto& o : c.mkfs_options) mk += (mk.empty() ? "" : " ") + o;
-    std::cout << fmt::format("{:<6} mkfs.{} {}  (device_size_mib {})\n", f, f, mk, c.device_size_mib);
+    const FilesystemInfo* fi = find_filesystem(f);
+    if (fi && fi->backing == FsBacking::kCluster)
+      std::cout << fmt::format("{:<6} a single-node cluster started once per run / VM (no mkfs; a fresh directory tree "
+                               "per case; VM mode, host mode only with --allow-host-cluster)\n", f);
+    else std::cout << fmt::format("{:<6} mkfs.{} {}  (device_size_mib {})\n", f, f, mk, c.device_size_mib);
   }
 }
 
@@ -280,6 +284,8 @@ int main(int argc, char** argv) {
   run->add_option("--jobs", vml.jobs, "VM mode: VMs at once; the fs x scenario x repetition matrix is spread over them "
                                       "(default: cores / 2, at least 1)")->check(CLI::Range(1, 64));
   bool no_probes = false;
+  run->add_flag("--allow-host-cluster", ropt.allow_host_cluster,
+                "host mode on ceph: start the cluster daemons on this machine and mount it with the running kernel's ceph.ko");
   run->add_flag("--no-probes", no_probes, "do not load the eBPF probes (benchmark baseline; same as [probes] enabled = false)");
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");

@@ -15,6 +15,8 @@ PKGS=(
   # trace reports (fsrace report): their tests validate findings.json (JSON Schema), junit.xml (xmllint
   # --schema) and open report.html in a real browser (headless chromium)
   python3-jsonschema libxml2-utils chromium
+  # ceph (filesystems = ["ceph"]): the single-node cluster the guest starts (harness/ceph_cluster.h)
+  ceph-mon ceph-osd ceph-mds ceph-mgr ceph-common
 )
 source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
 ensure_packages deps "${PKGS[@]}"

@@ -31,7 +31,13 @@ ROOT_FEATURES = [
 FS_FEATURES = {
     "ext4": ("ext4 filesystem", "ext4", "CONFIG_EXT4_FS"),
     "xfs": ("XFS filesystem", "xfs", "CONFIG_XFS_FS"),
+    "ceph": ("ceph kernel client", "ceph", "CONFIG_CEPH_FS"),
 }
+# Filesystems on a cluster the guest starts itself (no scratch disk; more guest memory).
+CLUSTER_FS = {"ceph"}
+# Guest memory a campaign with ceph needs at least: measured daemons' RSS under TCG (mon ~40 MiB,
+# mgr ~300 MiB, OSD on memstore ~40 MiB + the data it holds, MDS ~25 MiB) plus the guest's own.
+CEPH_MIN_MEMORY_MIB = 2048
 
 EM_X86_64 = 62
 ELF_MACHINES = {3: "i386", 8: "mips", 20: "powerpc", 21: "powerpc64", 22: "s390", 40: "arm", 43: "sparc64",
