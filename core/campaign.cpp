@@ -114,7 +114,10 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
   Campaign c;
   c.source = path;
   cx.only_keys(root, "the top level", {"campaign", "fs", "scenario", "vm", "probes"});
-  std::vector<std::string> fs_list = known_filesystems();
+  // Default: the block-device filesystems; a cluster filesystem (ceph) runs only when a campaign names it.
+  std::vector<std::string> fs_list;
+  for (const auto& f : known_filesystems())
+    if (const FilesystemInfo* fi = find_filesystem(f); fi && fi->backing != FsBacking::kCluster) fs_list.push_back(f);
   std::vector<std::string> sc_list;
   if (auto* n = root.get("campaign")) {
     const auto& t = cx.table(*n, "[campaign]");
