@@ -10,6 +10,7 @@
 #include "harness/cli_kernel.h"
 #include "harness/cli_bisect.h"
 #include "core/campaign.h"
+#include "core/filesystems.h"
 #include "core/findings.h"
 #include "harness/replay.h"
 #include "harness/report.h"
