@@ -98,7 +98,7 @@ CephCluster::CephCluster(const CephClusterSpec& spec) : spec_(spec) {
     if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
     stop();
     keep_logs();
-    std::string dirs = spec_.log_dir.empty() ? dir_ : spec_.log_dir + "/ceph-logs";
+    std::string dirs = spec_.log_dir.empty() ? dir_ : "ceph-logs/ of the run directory (" + spec_.log_dir + "/ceph-logs here)";
     run_command({"rm", "-rf", "--one-file-system", dir_});
     throw Fatal(fmt::format("the ceph cluster did not come up (step '{}', exit {}{}{}): an environment error, not a finding; "
                             "the daemons' logs are in {}",

@@ -26,6 +26,8 @@ osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
+# the OSD names its crush host after the hostname, which is "(none)" in the guest: not a valid crush name
+crush location = root=default host=fsrace
 mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
