@@ -78,7 +78,7 @@ class CaseRunner {
     widening::WideningPlan plan(cs_.sc, cs_.fs.type, kernel_);
     TestbedSpec ts{cs_.fs, "", opt_.workdir, plan.device_layer(), fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++)};
     if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) ts.device = it->second;
-    ts.cluster = cluster_;
+    if (const FilesystemInfo* fi = find_filesystem(cs_.fs.type); fi && fi->backing == FsBacking::kCluster) ts.cluster = cluster_;
     Testbed tb(ts);
     const FilesystemInfo& fsi = tb.info();
     bool space_applies = fsi.space_not_applicable.empty();

@@ -311,7 +311,7 @@ std::vector<std::string> recover_leftovers(const std::string& workdir) {
 
 void Testbed::mount() {
   if (mnt_) return;
-  if (spec_.cluster) mnt_.emplace(dev_, mnt_dir_, spec_.fs, spec_.cluster->auth_options());
+  if (spec_.cluster && info_->backing == FsBacking::kCluster) mnt_.emplace(dev_, mnt_dir_, spec_.fs, spec_.cluster->auth_options());
   else mnt_.emplace(dev_, mnt_dir_, spec_.fs);
 }
 
