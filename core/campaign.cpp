@@ -170,10 +170,31 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       if (!known) cx.fail(v, fmt::format("unknown filesystem [fs.{}]; allowed: {}", type, join(known_filesystems())));
       const auto& ft = cx.table(v, fmt::format("[fs.{}]", type));
       std::string sec = fmt::format("[fs.{}]", type);
-      cx.only_keys(ft, sec, {"mkfs_options", "mount_options", "device_size_mib"});
+      const FilesystemInfo* fi = find_filesystem(type);
+      if (fi->backing == FsBacking::kCluster) cx.only_keys(ft, sec, {"mount_options"});  // no device, no mkfs
+      else cx.only_keys(ft, sec, {"mkfs_options", "mount_options", "device_size_mib"});
       FsConfig fc = default_fs_config(type);
       if (auto* o = ft.get("mkfs_options")) fc.mkfs_options = cx.str_list(*o, "mkfs_options");
-      if (auto* o = ft.get("mount_options")) fc.mount_options = cx.str(*o, "mount_options");
+      if (auto* o = ft.get("mount_options")) {
+        fc.mount_options = cx.str(*o, "mount_options");
+        if (fi->backing == FsBacking::kCluster) {
+          // fsrace supplies the cluster's address and the client's key itself.
+          size_t pos = 0;
+          while (pos <= fc.mount_options.size()) {
+            size_t comma = fc.mount_options.find(',', pos);
+            std::string opt = fc.mount_options.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+            pos = comma == std::string::npos ? fc.mount_options.size() + 1 : comma + 1;
+            std::string key = opt.substr(0, opt.find('='));
+            if (key.empty())
+              cx.fail(*o, fmt::format("{} mount_options '{}' has an empty option: give comma-separated ceph client options "
+                                      "like \"nowsync,fscache\"", sec, fc.mount_options));
+            for (const char* own : {"name", "secret", "secretfile", "key", "mon_addr", "fsid", "source", "fs", "mds_namespace"})
+              if (key == own)
+                cx.fail(*o, fmt::format("{} mount_options: '{}' is set by fsrace (it mounts its own cluster as client.admin): "
+                                        "remove it", sec, key));
+          }
+        }
+      }
       if (auto* o = ft.get("device_size_mib"))
         fc.device_size_mib = uint64_t(cx.num(*o, "device_size_mib", double(find_filesystem(type)->min_size_mib), 1 << 20, true));
       fs_cfg[type] = fc;
@@ -426,8 +447,11 @@ std::string campaign_to_toml(const Campaign& c) {
   for (const auto& f : c.filesystems) {
     toml::array mk;
     for (const auto& o : f.mkfs_options) mk.push_back(o);
-    fs.insert(f.type, toml::table{{"mkfs_options", mk}, {"mount_options", f.mount_options},
-                                  {"device_size_mib", int64_t(f.device_size_mib)}});
+    const FilesystemInfo* fi = find_filesystem(f.type);
+    if (fi && fi->backing == FsBacking::kCluster) fs.insert(f.type, toml::table{{"mount_options", f.mount_options}});
+    else
+      fs.insert(f.type, toml::table{{"mkfs_options", mk}, {"mount_options", f.mount_options},
+                                    {"device_size_mib", int64_t(f.device_size_mib)}});
   }
   root.insert("fs", fs);
   toml::table sc;

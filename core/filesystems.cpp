@@ -43,6 +43,33 @@ const std::vector<FilesystemInfo>& filesystem_table() {
           .backing = FsBacking::kBlockDevice,
           .recovery_markers = {"Starting recovery", "Ending recovery"},
       },
+      {
+          // The kernel client (fs/ceph, net/ceph) on a single-node cluster the run starts once
+          // (harness/ceph_cluster.h): one mon, mgr, OSD and MDS on 127.0.0.1, cephx on, pools of size 1.
+          .name = "ceph",
+          .mkfs = "",
+          .mkfs_defaults = {},
+          .mount_defaults = "",
+          .fsck = {},
+          .package = "ceph-mon ceph-osd ceph-mds ceph-mgr ceph-common",
+          .kernel_module = "ceph",
+          .min_size_mib = 0,
+          .default_size_mib = 0,
+          .slack = {},
+          .backing = FsBacking::kCluster,
+          .recovery_markers = {},
+          .in_default_campaign = false,
+          .cluster_tools = {"ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "ceph", "ceph-authtool", "monmaptool"},
+          .fsck_not_applicable = "ceph has no offline read-only fsck of a client's tree (the MDS's scrub is online "
+                                 "and cluster-wide): not run",
+          .space_not_applicable = "ceph's st_blocks is the file size rounded up (fs/ceph/inode.c), not allocation, "
+                                  "and statfs reports the whole cluster's pools, updated asynchronously by the OSDs: "
+                                  "the space-leak check does not apply",
+          .unsupported_ops = {"zero-range", "falloc", "shift"},
+          .unsupported_reason = "ceph_fallocate accepts only PUNCH_HOLE|KEEP_SIZE (EOPNOTSUPP for zero range, "
+                                "plain allocation, collapse / insert range): those ops are skipped, counted as "
+                                "<op>-skipped-unsupported in ops.by_kind",
+      },
   };
   // DAX on persistent memory (QEMU NVDIMM in VM mode, an fsdax namespace): the block-device row on
   // /dev/pmemN instead, mounted dax=always; the testbed confirms with statx(STATX_ATTR_DAX) that the

@@ -48,6 +48,14 @@ struct FilesystemInfo {
   // The kernel's filesystem type ("ext4" for ext4-dax): what mount(2), /proc/filesystems, modprobe and
   // the filesystem-specific widening and probes go by.
   const std::string& kernel_type() const { return fstype.empty() ? name : fstype; }
+  // ---- cluster filesystems (backing kCluster) ----
+  std::vector<std::string> cluster_tools;     // programs the cluster bootstrap runs (preflight checks them)
+  std::string fsck_not_applicable;            // why no fsck runs ("" = the fsck above applies)
+  std::string space_not_applicable;           // why the space-leak check does not apply ("" = it does)
+  // Workload ops the filesystem refuses (EOPNOTSUPP): "zero-range", "falloc", "shift" (collapse / insert
+  // range). The engine skips and counts them (ScenarioEnv::unsupported_ops); unsupported_reason says why.
+  std::vector<std::string> unsupported_ops;
+  std::string unsupported_reason;
 };
 
 const std::vector<FilesystemInfo>& filesystem_table();

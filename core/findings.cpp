@@ -25,6 +25,7 @@ const std::vector<FindingClassInfo>& finding_classes() {
       {"ext4-error", "kernel-log", "EXT4-fs error / warning lines for the test device"},
       {"ext4-reservation", "kernel-log", "ext4 delalloc reservation messages, e.g. i_reserved_data_blocks(N) not cleared!"},
       {"xfs-error", "kernel-log", "XFS assertion, corruption, Internal error or shutdown"},
+      {"ceph-error", "kernel-log", "ceph kernel client (ceph: / libceph:) error lines and WARNs in fs/ceph, net/ceph"},
       // probes (issue 3): from kernel events alone
       {"reservation-leak", "events", "ext4 i_reserved_data_blocks not back to zero after fsync following the race, or at eviction"},
       {"stale-iomap-seen", "events", "informational: the kernel detected and handled a stale cached iomap (counted per run, not a failure)"},

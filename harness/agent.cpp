@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/filesystems.h"
 #include "core/util.h"
 
 namespace fsrace {
@@ -130,7 +131,7 @@ class Agent {
       if (!fs_listed(kt))
         throw Fatal(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
                                      "for the module load): build it with CONFIG_{}_FS", kt, a_.fs_wait_s,
-                                     kt == "xfs" ? "XFS" : "EXT4"));
+                                     kt == "xfs" ? "XFS" : kt == "ceph" ? "CEPH" : "EXT4"));
     }
   }
 
@@ -209,7 +210,10 @@ int run_agent(RunOptions ropt, const AgentOptions& a) {
   // A VM gets disks only for the filesystems of its share of the matrix: the others are not its cases.
   if (!ropt.devices.empty()) {
     auto& fss = ropt.campaign.filesystems;
-    std::erase_if(fss, [&](const FsConfig& f) { return !ropt.devices.count(f.type); });
+    std::erase_if(fss, [&](const FsConfig& f) {
+      const FilesystemInfo* fi = find_filesystem(f.type);
+      return !ropt.devices.count(f.type) && !(fi && fi->backing == FsBacking::kCluster);  // a cluster needs no disk
+    });
   }
   ropt.mode = kModeVmGuest;
   ropt.run_dir = a.out_dir;

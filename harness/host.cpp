@@ -146,11 +146,15 @@ void preflight_host(const std::vector<FsConfig>& filesystems, bool need_loop) {
   for (const auto& fs : filesystems) {
     const FilesystemInfo* fi = find_filesystem(fs.type);
     if (!fi) throw Fatal(fmt::format("unknown filesystem '{}'", fs.type));
-    if (!find_in_path(fi->mkfs))
+    if (!fi->mkfs.empty() && !find_in_path(fi->mkfs))
       throw Fatal(fmt::format("{} not found: run 'make deps' (installs {})", fi->mkfs, fi->package));
+    for (const auto& t : fi->cluster_tools)
+      if (!find_in_path(t))
+        throw Fatal(fmt::format("{} not found ({} needs it to start its cluster): run 'make deps' (installs {})", t, fs.type,
+                                fi->package));
     const std::string& kt = fi->kernel_type();
     if (!fs_registered(kt)) {
-      run_command({"modprobe", kt});
+      run_command({"modprobe", fi->kernel_module.empty() ? kt : fi->kernel_module});
       if (!fs_registered(kt))
         throw Fatal(fmt::format("the running kernel does not support {} (not in /proc/filesystems, 'modprobe {}' failed): "
                                      "use a kernel with {} or drop {} from the campaign (--fs)", kt, kt, kt, fs.type));

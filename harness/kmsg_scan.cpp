@@ -122,6 +122,7 @@ std::string io_error_device(const std::string& t) {
 
 // Classes whose report is a single line unless a stack trace follows it.
 bool single_line(const std::string& cls, const std::string& t) {
+  if (cls == "ceph-error") return t.find("WARNING: ") == std::string::npos;
   if (cls == "ext4-error" || cls == "ext4-reservation") return true;
   if (cls == "xfs-error") return t.find("Assertion failed") == std::string::npos && t.find("Internal error") == std::string::npos;
   return false;
@@ -184,7 +185,26 @@ std::string format_kmsg_line(const KmsgLine& l) {
   return fmt::format("[{:5}.{:06}] {}", l.ts_us / 1000000, l.ts_us % 1000000, l.text);
 }
 
+// The ceph kernel client (fs/ceph, net/ceph) prefixes its messages "ceph: " / "libceph: " and prints
+// session and map changes at info level too ("mon0 ... session established"): only lines that say
+// something went wrong are errors.
+static bool ceph_error_line(const std::string& t) {
+  size_t at = t.rfind("libceph: ", 0) == 0 ? 9 : t.rfind("ceph: ", 0) == 0 ? 6 : std::string::npos;
+  if (at == std::string::npos) return false;
+  static const char* kWords[] = {"error", "corrupt", "bad ", "badness", "failed", "fail ", "hung", "caps stale", "denied",
+                                 "wrong", "session lost", "socket closed", "problem", "invalid", "unable", "rejected",
+                                 "closed our session", "blocklisted", "blacklisted", "full"};
+  for (const char* w : kWords)
+    if (t.find(w, at) != std::string::npos) return true;
+  return false;
+}
+
 std::string classify_kmsg_line(const std::string& text) {
+  if (ceph_error_line(text)) return "ceph-error";
+  // A WARN_ON in the ceph client: "WARNING: CPU: 0 PID: 12 at fs/ceph/caps.c:1234 ..."
+  if (text.find("WARNING: ") != std::string::npos &&
+      (text.find(" at fs/ceph/") != std::string::npos || text.find(" at net/ceph/") != std::string::npos))
+    return "ceph-error";
   for (const auto& p : kPatterns)
     if (text.find(p.needle) != std::string::npos) return p.cls;
   return "";

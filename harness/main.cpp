@@ -11,6 +11,7 @@
 #include "harness/cli_bisect.h"
 #include "core/filesystems.h"
 #include "core/campaign.h"
+#include "core/filesystems.h"
 #include "core/findings.h"
 #include "harness/replay.h"
 #include "harness/report.h"
@@ -89,10 +90,15 @@ void list_filesystems() {
     std::string mk;
     for (const auto& o : c.mkfs_options) mk += (mk.empty() ? "" : " ") + o;
     const FilesystemInfo* fi = find_filesystem(f);
-    std::string extra = fi && fi->backing != FsBacking::kBlockDevice
-                            ? fmt::format(", on {}, mount {}, only when named", fs_backing_name(fi->backing), fi->mount_defaults)
-                            : "";
-    std::cout << fmt::format("{:<8} {} {}  (device_size_mib {}{})\n", f, fi ? fi->mkfs : f, mk, c.device_size_mib, extra);
+    if (fi && fi->backing == FsBacking::kCluster)
+      std::cout << fmt::format("{:<8} a single-node cluster started once per run / VM (no mkfs; a fresh directory tree "
+                               "per case; VM mode, host mode only with --allow-host-cluster; only when named)\n", f);
+    else {
+      std::string extra = fi && fi->backing != FsBacking::kBlockDevice
+                              ? fmt::format(", on {}, mount {}, only when named", fs_backing_name(fi->backing), fi->mount_defaults)
+                              : "";
+      std::cout << fmt::format("{:<8} {} {}  (device_size_mib {}{})\n", f, fi ? fi->mkfs : f, mk, c.device_size_mib, extra);
+    }
   }
 }
 
@@ -307,6 +313,8 @@ int main(int argc, char** argv) {
   run->add_option("--jobs", vml.jobs, "VM mode: VMs at once; the fs x scenario x repetition matrix is spread over them "
                                       "(default: cores / 2, at least 1)")->check(CLI::Range(1, 64));
   bool no_probes = false;
+  run->add_flag("--allow-host-cluster", ropt.allow_host_cluster,
+                "host mode on ceph: start the cluster daemons on this machine and mount it with the running kernel's ceph.ko");
   run->add_flag("--no-probes", no_probes, "do not load the eBPF probes (benchmark baseline; same as [probes] enabled = false)");
   auto* inj = run->add_flag("--inject-corruption", ropt.inject_corruption,
                             "TEST ONLY: corrupt 4 known blocks on disk between race and verify");

@@ -18,6 +18,7 @@
 #include "core/oplog.h"
 #include "core/util.h"
 #include "harness/analyze.h"
+#include "harness/ceph_cluster.h"
 #include "harness/kmsg_capture.h"
 #include "harness/probe_toggle.h"
 #include "harness/results.h"
@@ -64,8 +65,8 @@ json fsck_json(const FsckResult& fr) {
 class CaseRunner {
  public:
   CaseRunner(const RunOptions& opt, const json& run, const CaseSpec& cs, const std::string& case_dir, uint64_t nonce,
-             const probes::KernelInfo* kernel, bool probes)
-      : opt_(opt), run_(run), cs_(cs), dir_(case_dir), nonce_(nonce), kernel_(kernel), probes_(probes) {}
+             const probes::KernelInfo* kernel, bool probes, const CephCluster* cluster)
+      : opt_(opt), run_(run), cs_(cs), dir_(case_dir), nonce_(nonce), kernel_(kernel), probes_(probes), cluster_(cluster) {}
 
   void run() {
     json info = {{"case", cs_.name}, {"fs", cs_.fs.type}, {"scenario", cs_.sc.name}, {"repetition", cs_.rep},
@@ -95,7 +96,13 @@ class CaseRunner {
     widening::WideningPlan plan(sc_widened, kernel_fs_type(cs_.fs.type), kernel_);
     TestbedSpec ts{cs_.fs, "", opt_.workdir, plan.device_layer(), fmt::format("fsrace-{}-{:x}-{}", getpid(), nonce_ & 0xffffff, serial++)};
     if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) ts.device = it->second;
+    if (const FilesystemInfo* fi = find_filesystem(cs_.fs.type); fi && fi->backing == FsBacking::kCluster) ts.cluster = cluster_;
     Testbed tb(ts);
+    const FilesystemInfo& fsi = tb.info();
+    bool space_applies = fsi.space_not_applicable.empty();
+    if (!space_applies) info["notes"].push_back("space check not applicable: " + fsi.space_not_applicable);
+    if (!fsi.fsck_not_applicable.empty()) info["fsck"] = {{"applicable", false}, {"reason", fsi.fsck_not_applicable}};
+    if (!fsi.unsupported_ops.empty()) info["notes"].push_back(fsi.unsupported_reason);
     plan.on_testbed(tb.layer(), tb.layer_error(), tb.dev_name(), tb.mnt_dir());
     const std::string& test_dir = tb.test_dir();
     sync();
@@ -115,6 +122,7 @@ class CaseRunner {
     env.duration_s = opt_.campaign.duration_s;
     env.run_nonce = nonce_ & 0xffffffffu;
     env.stop = &stop_requested();
+    env.unsupported_ops = fsi.unsupported_ops;
     std::vector<TestFile> files = scenario->plan_files(env);
     json meta = {{"scenario", cs_.sc.name}, {"fs", cs_.fs.type}, {"case", cs_.name}, {"seed", cs_.seed}, {"clock", "CLOCK_MONOTONIC"},
                  {"block_size", kBlockSize}, {"kernel", kernel_release()}, {"params", cs_.sc.params}, {"files", json::array()}};
@@ -130,7 +138,7 @@ class CaseRunner {
       verify_cached_round(tl, files, round);
       if (power_cut) return;
       fsync_files(tl, files);
-      record_stat_blocks(tl, files, test_dir, space.fs_block);
+      if (space_applies) record_stat_blocks(tl, files, test_dir, space.fs_block);
     };
 
     // Probes: from before setup until after the last unmount.
@@ -224,7 +232,7 @@ class CaseRunner {
                    {"seconds", rs.seconds}, {"cpu_ns", race_cpu_ns}, {"quiescent_rounds", rs.quiescent_rounds}};
     if (env.tolerated_errno) info["ops"]["injected_failures"] = rs.injected_failures;
     info["widening"] = rs.widening;
-    if (space.have_after_delete)
+    if (space.have_after_delete && space_applies)
       info["space"] = {{"fs_block", space.fs_block}, {"baseline_free", space.baseline_free},
                        {"free_with_files", space.free_with_files}, {"allocated", space.allocated},
                        {"free_after_delete", space.free_after_delete}, {"free_after_remount", space.free_after_remount}};
@@ -233,9 +241,20 @@ class CaseRunner {
     json errors = json::array();
     for (const auto& e : rs.fatal_errors) errors.push_back({{"kind", e.kind}, {"result", e.result}, {"message", e.message}});
     in.update({{"interrupted", interrupted}, {"test_devices", tb.kernel_devices()}, {"device_name", tb.dev_name()},
-               {"space", space_to_json(space)}, {"fatal_errors", errors}, {"tolerated_errno", env.tolerated_errno},
+               {"fatal_errors", errors}, {"tolerated_errno", env.tolerated_errno},
                {"fsck", fsck}, {"kmsg", {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lost", kmsg.lost()}}},
                {"race_end_ns", t_race_end}});
+    if (space_applies) in["space"] = space_to_json(space);
+    else in["space_check"] = {{"applicable", false}, {"reason", fsi.space_not_applicable}};
+    if (cluster_) {
+      json dd = json::array();
+      for (const auto& d : cluster_->dead_daemons()) dd.push_back(d);
+      info["cluster"] = {{"dead_daemons", dd}};
+      if (!dd.empty()) {
+        info["notes"].push_back(fmt::format("ceph daemons not running after the case: {}", dd.dump()));
+        write_file_atomic(dir_ + "/ceph-daemons.log", cluster_->log_tail(200));
+      }
+    }
     write_file_atomic(dir_ + "/race.json", json{{"schema", kRaceSchema}, {"run", run_}, {"case", info}, {"inputs", in}}.dump(1) + "\n");
   }
 
@@ -311,6 +330,7 @@ class CaseRunner {
   uint64_t nonce_;
   const probes::KernelInfo* kernel_;
   bool probes_;
+  const CephCluster* cluster_ = nullptr;
 };
 
 }  // namespace
@@ -321,14 +341,20 @@ RunOutcome run_host(const RunOptions& opt) {
   for (const auto& s : c.scenarios)
     if (!find_scenario(s.name)) throw Fatal(fmt::format("unknown scenario '{}'", s.name));
   bool need_loop = false;
+  bool has_cluster = false;
   for (const auto& f : c.filesystems) {
     const FilesystemInfo* fi = find_filesystem(f.type);
     bool given = opt.devices.count(f.type) > 0;
+    bool cluster = fi && fi->backing == FsBacking::kCluster;
+    has_cluster |= cluster;
     if (fi && fi->backing == FsBacking::kPmem && !given)
       throw Fatal(fmt::format("{} needs a persistent-memory device (an fsdax /dev/pmemN) and this run has none: run it in VM "
                               "mode (--kernel debian), where the guest gets an emulated NVDIMM", f.type));
     need_loop |= !given && (!fi || fi->backing == FsBacking::kBlockDevice);
   }
+  if (has_cluster && !opt.in_vm_guest() && !opt.allow_host_cluster)
+    throw Fatal("ceph in host mode would start cluster daemons and mount the running kernel's ceph client: run it in a VM "
+                "(--kernel debian), or pass --allow-host-cluster on a kernel with ceph.ko");
   preflight_host(c.filesystems, need_loop);
   if (!path_exists(opt.workdir))
     throw Fatal(fmt::format("work directory {} does not exist: pass an existing directory with --workdir", opt.workdir));
@@ -360,6 +386,29 @@ RunOutcome run_host(const RunOptions& opt) {
       mine.push_back(*it);
     }
     cases = mine;
+  }
+
+  // A cluster filesystem's cluster: started once for the run (once per VM), before its first case.
+  std::unique_ptr<CephCluster> cluster;
+  bool cluster_cases = false;
+  for (const auto& cs : cases) {
+    const FilesystemInfo* fi = find_filesystem(cs.fs.type);
+    cluster_cases |= fi && fi->backing == FsBacking::kCluster;
+  }
+  if (cluster_cases && !stop_requested().load()) {
+    if (opt.verbose) std::cerr << "fsrace: starting the ceph cluster (mon, mgr, OSD, MDS on 127.0.0.1)\n";
+    cluster = std::make_unique<CephCluster>(CephClusterSpec{opt.workdir, rd.dir, opt.ceph_objectstore});
+    json rss = json::object();
+    long total = 0;
+    for (const auto& [d, kib] : cluster->daemon_rss_kib()) {
+      rss[d] = kib;
+      total += kib;
+    }
+    run["ceph_cluster"] = {{"objectstore", opt.ceph_objectstore}, {"start_s", cluster->start_s()}, {"daemon_rss_kib", rss},
+                           {"daemon_rss_total_kib", total}};
+    if (opt.verbose)
+      std::cerr << fmt::format("fsrace: ceph cluster up in {:.1f} s ({}, daemons' RSS {} MiB)\n", cluster->start_s(),
+                               opt.ceph_objectstore, total / 1024);
   }
 
   RunDoc all(run);
@@ -401,7 +450,7 @@ RunOutcome run_host(const RunOptions& opt) {
     else if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseAnalysis ca;
     try {
-      CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on).run();
+      CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on, cluster.get()).run();
       report_phase(copt, cs.name, "analysis");
       ca = analyze_case(case_dir);
     } catch (const Fatal& e) {

@@ -34,6 +34,9 @@ struct RunOptions {
   // Called when a case enters a phase (setup, race, verify, analysis, done); dir = the test directory.
   std::function<void(const std::string& case_name, const std::string& phase, const std::string& dir)> on_phase;
   bool probes = true;  // eBPF probes per case (issue 3); also off when the campaign's [probes] enabled = false
+  // Host mode on a cluster filesystem (ceph): starts daemons on the host; refused without it.
+  bool allow_host_cluster = false;
+  std::string ceph_objectstore = "memstore";  // FSRACE_CEPH_OBJECTSTORE: memstore | bluestore
 };
 
 struct RunOutcome {

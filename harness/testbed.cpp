@@ -16,9 +16,11 @@
 #include <chrono>
 #include <cstring>
 #include <fmt/core.h>
+#include <atomic>
 #include <thread>
 
 #include "core/util.h"
+#include "harness/ceph_cluster.h"
 #include "widening/dm.h"
 
 namespace fsrace {
@@ -153,11 +155,13 @@ FsckResult check_filesystem(const std::string& fs_type, const std::string& dev) 
   return r;
 }
 
-Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs)
+Mount::Mount(const std::string& dev, const std::string& dir, const FsConfig& fs, const std::string& hidden_options)
     : dev_(dev), dir_(dir), type_(kernel_fs_type(fs.type)) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw Fatal(fmt::format("cannot create mount point {}: {}", dir, strerror(errno)));
-  if (mount(dev.c_str(), dir.c_str(), type_.c_str(), 0, fs.mount_options.empty() ? nullptr : fs.mount_options.c_str()) != 0)
+  std::string data = hidden_options;
+  if (!fs.mount_options.empty()) data += (data.empty() ? "" : ",") + fs.mount_options;
+  if (mount(dev.c_str(), dir.c_str(), type_.c_str(), 0, data.empty() ? nullptr : data.c_str()) != 0)
     throw Fatal(fmt::format("mount -t {} {} {} (options '{}') failed: {}; check mount_options in [fs.{}] and dmesg",
                                  type_, dev, dir, fs.mount_options, strerror(errno), fs.type));
   mounted_ = true;
@@ -189,8 +193,21 @@ Mount::~Mount() {
 Testbed::Testbed(const TestbedSpec& spec)
     : spec_(spec), info_(find_filesystem(spec.fs.type)), work_(spec.workdir, fmt::format("{}{}.", kWorkPrefix, getpid())) {
   if (!info_) throw Fatal(fmt::format("unknown filesystem '{}'", spec.fs.type));
-  if (info_->backing == FsBacking::kCluster)
-    throw Fatal(fmt::format("{} needs a {} testbed, which this build does not have", info_->name, fs_backing_name(info_->backing)));
+  if (info_->backing == FsBacking::kCluster) {
+    // No device and no mkfs: the cluster runs for the whole run; the case gets its own fresh tree.
+    if (!spec.cluster) throw Fatal(fmt::format("{} needs a running cluster and none was started (internal error)", info_->name));
+    if (spec.layer) layer_error_ = fmt::format("device-mapper layers need a block device under the filesystem; {} has none "
+                                               "(a cluster filesystem): kernel-side widening by a device layer is not run",
+                                               info_->name);
+    dev_ = spec.cluster->mount_source();
+    dev_name_ = "ceph";
+    mnt_dir_ = work_.path() + "/mnt";
+    mount();
+    static std::atomic<unsigned> tree{0};
+    test_dir_ = fmt::format("{}/fsrace.{}.{}.{:x}", mnt_dir_, getpid(), tree++, now_ns() & 0xffffff);
+    if (mkdir(test_dir_.c_str(), 0755) != 0) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
+    return;
+  }
   if (info_->backing == FsBacking::kPmem) {
     if (spec.device.empty())
       throw Fatal(fmt::format("{} needs a persistent-memory device (fsdax /dev/pmemN): run it in VM mode (--kernel K), "
@@ -329,7 +346,17 @@ PmemInfo ensure_fsdax(const std::string& dev) {
   return p;
 }
 
-Testbed::~Testbed() = default;
+Testbed::~Testbed() {
+  // A cluster outlives the case: its tree goes (files the verification did not unlink, the directory).
+  if (info_ && info_->backing == FsBacking::kCluster && !test_dir_.empty()) {
+    try {
+      mount();
+      run_command({"rm", "-rf", "--one-file-system", test_dir_});
+      unmount();
+    } catch (...) {
+    }
+  }
+}
 
 namespace {
 // Is `pid` a running fsrace? (A dead pid, or one reused by another program, owns nothing any more.)
@@ -395,7 +422,9 @@ std::vector<std::string> recover_leftovers(const std::string& workdir) {
 }  // members unwind in reverse: mount, dm layer, loop device, work dir
 
 void Testbed::mount() {
-  if (!mnt_) mnt_.emplace(dev_, mnt_dir_, spec_.fs);
+  if (mnt_) return;
+  if (spec_.cluster && info_->backing == FsBacking::kCluster) mnt_.emplace(dev_, mnt_dir_, spec_.fs, spec_.cluster->auth_options());
+  else mnt_.emplace(dev_, mnt_dir_, spec_.fs);
 }
 
 void Testbed::unmount() {
@@ -406,6 +435,14 @@ void Testbed::unmount() {
 
 FsckResult Testbed::fsck() {
   unmount();
+  if (!info_->fsck_not_applicable.empty()) {
+    FsckResult r;
+    r.command = "(not applicable)";
+    r.status = -1;
+    r.clean = true;
+    r.excerpt = info_->fsck_not_applicable;
+    return r;
+  }
   return check_filesystem(spec_.fs.type, dev_);
 }
 

@@ -16,6 +16,7 @@
 #include "widening/dm.h"
 
 namespace fsrace {
+class CephCluster;
 using widening::DeviceLayer;
 
 // Work directories are <workdir>/fsrace.<pid>.XXXXXX: a killed run's are recognisable by their dead pid.
@@ -42,7 +43,9 @@ class LoopDevice {
 
 class Mount {
  public:
-  Mount(const std::string& dev, const std::string& dir, const FsConfig& fs);
+  // hidden_options go in front of the campaign's mount_options in the mount(2) data but never into a
+  // message (the ceph client's secret).
+  Mount(const std::string& dev, const std::string& dir, const FsConfig& fs, const std::string& hidden_options = "");
   ~Mount();
   Mount(const Mount&) = delete;
   Mount& operator=(const Mount&) = delete;
@@ -91,11 +94,15 @@ struct TestbedSpec {
   std::string workdir;  // parent of the case's work directory (image, mount point, device nodes)
   std::optional<DeviceLayer> layer;
   std::string layer_name;  // device-mapper name, unique on the machine
+  // Cluster filesystems (FsBacking::kCluster): the running cluster to mount; no device, no mkfs, and the
+  // case's tree is a fresh directory <mnt>/fsrace.<pid>.<serial> removed at teardown.
+  const CephCluster* cluster = nullptr;
 };
 
 class Testbed {
  public:
-  // Builds the stack, runs mkfs, mounts and creates <mnt>/fsrace. A layer that cannot be created is not
+  // Builds the stack, runs mkfs, mounts and creates <mnt>/fsrace (a cluster: mounts it and creates a
+  // fresh directory tree of the case's own). A layer that cannot be created is not
   // fatal: the filesystem goes on the raw device and layer_error() says why (widening is then reported
   // as not run). Throws Fatal for everything else.
   explicit Testbed(const TestbedSpec& spec);
@@ -123,7 +130,7 @@ class Testbed {
     unmount();
     mount();
   }
-  FsckResult fsck();  // unmounts first if needed; leaves it unmounted
+  FsckResult fsck();  // unmounts first if needed; leaves it unmounted (a cluster: not applicable, said so)
 
  private:
   TestbedSpec spec_;

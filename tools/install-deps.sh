@@ -17,6 +17,8 @@ PKGS=(
   python3-jsonschema libxml2-utils chromium
   # DAX filesystems (ext4-dax, xfs-dax): the guest makes its NVDIMM namespace fsdax with ndctl
   ndctl
+  # ceph (filesystems = ["ceph"]): the single-node cluster the guest starts (harness/ceph_cluster.h)
+  ceph-mon ceph-osd ceph-mds ceph-mgr ceph-common
 )
 source "$(dirname "${BASH_SOURCE[0]}")/apt-ensure.sh"
 ensure_packages deps "${PKGS[@]}"

@@ -42,9 +42,15 @@ FS_FEATURES = {
     "xfs": [("XFS filesystem", "xfs", "CONFIG_XFS_FS")],
     "ext4-dax": [("ext4 filesystem", "ext4", "CONFIG_EXT4_FS")] + PMEM_FEATURES,
     "xfs-dax": [("XFS filesystem", "xfs", "CONFIG_XFS_FS")] + PMEM_FEATURES,
+    "ceph": [("ceph kernel client", "ceph", "CONFIG_CEPH_FS")],
 }
 # Filesystems on persistent memory: the VM gets an NVDIMM for each instead of a virtio disk.
 PMEM_FILESYSTEMS = {"ext4-dax", "xfs-dax"}
+# Filesystems on a cluster the guest starts itself (no scratch disk; more guest memory).
+CLUSTER_FS = {"ceph"}
+# Guest memory a campaign with ceph needs at least: measured daemons' RSS under TCG (mon ~40 MiB,
+# mgr ~300 MiB, OSD on memstore ~40 MiB + the data it holds, MDS ~25 MiB) plus the guest's own.
+CEPH_MIN_MEMORY_MIB = 2048
 
 
 def fs_features(fs_types: list[str]) -> list[tuple[str, str, str]]:

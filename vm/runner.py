@@ -282,7 +282,12 @@ class VmRun:
         accel, why = detect_accel(self.kernel.boot_path, self.initrd, os.path.join(self.cache, "vm"),
                                   os.environ.get("FSRACE_ACCEL"))
         self.accel, self.accel_note = accel, why
-        self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), int(self.vmcfg.get("memory_mib", 1024)))
+        mem = int(self.vmcfg.get("memory_mib", 1024))
+        if any(f in kernel_mod.CLUSTER_FS for f in self.fs_types) and mem < kernel_mod.CEPH_MIN_MEMORY_MIB:
+            self.say(f"guest memory {mem} MiB -> {kernel_mod.CEPH_MIN_MEMORY_MIB} MiB: the campaign has ceph, whose "
+                     f"cluster daemons run inside the guest")
+            mem = kernel_mod.CEPH_MIN_MEMORY_MIB
+        self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), mem)
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
 
     def shard_record(self) -> dict:
@@ -297,7 +302,7 @@ class VmRun:
         self.matrix_cases = len(plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))) if getattr(self.args, "shard", "") else len(cases)
         n = self.args.jobs or default_jobs()
         groups = split_jobs(cases, n)
-        sizes = {c["fs"]: int(c["device_size_mib"]) for c in cases}
+        sizes = {c["fs"]: int(c.get("device_size_mib", 0)) for c in cases}
         for i, g in enumerate(groups):
             d = os.path.join(self.run_dir, f"vm{i}")
             if not os.path.isdir(d):
@@ -307,7 +312,7 @@ class VmRun:
             console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
             j = Job(i, g, d, console, work)
             self.jobs.append(j)  # from here on, cleanup removes its work dir and disk images
-            fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g)]
+            fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g) and f not in kernel_mod.CLUSTER_FS]
             for f in fs_needed:
                 pmem = f in kernel_mod.PMEM_FILESYSTEMS
                 img = os.path.join(work, f"{f}.{'pmem' if pmem else 'img'}")

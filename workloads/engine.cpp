@@ -163,6 +163,10 @@ void OpCtx::punch(const Range& r) {
 }
 
 void OpCtx::zero_range(const Range& r) {
+  if (env_.op_unsupported("zero-range")) {
+    ++stats.ops_by_kind["zero-range-skipped-unsupported"];
+    return;
+  }
   auto g = mod_guard(r.file);
   simple(OpKind::kZeroRange, r, "zero-range", [&] {
     return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
@@ -170,6 +174,10 @@ void OpCtx::zero_range(const Range& r) {
 }
 
 void OpCtx::falloc(const Range& r) {
+  if (env_.op_unsupported("falloc")) {
+    ++stats.ops_by_kind["falloc-skipped-unsupported"];
+    return;
+  }
   auto g = mod_guard(r.file);
   simple(OpKind::kFalloc, r, "falloc", [&] {
     return neg_errno(fallocate(h_.fd[r.file], FALLOC_FL_KEEP_SIZE, off_t(r.off()), off_t(r.len())));
@@ -219,6 +227,10 @@ void OpCtx::dio_write_past_eof(uint64_t max_blocks) {
 }
 
 bool OpCtx::insert_collapse(uint64_t max_blocks) {
+  if (env_.op_unsupported("shift")) {
+    ++stats.ops_by_kind["insert-collapse-skipped-unsupported"];
+    return false;
+  }
   if (shifts_refused_) return false;
   uint16_t file = uint16_t(rng.below(files_.size()));
   uint64_t nb = files_[file].blocks;

@@ -40,6 +40,15 @@ struct ScenarioEnv {
   // An errno the kernel is being made to return (error injection, ENOMEM): syscalls failing with it, or
   // coming back short, are counted (RaceStats::injected_failures) but not fatal. 0: none tolerated.
   int tolerated_errno = 0;
+  // fallocate modes the filesystem under test lacks (FilesystemInfo::unsupported_ops: "zero-range",
+  // "falloc", "shift" on ceph): those ops are not issued, each attempt is counted in
+  // RaceStats::ops_by_kind as "<op>-skipped-unsupported", and the runner notes why.
+  std::vector<std::string> unsupported_ops;
+  bool op_unsupported(const std::string& op) const {
+    for (const auto& o : unsupported_ops)
+      if (o == op) return true;
+    return false;
+  }
 };
 
 struct RaceStats {

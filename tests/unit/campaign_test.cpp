@@ -91,8 +91,8 @@ TEST(Campaign, OutOfRange) {
 
 TEST(Campaign, UnknownFilesystemAndScenario) {
   EXPECT_EQ(err("[campaign]\nfilesystems = [\"btrfs\"]\n"),
-            "c.toml:2:15: unknown filesystem 'btrfs' in 'filesystems'; allowed: ext4, xfs, ext4-dax, xfs-dax");
-  EXPECT_EQ(err("[fs.btrfs]\n"), "c.toml:1:1: unknown filesystem [fs.btrfs]; allowed: ext4, xfs, ext4-dax, xfs-dax");
+            "c.toml:2:15: unknown filesystem 'btrfs' in 'filesystems'; allowed: ext4, xfs, ceph, ext4-dax, xfs-dax");
+  EXPECT_EQ(err("[fs.btrfs]\n"), "c.toml:1:1: unknown filesystem [fs.btrfs]; allowed: ext4, xfs, ceph, ext4-dax, xfs-dax");
   EXPECT_EQ(err("[campaign]\nscenarios = [\"nope\"]\n"),
             "c.toml:2:13: unknown scenario 'nope' in 'scenarios'; allowed: punch-vs-fault, other");
   EXPECT_EQ(err("[scenario.nope]\n"), "c.toml:1:1: unknown scenario [scenario.nope]; allowed: punch-vs-fault, other");
@@ -244,4 +244,22 @@ TEST(Campaign, LargestSeedRoundTripsThroughCampaignToml) {
   o.seed = kMaxSeed + 1;  // programmatic callers (replay) hold the same range
   EXPECT_THROW(apply_overrides(c, o, catalog()), Fatal);
   EXPECT_EQ(err("[campaign]\nseed = -1\n"), "c.toml:2:8: 'seed' = -1 is out of range; allowed: 0 to 9007199254740991");
+}
+
+// ceph (a cluster filesystem): not in the default set, only mount_options in [fs.ceph], and the options
+// fsrace sets itself (name, secret, ...) refused; the resolved campaign round-trips.
+TEST(Campaign, Ceph) {
+  Campaign d = parse_campaign("", "c.toml", catalog());
+  for (const auto& f : d.filesystems) EXPECT_NE(f.type, "ceph");
+  Campaign c = parse_campaign("[campaign]\nfilesystems = [\"ceph\"]\n[fs.ceph]\nmount_options = \"nowsync,fscache\"\n", "c.toml", catalog());
+  ASSERT_EQ(c.filesystems.size(), 1u);
+  EXPECT_EQ(c.filesystems[0].mount_options, "nowsync,fscache");
+  Campaign back = parse_campaign(campaign_to_toml(c), "back.toml", catalog());
+  EXPECT_EQ(back.filesystems[0].mount_options, "nowsync,fscache");
+  EXPECT_NE(err("[campaign]\nfilesystems = [\"ceph\"]\n[fs.ceph]\nmkfs_options = [\"-q\"]\n").find("unknown key 'mkfs_options'"),
+            std::string::npos);
+  EXPECT_NE(err("[fs.ceph]\ndevice_size_mib = 100\n").find("device_size_mib"), std::string::npos);
+  std::string e = err("[fs.ceph]\nmount_options = \"nowsync,secret=AQBx\"\n");
+  EXPECT_NE(e.find("'secret' is set by fsrace"), std::string::npos) << e;
+  EXPECT_NE(err("[fs.ceph]\nmount_options = \"nowsync,,wsync\"\n").find("empty option"), std::string::npos);
 }

@@ -230,3 +230,17 @@ TEST(KmsgScan, DioCollisionShownByItsWarningOrByTheWritebackEio) {
   EXPECT_TRUE(lg.logged);
   EXPECT_NE(lg.explanation().find("Possible data corruption"), std::string::npos);
 }
+
+// The ceph client (libceph: / ceph:): info lines (module load, session established, fsid) are not
+// findings; a closed OSD socket, stale caps and a WARN in fs/ceph are, one finding each.
+TEST(KmsgScan, CephClientErrorsNotItsInfoLines) {
+  KmsgScanResult r;
+  EXPECT_EQ(scan_file("ceph_client.log", {}, &r), (V{"ceph-error", "ceph-error", "ceph-error"}));
+  ASSERT_EQ(r.findings.size(), 3u);
+  EXPECT_NE(r.findings[0].kernel_log[0].find("socket closed"), std::string::npos);
+  EXPECT_EQ(r.findings[0].kernel_log.size(), 1u);
+  EXPECT_NE(r.findings[1].kernel_log[0].find("caps stale"), std::string::npos);
+  EXPECT_GT(r.findings[2].kernel_log.size(), 3u);  // the WARN keeps its trace
+  EXPECT_EQ(classify_kmsg_line("libceph: mon0 (1)127.0.0.1:6789 session established"), "");
+  EXPECT_EQ(classify_kmsg_line("ceph: loaded (mds proto 32)"), "");
+}
