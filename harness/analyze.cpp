@@ -52,6 +52,7 @@ void analyze_probe_events(const std::string& dir, const json& inputs, json& prob
   try {
     probes::EventsData ev = probes::load_events(path);
     attach_kernel_events(findings.kept, ev);
+    size_t refills = ops ? explain_dio_refills(findings.kept, ev, *ops) : 0;
     EventContext ctx{fs, scenario, case_name, inputs.value("race_end_ns", uint64_t(0))};
     EventAnalysis an = analyze_events(ev, ctx);
     // A failed DIO invalidation is the event form of the kernel's "Page cache invalidation failure on
@@ -68,6 +69,7 @@ void analyze_probe_events(const std::string& dir, const json& inputs, json& prob
       findings.add(std::move(f));
     }
     probes["analysis"] = an.summary;
+    if (refills) probes["analysis"]["dio_refill_explained"] = refills;
     const FilesystemInfo* fsi = find_filesystem(fs);
     if (ops && fsi && fsi->backing == FsBacking::kPmem) {
       bool attached = probes.contains("modes") && probes["modes"].is_object() && probes["modes"].contains("fs_dax:dax_writeback_one");

@@ -205,6 +205,56 @@ void attach_kernel_events(std::vector<Finding>& findings, const EventsData& ev, 
   }
 }
 
+size_t explain_dio_refills(std::vector<Finding>& findings, const EventsData& ev, const OpLogData& data) {
+  if (ev.trailer.is_object() && ev.trailer.value("dropped", uint64_t(0)) > 0) return 0;  // "nothing removed it" unprovable
+  auto is_dio = [](const fsr_event& e) { return comm_of(e).rfind("fsr-dio", 0) == 0; };
+  size_t explained = 0;
+  for (auto& f : findings) {
+    if (!f.block || f.ops.empty() || f.file.empty() || !f.explained_by.empty()) continue;
+    const OpRecord& rd = f.ops[0];  // the read that saw the wrong data
+    OpKind rk = OpKind(rd.kind);
+    if (rk != OpKind::kRead && rk != OpKind::kMmapRead && rk != OpKind::kVerifyCached && rk != OpKind::kVerifyMmap) continue;
+    const uint64_t p = *f.block, at = p * kBlockSize;
+    // The last O_DIRECT write of the block that completed before the read started.
+    const OpRecord* w = nullptr;
+    for (const auto& o : data.ops)
+      if (OpKind(o.kind) == OpKind::kDioWrite && o.result > 0 && o.file == rd.file && o.offset <= at &&
+          at < o.offset + uint64_t(o.result) && o.end_ns <= rd.start_ns && (!w || o.end_ns > w->end_ns))
+        w = &o;
+    if (!w) continue;
+    std::set<std::pair<uint32_t, uint64_t>> ids = inodes_of_file(ev, f.file);
+    std::vector<const fsr_event*> seq;  // the page's insertions and removals before the read
+    for (const auto& e : ev.events) {
+      if (!ids.count({e.dev, e.ino}) || (e.kind != FSR_EV_PC_ADD && e.kind != FSR_EV_PC_DELETE) || e.ts_ns >= rd.start_ns) continue;
+      if (auto r = page_range(e); r && overlaps(*r, p, 1)) seq.push_back(&e);
+    }
+    std::stable_sort(seq.begin(), seq.end(), [](auto* x, auto* y) { return x->ts_ns < y->ts_ns; });
+    // The page's last change before the read is an insertion by another path inside the write, after a
+    // removal by the O_DIRECT thread inside the write.
+    if (seq.empty()) continue;
+    const fsr_event* added = seq.back();
+    if (added->kind != FSR_EV_PC_ADD || is_dio(*added) || added->ts_ns <= w->start_ns || added->ts_ns >= w->end_ns) continue;
+    const fsr_event* removed = nullptr;
+    for (size_t i = seq.size() - 1; i-- > 0 && seq[i]->ts_ns >= w->start_ns;)
+      if (seq[i]->kind == FSR_EV_PC_DELETE && is_dio(*seq[i])) {
+        removed = seq[i];
+        break;
+      }
+    if (!removed) continue;
+    bool listed = std::any_of(f.ops.begin(), f.ops.end(), [&](const OpRecord& o) { return o.id == w->id; });
+    if (!listed) f.ops.push_back(*w);
+    f.explained_by = "dio-refill";
+    f.detail += fmt::format("{}{} put page {} back into the page cache {} after the O_DIRECT write (op {}, bytes {}+{}) dropped "
+                            "it and {} before that write completed, and nothing removed it after the write: the read {} later "
+                            "was served the copy from before the write (the filesystem does not invalidate the page cache "
+                            "again once an O_DIRECT write is done, as iomap and the generic DIO path do)",
+                            f.detail.empty() ? "" : "; ", actor(*added), p, us(added->ts_ns - removed->ts_ns), w->id, w->offset,
+                            w->result, us(w->end_ns - added->ts_ns), us(rd.start_ns - w->end_ns));
+    ++explained;
+  }
+  return explained;
+}
+
 EventAnalysis analyze_events(const EventsData& ev, const EventContext& ctx) {
   EventAnalysis a;
   // On a DAX mapping there is no cached copy: invalidate_inode_pages2_range() returns -EBUSY for DAX

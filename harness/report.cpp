@@ -187,6 +187,20 @@ std::string render_summary(const nlohmann::json& doc_in) {
   s += fmt::format("result: {}{}{}\n", total ? fmt::format("{} finding(s): {}", total, classes) : "no finding",
                    status == "complete" ? "" : fmt::format("  [{}]", status),
                    doc.value("suppressed", 0) ? fmt::format("  ({} more not itemised)", doc.value("suppressed", 0)) : "");
+  // Known kernel mechanisms the analysis matched to itemised findings (still failures).
+  std::map<std::string, uint64_t> expl;
+  uint64_t itemised = 0;
+  if (doc.contains("findings") && doc["findings"].is_array())
+    for (const auto& f : doc["findings"]) {
+      if (!f.is_object() || f.value("informational", false)) continue;
+      ++itemised;
+      if (f.contains("explained_by") && f["explained_by"].is_string()) ++expl[f["explained_by"].get<std::string>()];
+    }
+  if (!expl.empty()) {
+    std::string e;
+    for (const auto& [k, n] : expl) e += fmt::format("{}{} {}", e.empty() ? "" : ", ", k, n);
+    s += fmt::format("explained (of {} itemised): {}; see each finding's detail\n", itemised, e);
+  }
   if (doc.contains("informational_by_class") && !doc["informational_by_class"].empty()) {
     std::string inf;
     for (auto it = doc["informational_by_class"].begin(); it != doc["informational_by_class"].end(); ++it)
