@@ -138,6 +138,7 @@ struct CaseSpec {
   uint64_t rep = 0;
   std::string name;  // "<fs>-<scenario>", "-r<rep>" appended when the campaign repeats
   uint64_t seed = 0;
+  std::string widening;  // this case's [campaign] widening mode ("" = the campaign's): fsrace explore varies it
 };
 // The case matrix in run order (repetition, filesystem, scenario); the only place case names are made.
 std::vector<CaseSpec> case_matrix(const Campaign& c);

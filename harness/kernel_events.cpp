@@ -229,27 +229,32 @@ size_t explain_dio_refills(std::vector<Finding>& findings, const EventsData& ev,
       if (auto r = page_range(e); r && overlaps(*r, p, 1)) seq.push_back(&e);
     }
     std::stable_sort(seq.begin(), seq.end(), [](auto* x, auto* y) { return x->ts_ns < y->ts_ns; });
-    // The page's last change before the read is an insertion by another path inside the write, after a
-    // removal by the O_DIRECT thread inside the write.
+    // The page's last change before the read is an insertion by another path inside the write.
     if (seq.empty()) continue;
     const fsr_event* added = seq.back();
     if (added->kind != FSR_EV_PC_ADD || is_dio(*added) || added->ts_ns <= w->start_ns || added->ts_ns >= w->end_ns) continue;
-    const fsr_event* removed = nullptr;
-    for (size_t i = seq.size() - 1; i-- > 0 && seq[i]->ts_ns >= w->start_ns;)
-      if (seq[i]->kind == FSR_EV_PC_DELETE && is_dio(*seq[i])) {
-        removed = seq[i];
-        break;
-      }
-    if (!removed) continue;
+    // What the write did to the cache before it (for the sentence): the latest removal of the page, or
+    // invalidation over it, by the O_DIRECT thread inside the write.
+    const fsr_event* inval = nullptr;
+    for (const auto& e : ev.events) {
+      if (!ids.count({e.dev, e.ino}) || !is_dio(e) || e.ts_ns < w->start_ns || e.ts_ns > added->ts_ns) continue;
+      if (e.kind != FSR_EV_PC_DELETE && e.kind != FSR_EV_INVAL2_ENTER && e.kind != FSR_EV_TRUNC_PC_ENTER) continue;
+      if (auto r = page_range(e); r && overlaps(*r, p, 1) && (!inval || e.ts_ns > inval->ts_ns)) inval = &e;
+    }
+    std::string before = inval ? fmt::format("{} after the O_DIRECT write (op {}, bytes {}+{}) {}", us(added->ts_ns - inval->ts_ns),
+                                             w->id, w->offset, w->result,
+                                             inval->kind == FSR_EV_PC_DELETE ? "dropped it" : "invalidated it (" + invalidation_name(*inval) + ")")
+                               : fmt::format("{} after the O_DIRECT write (op {}, bytes {}+{}) started", us(added->ts_ns - w->start_ns),
+                                             w->id, w->offset, w->result);
     bool listed = std::any_of(f.ops.begin(), f.ops.end(), [&](const OpRecord& o) { return o.id == w->id; });
     if (!listed) f.ops.push_back(*w);
     f.explained_by = "dio-refill";
-    f.detail += fmt::format("{}{} put page {} back into the page cache {} after the O_DIRECT write (op {}, bytes {}+{}) dropped "
-                            "it and {} before that write completed, and nothing removed it after the write: the read {} later "
-                            "was served the copy from before the write (the filesystem does not invalidate the page cache "
-                            "again once an O_DIRECT write is done, as iomap and the generic DIO path do)",
-                            f.detail.empty() ? "" : "; ", actor(*added), p, us(added->ts_ns - removed->ts_ns), w->id, w->offset,
-                            w->result, us(w->end_ns - added->ts_ns), us(rd.start_ns - w->end_ns));
+    f.detail += fmt::format("{}{} put page {} into the page cache {} and {} before that write completed, and nothing removed it "
+                            "after the write: the read {} later was served the copy from before the write (the filesystem does "
+                            "not invalidate the page cache again once an O_DIRECT write is done, as iomap and the generic DIO "
+                            "path do)",
+                            f.detail.empty() ? "" : "; ", actor(*added), p, before, us(w->end_ns - added->ts_ns),
+                            us(rd.start_ns - w->end_ns));
     ++explained;
   }
   return explained;

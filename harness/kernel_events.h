@@ -34,10 +34,10 @@ EventAnalysis analyze_events(const probes::EventsData& ev, const EventContext& c
 // led by an explanation of page-cache insertions relative to invalidations and the lock state.
 void attach_kernel_events(std::vector<Finding>& findings, const probes::EventsData& ev, uint64_t slack_ns = 2000000);
 
-// Data findings whose read was served a page the page cache got back *inside* an O_DIRECT write: the
-// write dropped the block's page, another path (a fault, read(2)) added it again before the write
-// completed — so with the pre-write data — and nothing removed it between the write's completion and
-// the read. Such a finding gets explained_by = "dio-refill" and the sentence in its detail (still a
+// Data findings whose read was served a page the page cache got *inside* an O_DIRECT write: another
+// path (a fault, read(2)) inserted the block's page after the write started (and after whatever the
+// write invalidated) and before it completed — so with the pre-write data — and nothing removed it
+// between then and the read. Such a finding gets explained_by = "dio-refill" and the sentence in its detail (still a
 // failure: a filesystem must invalidate again after the write, as iomap and the generic DIO path do);
 // the O_DIRECT write joins its ops. Needs the op log (the write) and events with nothing dropped.
 // Returns how many findings it explained.

@@ -9,6 +9,9 @@
 #include "harness/agent.h"
 #include "harness/cli_kernel.h"
 #include "harness/cli_bisect.h"
+#include "harness/cli_explore.h"
+#include <fmt/ranges.h>
+#include "harness/explore.h"
 #include "core/filesystems.h"
 #include "core/campaign.h"
 #include "core/filesystems.h"
@@ -290,10 +293,10 @@ int main(int argc, char** argv) {
   ropt.results_root = top_dir() + "/results";
   bool no_op_log = false, quiet = false;
   run->add_option("campaign", campaign_path, "campaign TOML file (default: campaigns/default.toml)");
-  run->add_flag("--local", local, "host mode: run on the running kernel with loop devices (the only mode so far)");
+  run->add_flag("--local", local, "host mode: run on the running kernel with loop devices (the default without --kernel)");
   run->add_option("--duration", duration, "race seconds per case (overrides the campaign)");
   run->add_option("--seed", seed, "seed, 0 to 2^53 - 1 (overrides the campaign)");
-  run->add_option("--fs", fs_list, "filesystem(s), comma-separated: ext4, xfs (overrides the campaign)");
+  run->add_option("--fs", fs_list, fmt::format("filesystem(s), comma-separated: {} (overrides the campaign; fsrace list filesystems)", fmt::join(known_filesystems(), ", ")));
   run->add_option("--scenario", sc_list, "scenario(s), comma-separated (overrides the campaign)");
   run->add_option("--results", ropt.results_root, "results store (default: <repo>/results)");
   run->add_option("--run-dir", ropt.run_dir, "exact run directory to write (default: <results>/<campaign>/<run-id>)");
@@ -324,6 +327,31 @@ int main(int argc, char** argv) {
   run->add_flag("--bisect-exit", bisect_exit, "exit as a 'git bisect run' script: 0 no finding, 1 a finding (of "
                 "--bisect-class if given), 125 skip (an error, a kernel that did not boot, only other classes)");
   run->add_option("--bisect-class", bisect_class, "with --bisect-exit: only this finding class is the bug");
+
+  // explore (harness/explore.h, docs/explore.md)
+  auto* exp = app.add_subcommand("explore", "search a kernel for races nobody described: short rounds over scenarios x filesystems x "
+                                            "parameter sets x widening, the next rounds going where the probe events show near misses");
+  std::string exp_campaign, exp_budget = "10m";
+  ExploreOptions eopt;
+  eopt.run.results_root = top_dir() + "/results";
+  std::optional<std::string> exp_seed;
+  std::vector<std::string> exp_fs, exp_sc;
+  bool exp_quiet = false;
+  exp->add_option("campaign", exp_campaign, "campaign TOML whose filesystems, scenarios, [fs.*] and [scenario.*] it explores "
+                                            "(default: campaigns/all-scenarios.toml)");
+  exp->add_option("--budget", exp_budget, "wall time for the rounds: 90s, 30m, 2h (default 10m)");
+  exp->add_option("--round", eopt.round_s, "race seconds per round (default 3)")->check(CLI::Range(0.5, 600.0));
+  exp->add_option("--repeats", eopt.repeats, "reruns of a round that found something, for its reproduction rate (default 3)")
+      ->check(CLI::Range(0u, 100u));
+  exp->add_option("--seed", exp_seed, "seed, 0 to 2^53 - 1 (same seed and kernel behaviour: same rounds in the same order)");
+  exp->add_option("--fs", exp_fs, "filesystem(s), comma-separated (overrides the campaign)");
+  exp->add_option("--scenario", exp_sc, "scenario(s), comma-separated (overrides the campaign)");
+  exp->add_option("--results", eopt.run.results_root, "results store (default: <repo>/results)");
+  exp->add_option("--workdir", eopt.run.workdir, "where disk images and mount points live (default /var/tmp)");
+  exp->add_flag("--quiet", exp_quiet, "no line per round on stderr");
+  exp->footer("Host mode (the running kernel, root). Writes explore.json (allocation table, every round's signals) and a\n"
+              "reproducer campaign per finding into the run directory.\n"
+              "Exit code: 0 no finding, 1 findings, 2 bad input or environment, 130 interrupted.");
 
   // agent / vm-report: internal halves of VM mode (hidden)
   auto* agent = app.add_subcommand("agent", "VM guest agent (started by the guest's init; internal)");
@@ -521,6 +549,22 @@ int main(int argc, char** argv) {
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);
     if (*evs) return print_events(ev_dir, ev_limit, ev_header);
     if (*wid) return list_widening(wid_json, wid_verbose);
+    if (*exp) {
+      std::optional<double> b = parse_budget(exp_budget);
+      if (!b) throw Fatal(fmt::format("--budget '{}' is not a duration: give seconds or a number with s, m or h (90s, 30m, 2h)", exp_budget));
+      eopt.budget_s = *b;
+      if (exp_campaign.empty()) exp_campaign = top_dir() + "/campaigns/all-scenarios.toml";
+      auto catalog = scenario_catalog();
+      eopt.run.campaign = load_campaign(exp_campaign, catalog);
+      CampaignOverrides ov;
+      if (exp_seed) ov.seed = parse_seed_option(*exp_seed);
+      ov.filesystems = split_list(exp_fs);
+      ov.scenarios = split_list(exp_sc);
+      apply_overrides(eopt.run.campaign, ov, catalog);
+      eopt.run.campaign.name = "explore-" + eopt.run.campaign.name;
+      eopt.run.verbose = !exp_quiet;
+      return run_explore(eopt);
+    }
     if (*run) {
       (void)local;
       if (campaign_path.empty()) campaign_path = top_dir() + "/campaigns/default.toml";

@@ -79,7 +79,7 @@ class CaseRunner {
     static std::atomic<unsigned> serial{0};  // device-mapper names: unique per process and case
     // [campaign] widening = "auto": the scenario's relevant techniques this kernel supports (widening/auto.h)
     ScenarioConfig sc_widened = cs_.sc;
-    if (opt_.campaign.widening == "auto" && kernel_) {
+    if ((cs_.widening.empty() ? opt_.campaign.widening : cs_.widening) == "auto" && kernel_) {
       if (widening::explicit_widening(cs_.sc)) {
         info["auto_widening"] = {{"mode", "explicit"}};
       } else {
@@ -372,13 +372,13 @@ RunOutcome run_host(const RunOptions& opt) {
     json kc = kernel_config_highlights(running_kernel_config());
     if (!kc.empty()) run["kernel_config"] = kc;
   }
-  std::vector<CaseSpec> cases = case_matrix(c);
-  if (opt.shard.active()) {
+  std::vector<CaseSpec> cases = opt.next_case ? std::vector<CaseSpec>{} : case_matrix(c);
+  if (opt.shard.active() && !opt.next_case) {
     size_t all_cases = cases.size();
     cases = shard_cases(cases, opt.shard);
     run["shard"] = {{"index", opt.shard.index}, {"total", opt.shard.total}, {"matrix_cases", all_cases}};
   }
-  if (!opt.only_cases.empty()) {  // a VM job runs its share of the matrix
+  if (!opt.only_cases.empty() && !opt.next_case) {  // a VM job runs its share of the matrix
     std::vector<CaseSpec> mine;
     for (const auto& want : opt.only_cases) {
       auto it = std::find_if(cases.begin(), cases.end(), [&](const CaseSpec& cs) { return cs.name == want; });
@@ -395,6 +395,11 @@ RunOutcome run_host(const RunOptions& opt) {
     const FilesystemInfo* fi = find_filesystem(cs.fs.type);
     cluster_cases |= fi && fi->backing == FsBacking::kCluster;
   }
+  if (opt.next_case)
+    for (const auto& f : c.filesystems) {
+      const FilesystemInfo* fi = find_filesystem(f.type);
+      cluster_cases |= fi && fi->backing == FsBacking::kCluster;
+    }
   if (cluster_cases && !stop_requested().load()) {
     if (opt.verbose) std::cerr << "fsrace: starting the ceph cluster (mon, mgr, OSD, MDS on 127.0.0.1)\n";
     cluster = std::make_unique<CephCluster>(CephClusterSpec{opt.workdir, rd.dir, opt.ceph_objectstore});
@@ -421,11 +426,12 @@ RunOutcome run_host(const RunOptions& opt) {
   bool probes_on = opt.probes && c.probes.enabled;
   bool kernel_widening = false;
   for (const auto& s : c.scenarios) kernel_widening |= !s.kdelay.empty() || !s.kwiden.empty() || c.widening == "auto";
+  kernel_widening |= bool(opt.next_case);  // explore rounds may widen
   if ((probes_on || kernel_widening) && !stop_requested().load()) kernel = probes::running_kernel();
   // Progress: a live status line on a terminal, plain lines otherwise (the guest agent keeps its own lines).
   std::unique_ptr<StatusLine> status;
   RunOptions copt = opt;
-  if (opt.verbose && !opt.in_vm_guest()) {
+  if (opt.verbose && !opt.in_vm_guest() && !opt.next_case) {  // explore prints a line per round itself
     status = std::make_unique<StatusLine>(cases.size(), double(cases.size()) * (c.duration_s + 3.0), false, c.duration_s);
     copt.verbose = false;
     copt.on_phase = [&status, outer = opt.on_phase](const std::string& cn, const std::string& ph, const std::string& dir) {
@@ -437,8 +443,16 @@ RunOutcome run_host(const RunOptions& opt) {
     if (status) status->line(text);
     else std::cerr << text << "\n";
   };
-  for (size_t i = 0; i < cases.size(); ++i) {
+  std::string last_dir;
+  CaseAnalysis last;
+  for (size_t i = 0;; ++i) {
     if (stop_requested().load()) break;
+    if (opt.next_case) {  // fsrace explore: the next round, chosen from the ones judged so far
+      std::optional<CaseSpec> nc = opt.next_case(i ? &last_dir : nullptr, i ? &last : nullptr);
+      if (!nc) break;
+      cases.push_back(*nc);
+    }
+    if (i >= cases.size()) break;
     const CaseSpec& cs = cases[i];
     std::string case_dir = rd.dir + "/" + cs.name;
     // A fresh directory, never one that is there already (a link planted in a shared results store
@@ -447,7 +461,7 @@ RunOutcome run_host(const RunOptions& opt) {
       throw Fatal(fmt::format("cannot create case directory {}: {}{}", case_dir, strerror(errno),
                               errno == EEXIST ? " (something already has that name in a new run directory: remove it)" : ""));
     if (status) status->case_started(i, cs.name);
-    else if (opt.verbose) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
+    else if (opt.verbose && !opt.next_case) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseAnalysis ca;
     try {
       CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on, cluster.get()).run();
@@ -471,6 +485,8 @@ RunOutcome run_host(const RunOptions& opt) {
     all.add_case(cdoc);
     if (status) status->case_done(cs.name, all.by_class());
     persist(stop_requested().load() ? "interrupted" : "running");
+    last_dir = case_dir;
+    last = std::move(ca);
   }
   outcome.interrupted = stop_requested().load();
   persist(outcome.interrupted ? "interrupted" : "complete");

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "core/findings.h"
 
 namespace fsrace {
+
+struct CaseAnalysis;
 
 inline constexpr const char* kModeVmGuest = "vm-guest";  // the runner inside a VM guest (fsrace agent)
 
@@ -37,6 +40,10 @@ struct RunOptions {
   // Host mode on a cluster filesystem (ceph): starts daemons on the host; refused without it.
   bool allow_host_cluster = false;
   std::string ceph_objectstore = "memstore";  // FSRACE_CEPH_OBJECTSTORE: memstore | bluestore
+  // fsrace explore (harness/explore.h): cases come from this, one at a time, each asked for after the
+  // previous one was judged (its directory and analysis; nullptr for the first); nullopt ends the run.
+  // The matrix, shard and only_cases are then not used.
+  std::function<std::optional<CaseSpec>(const std::string* last_dir, const CaseAnalysis* last)> next_case;
 };
 
 struct RunOutcome {

@@ -520,16 +520,23 @@ TEST(KernelEventsAnalyzer, PageRefilledInsideADioWriteExplainsTheStaleRead) {
   EXPECT_EQ(explain_dio_refills(v, stream({del, add}), data), 1u);
   EXPECT_EQ(v[0].explained_by, "dio-refill");
   EXPECT_EQ(v[0].ops.size(), 2u);  // the O_DIRECT write joins the finding's ops
-  EXPECT_NE(v[0].detail.find("put page 35 back into the page cache 3 µs after the O_DIRECT write (op 1"), std::string::npos) << v[0].detail;
+  EXPECT_NE(v[0].detail.find("put page 35 into the page cache 3 µs after the O_DIRECT write (op 1, bytes 131072+16384) dropped it"),
+            std::string::npos) << v[0].detail;
+  // Nothing cached when the write started (nothing to drop): the insertion inside it is the same story.
+  v = {finding()};
+  EXPECT_EQ(explain_dio_refills(v, stream({add}), data), 1u);
+  EXPECT_NE(v[0].detail.find("4 µs after the O_DIRECT write (op 1, bytes 131072+16384) started"), std::string::npos) << v[0].detail;
   // Not this mechanism: the page removed again after the insertion, filled after the write completed,
-  // filled by the O_DIRECT thread itself, no removal by the write, or events were dropped.
+  // filled by the O_DIRECT thread itself, filled before the write began, or events were dropped.
+  fsr_event early = add;
+  early.ts_ns = 500;
   fsr_event del2 = ev(95000, FSR_EV_PC_DELETE, FSR_P_PC_DELETE, 35, 1);
   fsr_event late = ev(100000, FSR_EV_PC_ADD, FSR_P_PC_ADD, 34, 4);
   fsr_event own = add;
   std::strcpy(own.comm, "fsr-dio1");
   fsr_event other_del = del;
   std::strcpy(other_del.comm, "fsr-punch1");
-  for (const auto& evs : std::vector<std::vector<fsr_event>>{{del, add, del2}, {del, late}, {del, own}, {other_del, add}}) {
+  for (const auto& evs : std::vector<std::vector<fsr_event>>{{del, add, del2}, {del, late}, {del, own}, {early}, {other_del, early}}) {
     v = {finding()};
     EXPECT_EQ(explain_dio_refills(v, stream(evs), data), 0u);
     EXPECT_EQ(v[0].explained_by, "");
