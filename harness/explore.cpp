@@ -265,10 +265,6 @@ const std::map<std::pair<std::string, std::string>, std::string>& explore_exclus
        "not run: with shift_ratio on, stock ext4 (Debian 6.1 guest and the 6.18 host) gives a lost-write the oracle cannot "
        "explain yet (a read parked by userfaultfd across a collapse range); its model of reads racing shifts in this "
        "scenario is unsettled (issue 20), and a finding fsrace cannot explain is not reported as the kernel's"},
-      {{"dio-vs-mmap", "large"},
-       "not run: 8 MiB files with large ops give a space-leak at a quiescent point on stock ext4 (6.18 host: 1670 blocks "
-       "allocated, 1657 + 10 allowed; falloc and truncate among the ops), not settled yet (issue 20)"},
-      {{"dio-vs-mmap", "large-widen"}, "not run: as dio-vs-mmap / large (an unsettled space-leak on stock ext4)"},
   };
   return m;
 }

@@ -239,6 +239,7 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
       still.push_back(p);
     }
     pending = std::move(still);
+    const uint64_t trunc_to = o;  // a truncate's new size, in blocks
     if (trunc) o = std::min(lo, o);
     // Block p's new value comes from src(p); holes: an insert's range, past-EOF blocks after a collapse
     // (and, where racing writes leave the new size uncertain, possibly the blocks in between), every block
@@ -256,6 +257,22 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
     for (uint64_t p = o; p < top; ++p) {
       bool hole = is_hole(p);
       for (int t = 0; t < 2; ++t) {
+        if (trunc && t == 1) {
+          // Allocation under a truncate: a shrinking one frees every block at or past the new size, an
+          // extending one frees nothing (blocks fallocated past the old EOF stay allocated, now inside the
+          // file, and read as zeroes), and the blocks between the old and the new size keep their state.
+          if (p < trunc_to) continue;
+          Hist& ha = at(alloc_, p);
+          std::vector<Mod> keep = trunc_to >= lo ? candidates(ha, r.start_ns, r.end_ns) : std::vector<Mod>{};
+          if (trunc_to < hi) insert_sorted(ha, Mod{r.start_ns, r.end_ns, r.id, true, true, false, uint32_t(p), r.id});
+          for (Mod m : keep) {
+            m.start = r.start_ns;
+            m.end = r.end_ns;
+            m.ok = true;
+            insert_sorted(ha, m);
+          }
+          continue;
+        }
         Hist& h = at(t ? alloc_ : hist_, p);
         if (hole || maybe_hole(p)) insert_sorted(h, Mod{r.start_ns, r.end_ns, r.id, true, true, false, uint32_t(p), r.id});
         if (hole) continue;

@@ -378,6 +378,27 @@ TEST(Oracle, DirectReadIsJudgedLikeAnyRead) {
   EXPECT_EQ(h.classes(), V{"stale"});
 }
 
+// Seen with explore's large variant on stock ext4: an extending truncate does not free blocks that a
+// KEEP_SIZE fallocate put past the old EOF (they end up inside the file, unwritten); a shrinking one
+// frees everything past the new size.
+TEST(Oracle, TruncateFreesOnlyWhenItShrinks) {
+  History h(8);
+  h.init(8, 0, 5);
+  h.truncate(4, 10, 20);     // shrink to 4 blocks: 4..7 freed
+  h.falloc(5, 2, 30, 40);    // KEEP_SIZE past EOF: 5, 6 allocated beyond i_size
+  h.truncate(6, 50, 60);     // extend to 6 blocks: nothing freed, 5 now inside the file
+  h.truncate(2, 70, 80);     // shrink to 2: everything past 2 freed
+  BlockModel m(h.d);
+  EXPECT_FALSE(m.may_be_allocated(0, 5, 25));
+  EXPECT_TRUE(m.may_be_allocated(0, 5, 45));
+  EXPECT_TRUE(m.may_be_allocated(0, 5, 65));   // the extending truncate kept it
+  EXPECT_TRUE(m.may_be_allocated(0, 6, 65));   // past the new EOF too
+  EXPECT_FALSE(m.may_be_allocated(0, 4, 65));  // never allocated again
+  EXPECT_FALSE(m.may_be_allocated(0, 5, 85));  // the shrink freed it
+  EXPECT_TRUE(m.may_be_allocated(0, 1, 85));
+  EXPECT_FALSE(m.may_be_allocated(0, 3, 85));
+}
+
 TEST(Oracle, AllocationModel) {
   History h(4);
   h.init(4, 0, 5);
