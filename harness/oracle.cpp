@@ -258,9 +258,11 @@ void BlockModel::build_shifted(uint16_t file, uint64_t blocks, const std::vector
       bool hole = is_hole(p);
       for (int t = 0; t < 2; ++t) {
         if (trunc && t == 1) {
-          // Allocation under a truncate: a shrinking one frees every block at or past the new size, an
-          // extending one frees nothing (blocks fallocated past the old EOF stay allocated, now inside the
-          // file, and read as zeroes), and the blocks between the old and the new size keep their state.
+          // Allocation under a truncate: a shrinking one frees every block at or past the new size; an
+          // extending one need not free anything (ext4_setattr calls ext4_truncate only when the size does
+          // not grow: blocks fallocated past the old EOF stay allocated, now inside the file, reading as
+          // zeroes), so their allocation stays possible; blocks between the old and the new size keep
+          // their state. Upper bounds only: the space check asks what may be allocated.
           if (p < trunc_to) continue;
           Hist& ha = at(alloc_, p);
           std::vector<Mod> keep = trunc_to >= lo ? candidates(ha, r.start_ns, r.end_ns) : std::vector<Mod>{};
