@@ -1,6 +1,7 @@
 #include "harness/agent.h"
 #include "core/filesystems.h"
 #include "harness/host.h"
+#include "harness/cli_explore.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -74,7 +75,17 @@ class Agent {
       heartbeat_ = std::thread([this] { heartbeat_loop(); });
       RunOptions o = ropt_;
       o.on_phase = [this](const std::string& c, const std::string& p, const std::string& dir) { on_phase(c, p, dir); };
-      RunOutcome out = run_host(o);
+      RunOutcome out;
+      if (a_.explore.empty()) {
+        out = run_host(o);
+      } else {  // fsrace explore --kernel K: the same rounds as on a host, in this guest
+        ExploreOptions eo;
+        eo.run = o;
+        parse_explore_spec(a_.explore, eo);
+        std::string table;
+        out = explore_rounds(eo, &table);
+        std::cerr << "fsrace-agent: explore allocation by time:\n" << table;
+      }
       code = out.interrupted ? 130 : out.findings ? 1 : 0;
     } catch (const Fatal& e) {
       std::cerr << "fsrace: " << e.what() << "\n";

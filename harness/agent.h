@@ -16,6 +16,7 @@ struct AgentOptions {
   double heartbeat_s = 0.5;
   double fs_wait_s = 120;       // filesystem modules may still be loading when the agent starts
   bool test_hook = true;        // false in a VM restarted after a hang / crash: the hook fires once per VM
+  std::string explore;          // fsrace explore --kernel K: "BUDGET_S,ROUND_S,REPEATS" (rounds instead of --cases)
 };
 
 // Runs the campaign; returns the exit code (0, 1, 2, 130) after writing <out>/agent-exit.

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <cstdio>
 #include <iostream>
 
 #include "core/util.h"
@@ -32,7 +33,18 @@ std::string repro_campaign(const Campaign& c, const CaseSpec& cs) {
 
 }  // namespace
 
-int run_explore(ExploreOptions o) {
+std::string explore_spec(const ExploreOptions& o) { return fmt::format("{},{},{}", o.budget_s, o.round_s, o.repeats); }
+
+void parse_explore_spec(const std::string& spec, ExploreOptions& o) {
+  double b = 0, r = 0;
+  unsigned k = 0;
+  char tail = 0;
+  if (std::sscanf(spec.c_str(), "%lf,%lf,%u%c", &b, &r, &k, &tail) != 3 || !(b > 0) || !(r > 0))
+    throw Fatal(fmt::format("--explore '{}': expected BUDGET_S,ROUND_S,REPEATS (internal: the VM runner passes it)", spec));
+  o.budget_s = b, o.round_s = r, o.repeats = k;
+}
+
+RunOutcome explore_rounds(ExploreOptions o, std::string* table) {
   Campaign& c = o.run.campaign;
   c.duration_s = o.round_s;
   c.repetitions = 1;
@@ -110,6 +122,7 @@ int run_explore(ExploreOptions o) {
   };
 
   RunOutcome out = run_host(o.run);
+  if (table) *table = ex.table_text();
   nlohmann::json doc = {{"schema", "fsrace-explore/1"},
                         {"budget_s", o.budget_s},
                         {"round_s", o.round_s},
@@ -125,9 +138,19 @@ int run_explore(ExploreOptions o) {
   for (const auto& v : explore_variants())
     doc["variants"].push_back({{"name", v.name}, {"params", v.params}, {"widening", v.widening}, {"what", v.what}});
   write_file_atomic(out.dir + "/explore.json", doc.dump(1) + "\n");
-  std::cout << fmt::format("fsrace explore: {} round(s) in {:.0f} s (budget {:.0f} s); allocation by time:\n", rounds.size(),
+  return out;
+}
+
+int run_explore(ExploreOptions o) {
+  std::string table;
+  uint64_t t0 = now_ns();
+  RunOutcome out = explore_rounds(o, &table);
+  nlohmann::json doc = nlohmann::json::parse(read_file(out.dir + "/explore.json"));
+  size_t rounds = doc["rounds"].size();
+  std::map<std::string, std::string> repros = doc["reproducers"].get<std::map<std::string, std::string>>();
+  std::cout << fmt::format("fsrace explore: {} round(s) in {:.0f} s (budget {:.0f} s); allocation by time:\n", rounds,
                            since(t0), o.budget_s)
-            << ex.table_text();
+            << table;
   std::string summary = read_file(out.dir + "/summary.txt");
   auto p = summary.find("\nresult:");
   if (p != std::string::npos) std::cout << summary.substr(p + 1, summary.find('\n', p + 1) - p);

@@ -14,8 +14,17 @@ struct ExploreOptions {
   unsigned repeats = 3;    // reruns of a round that found something (its reproduction rate)
 };
 
-// Runs the rounds, writes explore.json (the allocation table, every round) and one reproducer campaign
-// per finding arm (repro-<arm>.toml) into the run directory; returns the run's exit code (0 / 1 / 130).
+// The rounds through run_host (host mode, or the guest agent in VM mode): writes explore.json (the
+// allocation table, every round) and a reproducer campaign per finding arm (repro-<arm>.toml) into the
+// run directory. `table` gets the allocation table as text.
+RunOutcome explore_rounds(ExploreOptions o, std::string* table = nullptr);
+
+// `fsrace explore` in host mode: explore_rounds, then the table, the result line, the reports; returns
+// the exit code (0 / 1 / 130).
 int run_explore(ExploreOptions o);
+
+// "BUDGET_S,ROUND_S,REPEATS" as the VM runner hands it to the guest agent, and back.
+std::string explore_spec(const ExploreOptions& o);
+void parse_explore_spec(const std::string& spec, ExploreOptions& o);
 
 }  // namespace fsrace

@@ -349,7 +349,10 @@ int main(int argc, char** argv) {
   exp->add_option("--results", eopt.run.results_root, "results store (default: <repo>/results)");
   exp->add_option("--workdir", eopt.run.workdir, "where disk images and mount points live (default /var/tmp)");
   exp->add_flag("--quiet", exp_quiet, "no line per round on stderr");
-  exp->footer("Host mode (the running kernel, root). Writes explore.json (allocation table, every round's signals) and a\n"
+  VmLaunch exp_vml;
+  exp->add_option("--kernel", exp_vml.kernel, "VM mode: explore this kernel in one QEMU guest (a bzImage/vmlinuz/vmlinux, or 'debian')");
+  exp->add_option("--modules", exp_vml.modules, "VM mode: the kernel's modules tree (default: next to the image)");
+  exp->footer("Host mode (the running kernel, root), or VM mode with --kernel K (one guest). Writes explore.json (allocation table, every round's signals) and a\n"
               "reproducer campaign per finding into the run directory.\n"
               "Exit code: 0 no finding, 1 findings, 2 bad input or environment, 130 interrupted.");
 
@@ -363,6 +366,7 @@ int main(int argc, char** argv) {
   agent->add_option("--out", aopt.out_dir, "result share (this VM's run directory)")->required();
   agent->add_option("--device", agent_devices, "fs=block device, e.g. ext4=/dev/vda");
   agent->add_option("--cases", agent_cases, "case names to run (comma-separated)");
+  agent->add_option("--explore", aopt.explore, "fsrace explore: BUDGET_S,ROUND_S,REPEATS (rounds instead of --cases)");
   agent->add_flag("--quiet", quiet, "no progress lines");
   bool agent_no_hook = false;
   agent->add_flag("--no-test-hook", agent_no_hook, "ignore [vm] test_hook (a VM restarted after a hang or crash)");
@@ -563,6 +567,16 @@ int main(int argc, char** argv) {
       apply_overrides(eopt.run.campaign, ov, catalog);
       eopt.run.campaign.name = "explore-" + eopt.run.campaign.name;
       eopt.run.verbose = !exp_quiet;
+      if (explore_arms(eopt.run.campaign).empty())
+        throw Fatal("explore: no scenario of the campaign runs on its filesystems: pick others with --fs / --scenario");
+      if (!exp_vml.kernel.empty()) {  // one guest runs every round (vm/runner.py --explore, the agent's --explore)
+        eopt.run.campaign.duration_s = eopt.round_s;
+        eopt.run.campaign.repetitions = 1;
+        exp_vml.jobs = 1;
+        exp_vml.explore = explore_spec(eopt);
+        exec_vm_runner(eopt.run, exp_vml);
+      }
+      if (!exp_vml.modules.empty()) throw Fatal("--modules needs --kernel K (VM mode)");
       return run_explore(eopt);
     }
     if (*run) {

@@ -41,6 +41,7 @@ void exec_vm_runner(const RunOptions& ropt, const VmLaunch& l) {
   if (!l.modules.empty()) args.insert(args.end(), {"--modules", l.modules});
   if (l.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(l.jobs)});
   if (!ropt.verbose) args.push_back("--quiet");
+  if (!l.explore.empty()) args.insert(args.end(), {"--explore", l.explore});
   if (ropt.shard.active()) args.insert(args.end(), {"--shard", fmt::format("{}/{}", ropt.shard.index, ropt.shard.total)});
   std::string pp = top;
   if (const char* old = std::getenv("PYTHONPATH")) pp += std::string(":") + old;

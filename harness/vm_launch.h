@@ -9,6 +9,7 @@ struct VmLaunch {
   std::string kernel;   // --kernel PATH | debian
   std::string modules;  // --modules DIR
   int jobs = 0;         // --jobs N (0: from the core count)
+  std::string explore;  // fsrace explore --kernel K: "BUDGET_S,ROUND_S,REPEATS" for the guest agent
 };
 
 // `fsrace run --kernel K`: creates the run directory with the resolved campaign.toml (so the guest

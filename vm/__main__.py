@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     r.add_argument("--workdir", default="/var/tmp", help="where disk images live during the run")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--shard", default="", help="I/N: this shard of the case matrix (fsrace run --shard)")
+    r.add_argument("--explore", default="", help="BUDGET_S,ROUND_S,REPEATS: fsrace explore's rounds in one guest")
     b = sub.add_parser("bench-boot", help="benchmark: QEMU start -> guest agent start")
     b.add_argument("--kernel", default="debian")
     b.add_argument("--modules")

@@ -297,12 +297,23 @@ class VmRun:
         i, n = (int(x) for x in sh.split("/"))
         return {"shard": {"index": i, "total": n, "matrix_cases": getattr(self, "matrix_cases", 0)}}
 
+    def explore(self) -> bool:
+        return bool(getattr(self.args, "explore", ""))
+
     def make_jobs(self):
-        cases = plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"), getattr(self.args, "shard", ""))
-        self.matrix_cases = len(plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))) if getattr(self.args, "shard", "") else len(cases)
-        n = self.args.jobs or default_jobs()
-        groups = split_jobs(cases, n)
-        sizes = {c["fs"]: int(c.get("device_size_mib", 0)) for c in cases}
+        if self.explore():
+            # fsrace explore: one guest, no case list (the agent chooses its rounds), a disk for every
+            # filesystem the campaign names.
+            cases, groups = [], [[]]
+            self.matrix_cases = 0
+            fs_cfg = self.camp.get("fs", {})
+            sizes = {f: int(fs_cfg.get(f, {}).get("device_size_mib", 0)) for f in self.fs_types}
+        else:
+            cases = plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"), getattr(self.args, "shard", ""))
+            self.matrix_cases = len(plan_cases(self.fsrace, os.path.join(self.run_dir, "campaign.toml"))) if getattr(self.args, "shard", "") else len(cases)
+            n = self.args.jobs or default_jobs()
+            groups = split_jobs(cases, n)
+            sizes = {c["fs"]: int(c.get("device_size_mib", 0)) for c in cases}
         for i, g in enumerate(groups):
             d = os.path.join(self.run_dir, f"vm{i}")
             if not os.path.isdir(d):
@@ -312,7 +323,8 @@ class VmRun:
             console = os.path.join(self.run_dir, "console.log" if i == 0 else f"console-vm{i}.log")
             j = Job(i, g, d, console, work)
             self.jobs.append(j)  # from here on, cleanup removes its work dir and disk images
-            fs_needed = [f for f in self.fs_types if any(c["fs"] == f for c in g) and f not in kernel_mod.CLUSTER_FS]
+            fs_needed = [f for f in self.fs_types if (self.explore() or any(c["fs"] == f for c in g))
+                         and f not in kernel_mod.CLUSTER_FS]
             for f in fs_needed:
                 pmem = f in kernel_mod.PMEM_FILESYSTEMS
                 img = os.path.join(work, f"{f}.{'pmem' if pmem else 'img'}")
@@ -334,8 +346,8 @@ class VmRun:
         j.boot_cases = cases
         with open(os.path.join(self.run_dir, "campaign.toml")) as f:
             write_text(os.path.join(j.dir, "campaign.in.toml"), f.read())
-        argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT,
-                "--cases", ",".join(c["name"] for c in cases)]
+        argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT]
+        argv += ["--explore", self.args.explore] if self.explore() else ["--cases", ",".join(c["name"] for c in cases)]
         for dv in j.devices:
             argv += ["--device", dv]
         if self.args.quiet:
@@ -357,7 +369,9 @@ class VmRun:
         j.started = time.monotonic()
         j.watch = HangWatch(float(self.vmcfg.get("hang_timeout_s", 120)), j.started)
         again = f" again (boot {j.boot})" if j.boot else ""
-        self.say(f"vm{j.index}: booting{again} ({len(j.boot_cases)} case(s): {', '.join(c['name'] for c in j.boot_cases)})")
+        what = (f"explore rounds, budget {self.args.explore.split(',')[0]} s" if self.explore()
+                else f"{len(j.boot_cases)} case(s): {', '.join(c['name'] for c in j.boot_cases)}")
+        self.say(f"vm{j.index}: booting{again} ({what})")
 
     def step(self, j: Job, now: float):
         new = j.inst.read_console(j.scan_off)
@@ -464,7 +478,18 @@ class VmRun:
         for j in self.jobs:
             j.boots.append(self.boot_record(j))
             for b in j.boots:
-                for name in b["cases"]:
+                names = list(b["cases"])
+                if self.explore():  # the rounds the guest chose, and its explore.json / reproducers
+                    bdir = os.path.join(self.run_dir, b["dir"])
+                    g = read_json(os.path.join(bdir, "findings.json"))
+                    names += [c.get("case", "") for c in (g.get("cases", []) if isinstance(g, dict) else [])]
+                    for f in os.listdir(bdir) if os.path.isdir(bdir) else []:
+                        if (f == "explore.json" or (f.startswith("repro-") and f.endswith(".toml"))) \
+                                and not os.path.exists(os.path.join(self.run_dir, f)):
+                            os.replace(os.path.join(bdir, f), os.path.join(self.run_dir, f))
+                for name in names:
+                    if not name:
+                        continue
                     src = os.path.join(self.run_dir, b["dir"], name)
                     dst = os.path.join(self.run_dir, name)
                     if os.path.isdir(src) and not os.path.exists(dst):
@@ -542,4 +567,15 @@ def run(args) -> int:
         rc = subprocess.call([r.fsrace, "vm-report", r.run_dir])
     except OSError as e:
         raise VmError(f"cannot run {r.fsrace} vm-report: {e.strerror}: rebuild fsrace (make build)") from None
+    if r.explore() and not args.quiet:
+        ex = read_json(os.path.join(r.run_dir, "explore.json"))
+        if isinstance(ex, dict):
+            rows = ex.get("table", {}).get("rows", [])
+            print(f"fsrace explore: {len(ex.get('rounds', []))} round(s) in the guest in {ex.get('elapsed_s', 0):.0f} s "
+                  f"(budget {ex.get('budget_s', 0):.0f} s, boot not counted); the arms by time:")
+            for row in rows[:20]:
+                f = ", ".join(f"{k} {v}" for k, v in row.get("findings", {}).items()) or "-"
+                print(f"  {row['arm']:<40} {row['rounds']:>3} round(s) {row['seconds']:>6.1f} s  score {row['mean_score']:.3f}  {f}")
+            for arm, fn in ex.get("reproducers", {}).items():
+                print(f"reproducer for {arm}: fsrace run {os.path.join(r.run_dir, fn)} --kernel {args.kernel}")
     return 130 if r.stop else rc
