@@ -162,17 +162,32 @@ void summary_section(std::string& h, const ReportModel& m) {
   std::string s;
   for (const auto& x : scs) s += (s.empty() ? "" : ", ") + esc(x);
   row("scenarios", s);
-  row("cases", fmt::format("{} ({} repetition(s) of each), {:.1f} s of racing in total", doc["cases"].size(), reps, race_s));
+  // A matrix (fs x scenario x repetitions) says so; other runs (fsrace explore's rounds) are just counted.
+  bool matrix = doc["cases"].size() == fss.size() * scs.size() * reps;
+  row("cases", matrix ? fmt::format("{} ({} repetition(s) of each), {:.1f} s of racing in total", doc["cases"].size(), reps, race_s)
+                      : fmt::format("{} ({} scenario x filesystem pairs, not a full matrix: e.g. fsrace explore's rounds), "
+                                    "{:.1f} s of racing in total", doc["cases"].size(), fss.size() * scs.size(), race_s));
   // widening: what ran, what was unavailable
   std::map<std::string, std::set<std::string>> wid;
+  std::map<std::string, size_t> wid_cases;                     // technique -> cases it ran in
+  std::map<std::string, std::pair<size_t, uint64_t>> delays;  // kdelay point -> cases it ran in, hits delayed
   for (const auto& c : doc["cases"]) {
     if (c.contains("widening") && c["widening"].is_object())
-      for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it)
+      for (auto it = c["widening"].begin(); it != c["widening"].end(); ++it) {
         wid[it.key()].insert(it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+        ++wid_cases[it.key()];
+      }
     if (c.contains("kernel_delays") && c["kernel_delays"].is_object() && c["kernel_delays"].contains("points"))
-      for (auto it = c["kernel_delays"]["points"].begin(); it != c["kernel_delays"]["points"].end(); ++it)
-        wid["kdelay " + it.key()].insert(it.value().value("ran", false) ? fmt::format("ran: {} delayed", u64(it.value(), "delayed"))
-                                                                         : "unavailable: " + str(it.value(), "unavailable", str(c["kernel_delays"], "error")));
+      for (auto it = c["kernel_delays"]["points"].begin(); it != c["kernel_delays"]["points"].end(); ++it) {
+        if (it.value().value("ran", false)) {
+          auto& d = delays["kdelay " + it.key()];
+          ++d.first;
+          d.second += u64(it.value(), "delayed");
+          wid["kdelay " + it.key()];
+        } else {
+          wid["kdelay " + it.key()].insert("unavailable: " + str(it.value(), "unavailable", str(c["kernel_delays"], "error")));
+        }
+      }
     if (c.contains("kernel_widening") && c["kernel_widening"].is_object())
       for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it)
         wid["kwiden " + it.key()].insert(it.value().value("ran", false) ? "ran" : "unavailable: " + str(it.value(), "reason", str(it.value(), "error", "?")));
@@ -180,7 +195,15 @@ void summary_section(std::string& h, const ReportModel& m) {
   std::string wd;
   for (const auto& [k, vs] : wid) {
     std::string v;
-    for (const auto& x : vs) v += (v.empty() ? "" : "; ") + x;
+    if (auto d = delays.find(k); d != delays.end())
+      v = fmt::format("ran in {} case(s), {} hits delayed in total", d->second.first, d->second.second);
+    // Many cases with their own figures (explore's rounds): the count and one example, not every line.
+    if (vs.size() > 3) {
+      v += fmt::format("{}in {} case(s), e.g. {} (every case's in its race.json)", v.empty() ? "" : "; ",
+                       wid_cases.count(k) ? wid_cases[k] : vs.size(), *vs.begin());
+    } else {
+      for (const auto& x : vs) v += (v.empty() ? "" : "; ") + x;
+    }
     wd += fmt::format("{}<b>{}</b>: {}", wd.empty() ? "" : "<br>", esc(k), esc(v));
   }
   row("widening", wd.empty() ? "<span class='muted'>none (the campaign asked for none)</span>" : wd);
