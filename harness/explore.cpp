@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/util.h"
+#include "harness/kernel_events.h"
 #include "probes/fsrace_events.h"
 
 namespace fsrace {
@@ -91,12 +92,8 @@ NearMisses near_misses(const probes::EventsData& ev, const nlohmann::json& case_
   // Op-level windows from the op log (tid 0: any thread but the fillers' own may race them).
   std::map<uint16_t, std::set<std::pair<uint32_t, uint64_t>>> inodes;  // op file index -> (dev, ino)
   if (ops && ops->meta.contains("files"))
-    for (size_t i = 0; i < ops->meta["files"].size(); ++i) {
-      std::string name = ops->meta["files"][i].value("name", "");
-      if (ev.trailer.is_object() && ev.trailer.contains("inodes") && ev.trailer["inodes"].is_array())
-        for (const auto& in : ev.trailer["inodes"])
-          if (in.is_object() && in.value("name", "") == name) inodes[uint16_t(i)].insert({in.value("dev", 0u), in.value("ino", uint64_t(0))});
-    }
+    for (size_t i = 0; i < ops->meta["files"].size(); ++i)
+      if (auto ids = inodes_of_file(ev, ops->meta["files"][i].value("name", "")); !ids.empty()) inodes[uint16_t(i)] = std::move(ids);
   struct OpWin {
     uint64_t t0, t1, first, last;
     const std::set<std::pair<uint32_t, uint64_t>>* ids;
