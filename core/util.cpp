@@ -72,8 +72,11 @@ void make_dirs(const std::string& path) {
     pos = path.find('/', pos + 1);
     cur = path.substr(0, pos);
     if (cur.empty()) continue;
-    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw Fatal(fmt::format("cannot create directory {}: {}", cur, strerror(errno)));
+    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+      int e = errno;
+      throw Fatal(fmt::format("cannot create directory {}: {}{}", cur, strerror(e),
+                              e == ENOTDIR ? " (a file is in the way: pass a directory)" : ""));
+    }
   }
 }
 

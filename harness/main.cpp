@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <sys/stat.h>
 
 #include "harness/agent.h"
 #include "harness/cli_kernel.h"
@@ -246,7 +247,9 @@ int list_widening(bool json, bool verbose) {
 
 // `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
 int print_events(const std::string& dir, size_t limit, bool header) {
-  std::string path = path_exists(dir + "/events.bin") ? dir + "/events.bin" : dir;
+  struct stat st{};
+  bool is_dir = stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  std::string path = is_dir ? dir + "/events.bin" : dir;
   if (!path_exists(path)) throw Fatal(fmt::format("{} has no events.bin: pass a case directory of a run made with probes", dir));
   probes::EventsData d;
   try {
@@ -459,6 +462,18 @@ int main(int argc, char** argv) {
   add_kernel_command(app);  // fsrace kernel build|list|path (kernels/kbuild.py)
   add_bisect_command(app);  // fsrace bisect (harness/cli_bisect.cpp)
 
+  if (argc > 1 && argv[1][0] != '-') {  // a mistyped command: name it, not "a subcommand is required"
+    bool known = false;
+    std::string names;
+    for (const CLI::App* sc : app.get_subcommands([](const CLI::App*) { return true; })) {
+      known = known || sc->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + sc->get_name();
+    }
+    if (!known) {
+      std::cerr << "fsrace: unknown command '" << argv[1] << "'; commands: " << names << " (see 'fsrace --help')\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -120,7 +120,8 @@ def _find_version_string(data: bytes) -> str:
 def identify(path: str) -> KernelImage:
     """Reads the image header; raises VmError for a missing file, a non-kernel or another arch."""
     if not os.path.exists(path):
-        raise VmError(f"kernel image {path} does not exist: pass a bzImage/vmlinuz/vmlinux with --kernel, or --kernel debian")
+        raise VmError(f"kernel image {path} does not exist: pass a bzImage/vmlinuz/vmlinux, a build id or name from "
+                      f"'fsrace kernel list', or --kernel debian")
     if os.path.isdir(path):
         raise VmError(f"kernel image {path} is a directory: pass the bzImage/vmlinuz/vmlinux file inside it")
     try:

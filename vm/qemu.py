@@ -221,6 +221,11 @@ def _boot_id() -> str:
 
 def detect_accel(kernel: str, initrd: str, cache_dir: str, force: str | None = None) -> tuple[str, str]:
     """('kvm'|'tcg', why). KVM only if a probe boot under KVM reaches init within PROBE_TIMEOUT_S."""
+    if force not in (None, "", "tcg", "kvm"):
+        raise VmError(f"FSRACE_ACCEL={force}: must be kvm or tcg (or unset: fsrace tries KVM and falls back to TCG)")
+    if force == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise VmError("FSRACE_ACCEL=kvm but /dev/kvm is " + ("missing" if not os.path.exists("/dev/kvm") else
+                      "not readable and writable") + ": unset FSRACE_ACCEL to run under TCG, or enable KVM")
     if force in ("tcg", "kvm"):
         return force, f"forced by FSRACE_ACCEL={force}"
     if not os.path.exists("/dev/kvm"):

@@ -10,7 +10,7 @@ import unittest
 
 from vm import initramfs, kernel, runner
 from vm.errors import VmError
-from vm.qemu import BASE_APPEND, InstanceSpec, QemuBackend
+from vm.qemu import BASE_APPEND, InstanceSpec, QemuBackend, detect_accel
 
 
 def fake_bzimage(path, version="6.9.0-test (me@host) #1 SMP", payload=b"\xfd7zXZ\x00rest", xload=1, proto=0x20f):
@@ -440,6 +440,16 @@ class Policy(unittest.TestCase):
         self.assertEqual(c(True, None, b"racing\n", 0, "")[0], "crashed")
         # A panic in the console is a crash whatever happened to QEMU afterwards.
         self.assertEqual(c(True, None, b"Kernel panic - not syncing: Fatal exception\n", -9, "")[0], "crashed")
+
+
+class Accel(unittest.TestCase):
+    def test_forced_accel_is_checked(self):
+        with self.assertRaisesRegex(VmError, "^FSRACE_ACCEL=bogus: must be kvm or tcg"):
+            detect_accel("k", "i", "/nonexistent", "bogus")
+        self.assertEqual(detect_accel("k", "i", "/nonexistent", "tcg")[0], "tcg")
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            with self.assertRaisesRegex(VmError, "^FSRACE_ACCEL=kvm but /dev/kvm is"):
+                detect_accel("k", "i", "/nonexistent", "kvm")
 
 
 class QemuArgv(unittest.TestCase):
