@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test unit demo bench bench-probes clean
+.PHONY: all deps build test unit demo bench bench-probes bench-bisect clean
 
 all: build
 
@@ -32,6 +32,10 @@ demo: deps
 
 bench: build
 	$(BUILD_DIR)/bench/fsrace_bench
+
+# bisect (issue 17): the flaky-aware decision against one-run-per-step bisection, simulated (docs/bisect.md)
+bench-bisect:
+	/usr/bin/python3 bench/bisect_sim.py
 
 # probes (issue 3): ops/s with all probes vs none, and the highest event rate with zero drops (root)
 bench-probes: build
