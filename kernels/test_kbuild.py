@@ -155,6 +155,21 @@ class ConfigFragments(unittest.TestCase):
         self.assertIn("CONFIG_FPROBE", optional)
         self.assertNotIn("CONFIG_DEBUG_INFO_BTF", optional)
 
+    def test_guest_fragment_dax_and_trim(self):
+        optional = set()
+        cfg = kbuild.parse_config(kbuild.GUEST_FRAGMENT.read_text(), optional=optional)
+        # What vm/kernel.py's PMEM_FEATURES check in the config, and what they need: required, not optional.
+        for sym in ("ACPI", "ACPI_NFIT", "LIBNVDIMM", "BLK_DEV_PMEM", "ND_PFN", "NVDIMM_PFN", "FS_DAX",
+                    "ZONE_DEVICE", "MEMORY_HOTPLUG", "MEMORY_HOTREMOVE", "SPARSEMEM_VMEMMAP", "X86_PMEM_LEGACY"):
+            self.assertEqual(cfg.get(f"CONFIG_{sym}"), "y", sym)
+            self.assertNotIn(f"CONFIG_{sym}", optional)
+        # Trimmed, but what ceph and 9p need stays: INET (ceph on 127.0.0.1) and the virtio transport.
+        for sym in ("IPV6", "VT", "INPUT", "CPU_FREQ", "ETHTOOL_NETLINK", "INET_DIAG", "NET_9P_FD"):
+            self.assertIn(f"CONFIG_{sym}", cfg, sym)
+            self.assertIsNone(cfg[f"CONFIG_{sym}"], sym)
+        for sym in ("NET", "INET", "CEPH_FS", "CEPH_LIB", "NET_9P_VIRTIO", "TRANSPARENT_HUGEPAGE"):
+            self.assertEqual(cfg.get(f"CONFIG_{sym}"), "y", sym)
+
     def test_debug_fragment_parses(self):
         cfg = kbuild.parse_config((REPO / "kernels" / "debug.config").read_text())
         self.assertEqual(cfg.get("CONFIG_PROVE_LOCKING"), "y")
