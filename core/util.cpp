@@ -49,6 +49,8 @@ std::string read_file(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Fatal(fmt::format("cannot read {}: {}", path, strerror(errno)));
   std::string out;
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(size_t(st.st_size));  // one allocation
   char buf[65536];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);

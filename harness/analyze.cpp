@@ -1,5 +1,7 @@
 #include "harness/analyze.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -185,6 +187,7 @@ CaseAnalysis analyze_case(const std::string& dir) {
     OracleContext ctx{fs, scenario, case_name};
     ctx.short_reads_legal = in.value("tolerated_errno", 0) != 0;
     findings = run_oracle(data, ctx, &ost);
+    malloc_trim(0);  // the oracle's block model is gone: give its pages back before the events load (guest agents have ~1 GiB)
     if (ost.power_cut_ns) {
       auto& w = info["kernel_widening"]["dm-flakey"];
       w["non_durable_ops"] = ost.non_durable_ops;

@@ -73,13 +73,17 @@ BlockModel::BlockModel(const OpLogData& d, uint64_t power_cut_ns) : d_(d), power
   for (auto* table : {&hist_, &alloc_})
   for (auto& [k, h] : *table) {
     std::stable_sort(h.mods.begin(), h.mods.end(), [](const Mod& a, const Mod& b) { return a.start < b.start; });
+    h.mods.shrink_to_fit();  // push_back's doubling left up to half of each history unused (a 215k-punch case: ~100 MB)
     size_t n = h.mods.size();
     h.suffix_min_end.assign(n + 1, UINT64_MAX);
     for (size_t i = n; i-- > 0;) {
       h.suffix_min_end[i] = std::min(h.suffix_min_end[i + 1], h.mods[i].ok ? h.mods[i].end : UINT64_MAX);
       h.max_dur = std::max(h.max_dur, h.mods[i].end - h.mods[i].start);
     }
-    size_t best = SIZE_MAX;
+    size_t best = SIZE_MAX, punches = 0;
+    for (const auto& m : h.mods) punches += m.punch;
+    h.punch_idx.reserve(punches);
+    h.punch_prefix_best.reserve(punches);
     for (size_t i = 0; i < n; ++i)
       if (h.mods[i].punch) {
         h.punch_idx.push_back(i);

@@ -7,12 +7,14 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fmt/core.h>
+#include <fstream>
 #include <iostream>
 
 #include "core/oplog.h"
@@ -333,6 +335,34 @@ class CaseRunner {
   const CephCluster* cluster_ = nullptr;
 };
 
+// The process's peak resident memory so far (the race, the probes' buffers and the analysis of the case's
+// op log and events), against the machine's: a guest agent near its VM's memory is OOM-killed at the next
+// heavier case (status 137, a vm-error), so say so while it still finishes.
+void note_peak_memory(CaseAnalysis& ca) {
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return;
+  uint64_t peak_mib = uint64_t(ru.ru_maxrss) / 1024, total_mib = 0;
+  std::ifstream mi("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (mi >> key >> kib) {
+    if (key == "MemTotal:") {
+      total_mib = kib / 1024;
+      break;
+    }
+    mi.ignore(64, '\n');
+  }
+  ca.info["timing"]["peak_rss_mib"] = peak_mib;
+  if (total_mib && peak_mib * 2 > total_mib) {
+    std::string n = fmt::format("fsrace's peak memory was {} MiB of the machine's {} MiB (op log and events of the case "
+                                "analysed in memory): in VM mode raise [vm] memory_mib, or shorten the race, before a "
+                                "heavier case gets the agent OOM-killed",
+                                peak_mib, total_mib);
+    ca.info["notes"].push_back(n);
+    ca.notes.push_back(fmt::format("{}: {}", ca.info.value("case", ""), n));
+  }
+}
+
 }  // namespace
 
 RunOutcome run_host(const RunOptions& opt) {
@@ -467,6 +497,7 @@ RunOutcome run_host(const RunOptions& opt) {
       CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on, cluster.get()).run();
       report_phase(copt, cs.name, "analysis");
       ca = analyze_case(case_dir);
+      note_peak_memory(ca);
     } catch (const Fatal& e) {
       bool intr = e.exit_code() == kExitInterrupted;
       std::string st = intr ? "interrupted" : std::string("error: ") + e.what();

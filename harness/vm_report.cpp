@@ -93,6 +93,20 @@ std::string agent_error_line(const std::string& console) {
   return found;
 }
 
+// The guest kernel's OOM kill of the agent ("Out of memory: Killed process 65 (fsrace) total-vm:...kB,
+// anon-rss:934132kB, ..."), as "the guest's OOM killer killed the agent at 912 MiB resident", or "".
+std::string guest_oom_kill(const std::string& console) {
+  for (const auto& l : tail_lines(console, 100000)) {
+    size_t k = l.find("Out of memory: Killed process ");
+    if (k == std::string::npos || l.find("(fsrace)", k) == std::string::npos) continue;
+    size_t a = l.find("anon-rss:", k);
+    uint64_t kib = a == std::string::npos ? 0 : std::strtoull(l.c_str() + a + 9, nullptr, 10);
+    return kib ? fmt::format("the guest's OOM killer killed the agent at {} MiB resident", kib / 1024)
+               : std::string("the guest's OOM killer killed the agent");
+  }
+  return "";
+}
+
 }  // namespace
 
 VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, json>& case_docs, const std::string& out_dir) {
@@ -261,9 +275,16 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
       errors.push_back(fmt::format("in the guest: {}", e.empty() ? "see " + console_path : e));
     } else if (outcome == "exited" && v.contains("guest_exit") && v["guest_exit"].is_number_integer() &&
                v["guest_exit"] != 0 && v["guest_exit"] != 1 && v["guest_exit"] != 130) {
-      errors.push_back(fmt::format("vm-error: {}: the guest agent ended with status {} (killed or crashed: a harness "
-                                   "failure); console kept in {}: rerun, and report it with that console if it persists",
-                                   label, v["guest_exit"].get<int>(), console_path));
+      if (std::string oom = guest_oom_kill(console); !oom.empty())
+        errors.push_back(fmt::format("vm-error: {}: the guest agent ended with status {}: {} (a harness failure, not a "
+                                     "kernel finding); console kept in {}: raise [vm] memory_mib (now {} MiB) or "
+                                     "shorten the race, and rerun",
+                                     label, v["guest_exit"].get<int>(), oom, console_path,
+                                     vm.value("memory_mib", 0)));
+      else
+        errors.push_back(fmt::format("vm-error: {}: the guest agent ended with status {} (killed or crashed: a harness "
+                                     "failure); console kept in {}: rerun, and report it with that console if it persists",
+                                     label, v["guest_exit"].get<int>(), console_path));
     }
     if (outcome == "interrupted") status = "interrupted";
   }

@@ -2,6 +2,8 @@
 // the event analyzer on recorded streams (tests/data/events, recorded on 6.18 with
 // tools/record-event-fixtures.sh) and on hand-built ones for what a healthy kernel never shows.
 #include <gtest/gtest.h>
+
+#include <random>
 #include <sys/sysmacros.h>
 
 #include <cstring>
@@ -310,6 +312,36 @@ TEST(EventsDecoder, EventsComeOutInTimeOrder) {
   std::vector<uint64_t> got;
   for (const auto& e : d.events) got.push_back(e.ts_ns * 100 + e.a[0]);
   EXPECT_EQ(got, (std::vector<uint64_t>{1000, 2010, 4011, 4001, 7002}));  // the tie at 40: file order (cpu1 first)
+}
+
+// The in-place permutation behind the time order, and load_events' pread path, against std::stable_sort on
+// a shuffled stream with many ties, in several chunks.
+TEST(EventsDecoder, FileAndMemoryDecodeAgreeWithAStableSort) {
+  nlohmann::json h = {{"record_size", sizeof(fsr_event)}, {"kernel", "k"}};
+  std::mt19937_64 rng(7);
+  std::vector<fsr_event> ev(5000);
+  for (size_t i = 0; i < ev.size(); ++i) ev[i] = fsr_event{}, ev[i].ts_ns = rng() % 600, ev[i].kind = FSR_EV_PC_ADD, ev[i].a[0] = i;
+  std::string f = encode_events_header(h);
+  for (size_t at = 0; at < ev.size(); at += 700) f += encode_events_chunk(ev.data() + at, std::min<size_t>(700, ev.size() - at));
+  f += encode_events_trailer({{"events", ev.size()}});
+  std::vector<fsr_event> want = ev;
+  std::stable_sort(want.begin(), want.end(), [](const fsr_event& x, const fsr_event& y) { return x.ts_ns < y.ts_ns; });
+  char tmpl[] = "/tmp/fsrace-events-test.XXXXXX";
+  int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, f.data(), f.size()), ssize_t(f.size()));
+  close(fd);
+  EventsData fromfile = load_events(tmpl);
+  unlink(tmpl);
+  EventsData frommem = decode_events(f, "x");
+  ASSERT_EQ(fromfile.events.size(), want.size());
+  ASSERT_EQ(frommem.events.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(fromfile.events[i].a[0], want[i].a[0]) << i;
+    ASSERT_EQ(frommem.events[i].a[0], want[i].a[0]) << i;
+  }
+  EXPECT_EQ(fromfile.trailer, frommem.trailer);
+  EXPECT_THROW(load_events("/nonexistent/events.bin"), std::runtime_error);
 }
 
 // ---------- analyzer on recorded streams ----------

@@ -152,6 +152,23 @@ TEST(VmReport, AgentKilledInTheGuestIsAnError) {
   EXPECT_NE(r.error.find("the guest agent ended with status 134"), std::string::npos) << r.error;
 }
 
+TEST(VmReport, AgentOomKilledInTheGuestSaysSoAndWhatToRaise) {
+  RunDir d;
+  d.put("console.log", "fsrace-agent: started\n[   44.424570] Out of memory: Killed process 65 (fsrace) total-vm:1554048kB, "
+                       "anon-rss:934132kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:2084kB oom_score_adj:0\nKilled\n"
+                       "fsrace-init: agent exit 137\n");
+  json boots = json::array({{{"boot", 0}, {"dir", "vm0"}, {"console", "console.log"}, {"cases", {"ext4-punch-vs-fault"}},
+                             {"outcome", "exited"}, {"guest_exit", 137}}});
+  json vm = vm_json(boots);
+  vm["memory_mib"] = 1024;
+  d.put("vm.json", vm.dump());
+  VmReportResult r = vm_report(d.path);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.error.find("the guest's OOM killer killed the agent at 912 MiB resident"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("raise [vm] memory_mib (now 1024 MiB)"), std::string::npos) << r.error;
+  EXPECT_EQ(r.error.find("kernel-crash"), std::string::npos) << r.error;
+}
+
 TEST(VmReport, SingleBootRecordWithoutBoots) {
   RunDir d;
   d.put("console.log", "fsrace-agent: started\n");
