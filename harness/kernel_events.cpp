@@ -199,6 +199,12 @@ void attach_kernel_events(std::vector<Finding>& findings, const EventsData& ev, 
     t1 += slack;
     uint64_t b0 = f.block ? *f.block : 0, n = f.block ? 1 : UINT64_MAX / 2;
     auto lines = explain_range(ev, f.file, b0, n, t0, t1);
+    if (f.phase == "after-power-cut") {
+      // What the disk kept after a cut is not about the page cache during the race: the folio insertions
+      // would read as the cause ("added while invalidate_lock was held shared") and mislead. Raw events stay.
+      lines.erase(std::remove_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("folio index ", 0) == 0; }),
+                  lines.end());
+    }
     if (lines.empty()) continue;
     if (dropped) lines.push_back(fmt::format("note: {} probe events were dropped in this case (ring buffer full): this list may be incomplete", dropped));
     f.kernel_events = std::move(lines);

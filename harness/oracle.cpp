@@ -24,6 +24,19 @@ const char* phase_of(OpKind k) {
 
 bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
+// An op as the report names it: "T3 punch #206669" (thread, kind, sequence), or "op #<id>" if unknown.
+std::string op_ref(const OpRecord* o, uint64_t id) {
+  uint64_t seq = id & ((1ull << kOpIdThreadShift) - 1);
+  if (!o) return fmt::format("op #{}", id);
+  return fmt::format("T{} {} #{}", o->thread, op_kind_name(OpKind(o->kind)), seq);
+}
+// A span as a person reads it: "117.181 ms", "35.2 µs", "812 ns".
+std::string span_text(uint64_t ns) {
+  if (ns >= 1000000) return fmt::format("{:.3f} ms", double(ns) / 1e6);
+  if (ns >= 1000) return fmt::format("{:.1f} µs", double(ns) / 1e3);
+  return fmt::format("{} ns", ns);
+}
+
 }  // namespace
 
 BlockModel::BlockModel(const OpLogData& d, uint64_t power_cut_ns) : d_(d), power_cut_(power_cut_ns) {
@@ -662,13 +675,13 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             const OpRecord* yop = model.op(y->id);
             if (const OpRecord* fs = post_cut(r) && yop ? model.durable_by(*yop) : nullptr) {
               f.ops.push_back(*fs);
-              f.detail += fmt::format("{} op {} was made durable by fsync op {} before the cut, yet op {}'s older data came back",
-                                      y->punch ? "punch" : "write", y->id, fs->id, x->id);
+              f.detail += fmt::format("{} ended {} before the cut; {} started after it and returned 0 {} before "
+                                      "the cut, so it had to survive, yet {}'s older data came back",
+                                      op_ref(yop, y->id), span_text(cut->start_ns - yop->end_ns), op_ref(fs, fs->id),
+                                      span_text(cut->start_ns - fs->end_ns), op_ref(model.op(x->id), x->id));
             } else {
-              f.detail += y->punch ? fmt::format("punch op {} completed {} ns before the read started, after op {} ended",
-                                                 y->id, rs - y->end, x->id)
-                                   : fmt::format("write op {} completed {} ns before the read started, after op {} ended",
-                                                 y->id, rs - y->end, x->id);
+              f.detail += fmt::format("{} completed {} before the read started, after {} ended", op_ref(yop, y->id),
+                                      span_text(rs - y->end), op_ref(model.op(x->id), x->id));
             }
           }
           f.expected = model.allowed_values(*h, rs, re);
@@ -686,10 +699,12 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             const OpRecord* yop = model.op(y->id);
             if (const OpRecord* fs = post_cut(r) && yop ? model.durable_by(*yop) : nullptr) {
               f.ops.push_back(*fs);
-              f.detail += fmt::format("write op {} was made durable by fsync op {} before the cut, yet the block reads as zeroes",
-                                      y->id, fs->id);
+              f.detail += fmt::format("{} ended {} before the cut; {} started after it and returned 0 {} before "
+                                      "the cut, so it had to survive, yet the block reads as zeroes",
+                                      op_ref(yop, y->id), span_text(cut->start_ns - yop->end_ns), op_ref(fs, fs->id),
+                                      span_text(cut->start_ns - fs->end_ns));
             } else {
-              f.detail += fmt::format("write op {} completed {} ns before the read started", y->id, rs - y->end);
+              f.detail += fmt::format("{} completed {} before the read started", op_ref(yop, y->id), span_text(rs - y->end));
             }
           }
           f.expected = model.allowed_values(*h, rs, re);

@@ -395,6 +395,27 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
       }
     if (got_id && by_id.count(got_id))
       w["explain"].push_back(fmt::format("the data it got is from {}", op_desc(d.ops[by_id[got_id]], origin)));
+    if (f.value("phase", "") == "after-power-cut") {
+      // A durability failure: the ops that decide it are the cut and the fsync that returned 0 before it.
+      const OpRecord *cut = nullptr, *sync = nullptr;
+      for (uint64_t id : key_ids) {
+        auto it = by_id.find(id);
+        if (it == by_id.end()) continue;
+        const OpRecord& o = d.ops[it->second];
+        if (OpKind(o.kind) == OpKind::kPowerCut) cut = &o;
+        if (OpKind(o.kind) == OpKind::kFsync) sync = &o;
+      }
+      if (cut)
+        w["explain"].push_back(fmt::format("the power cut at {} (kwiden dm-flakey): writes after it never reached the disk; the "
+                                           "filesystem was mounted again and replayed its journal before this read",
+                                           us_text(double(int64_t(cut->start_ns - origin)) / 1e3)));
+      if (sync && cut)
+        w["explain"].push_back(fmt::format("{} returned 0 {} before the cut, after the op it should have seen ended: the kernel "
+                                           "had reported that op durable, and after the replay it was not there",
+                                           op_desc(*sync, origin), us_text(double(cut->start_ns - sync->end_ns) / 1e3)));
+      w["explain"].push_back("a durability failure (what the disk kept), not a page-cache race: the page-cache events of the race "
+                             "(in the kernel-event list) do not explain it");
+    }
   }
   for (const auto& l : f.value("kernel_events", json::array()))
     if (l.is_string() && l.get<std::string>().rfind("+", 0) != 0 && l.get<std::string>().rfind("...", 0) != 0)
