@@ -89,7 +89,8 @@ struct fsr_event {
 	__u64 a[4];
 	__s64 ret;
 	__u64 lock_count; /* invalidate_lock.count at the event */
-	__u64 lock_owner; /* invalidate_lock.owner (task pointer | flags), 0 if none */
+	__u64 lock_owner; /* invalidate_lock.owner (task pointer | flags), 0 if none; in events.bin the
+	                     loader has made the pointer the owner's number in the run (n << 3 | flags) */
 	char comm[FSR_COMM_LEN];
 };
 

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <thread>
 
 #include "probes/attach.h"
@@ -178,6 +179,7 @@ struct ProbeSession::Impl {
   int out_fd = -1;
   std::string tmp_path;
   std::vector<fsr_event> buf;
+  std::unordered_map<uint64_t, uint64_t> owner_ids;  // invalidate_lock owner task pointer -> its number in this run
   std::vector<std::string> held;  // encoded chunks kept in memory until stop() or the spill cap
   uint64_t held_bytes = 0;
   std::atomic<uint64_t>* events = nullptr;
@@ -340,6 +342,16 @@ struct ProbeSession::Impl {
   // Chunks stay in memory up to opt.spill_bytes (writing ~20 MB/s of events while the race runs costs
   // the workload CPU and I/O on small machines); beyond the cap, or at stop, they go to the file.
   void flush(bool to_disk = false) {
+    // invalidate_lock.owner is a task_struct pointer: results are shared with maintainers, and a kernel
+    // address in them would undo KASLR. Each owner becomes its number within this run (1, 2, ...; the
+    // same task, the same number), the flag bits kept.
+    for (auto& e : buf) {
+      if (!e.lock_owner) continue;
+      uint64_t task = e.lock_owner & ~FSR_RWSEM_OWNER_FLAGS_MASK;
+      uint64_t id = 0;
+      if (task) id = owner_ids.emplace(task, owner_ids.size() + 1).first->second;
+      e.lock_owner = (id << 3) | (e.lock_owner & FSR_RWSEM_OWNER_FLAGS_MASK);
+    }
     if (!buf.empty()) {
       held.push_back(encode_events_chunk(buf.data(), buf.size()));
       held_bytes += held.back().size();

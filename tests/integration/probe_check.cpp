@@ -64,6 +64,13 @@ int main(int argc, char** argv) {
     dels += e.kind == FSR_EV_PC_DELETE;
   }
   check(other == 0, fmt::format("no events for other inodes ({} of {})", other, ev.events.size()));
+  size_t owners = 0, pointers = 0;
+  for (const auto& e : ev.events) {
+    owners += e.lock_owner != 0;
+    pointers += (e.lock_owner >> 32) != 0;
+  }
+  check(pointers == 0, fmt::format("no kernel pointer in events.bin: invalidate_lock owners numbered per run ({} of {} owner "
+                                   "fields look like addresses)", pointers, owners));
   check(adds > 100 && dels > 100, fmt::format("page-cache add/delete events for the test inode ({} adds, {} deletes)", adds, dels));
 
   std::map<uint32_t, std::vector<const OpRecord*>> by_thread;
