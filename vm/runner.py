@@ -25,7 +25,7 @@ import tomllib
 from . import initramfs, kernel as kernel_mod
 from .errors import VmError
 from .initramfs import GUEST_OUT
-from .qemu import QemuBackend, InstanceSpec, detect_accel
+from .qemu import QemuBackend, InstanceSpec, detect_accel, qemu_binary
 
 AGENT_START = b"fsrace-agent: started"
 INIT_ERROR = b"fsrace-init: error: "
@@ -549,6 +549,7 @@ def run(args) -> int:
         signal.signal(s, on_signal)
     try:
         try:
+            qemu_binary()  # before the kernel is resolved or anything built: a missing QEMU is the first thing to say
             r.prepare()
             r.make_jobs()
         except (VmError, OSError):
