@@ -192,6 +192,8 @@ class Job:
     watch: HangWatch | None = None
     scan_off: int = 0
     console_head: bytes = b""
+    shown_case: str = ""             # the case the terminal was last told about (progress lines)
+    shown_done: set = dataclasses.field(default_factory=set)
 
     def done(self) -> bool:
         return bool(self.outcome)
@@ -398,6 +400,7 @@ class VmRun:
         if hb:
             j.last_hb = hb
             j.watch.feed(now, hb.get("progress"))
+            self.progress(j, hb)
         if j.watch.hung(now):
             stalled = j.watch.stalled_for(now)
             self.say(f"vm{j.index}: no progress for {stalled:.0f} s: asking the guest for task states (sysrq-w, sysrq-t)")
@@ -406,6 +409,35 @@ class VmRun:
             j.inst.kill()
             j.hang = {"no_progress_s": stalled, "timeout_s": j.watch.timeout_s, "sysrq_console_offset": off}
             j.outcome, j.detail = "hang", f"no progress for {stalled:.1f} s"
+
+    def progress(self, j: Job, hb: dict):
+        """One line when a case starts and one when it is done, with its findings: a long VM campaign is
+        not silent between boot and the summary (the guest's heartbeat names the case and its phase)."""
+        case, phase = hb.get("case", ""), hb.get("phase", "")
+        if not isinstance(case, str) or not case:
+            return
+        names = [c["name"] for c in j.boot_cases]
+        if case != j.shown_case:
+            if j.shown_case:
+                self.case_done(j, j.shown_case, names)
+            j.shown_case = case
+            k = names.index(case) + 1 if case in names else 0
+            self.say(f"vm{j.index}: case {k}/{len(names)} {case}: {phase} ({time.time() - self.t0:.0f} s into the run)")
+        if phase == "done":
+            self.case_done(j, case, names)
+
+    def case_done(self, j: Job, case: str, names: list):
+        if case in j.shown_done:
+            return
+        doc = read_json(os.path.join(j.dir, case, "findings.json"))
+        if not isinstance(doc, dict):
+            return  # not written yet (or the case died): the summary tells
+        j.shown_done.add(case)
+        by = doc.get("findings_by_class", {}) if isinstance(doc.get("findings_by_class"), dict) else {}
+        n = sum(v for v in by.values() if isinstance(v, int))
+        what = (f"{n} finding(s): " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))) if n else "no finding"
+        k = names.index(case) + 1 if case in names else 0
+        self.say(f"vm{j.index}: case {k}/{len(names)} {case}: done, {what}")
 
     def finish(self, j: Job, rc: int):
         exit_txt = None
@@ -422,6 +454,8 @@ class VmRun:
         if j.guest_exit is None:  # the share could not take agent-exit (full results filesystem)
             m = AGENT_EXIT.search(console)
             j.guest_exit = int(m.group(1)) if m else None
+        if j.shown_case:
+            self.case_done(j, j.shown_case, [c["name"] for c in j.boot_cases])
         j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
         self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
 
@@ -443,7 +477,7 @@ class VmRun:
         os.makedirs(j.dir, exist_ok=True)
         j.console = os.path.join(self.run_dir, f"console-{name}.log")
         j.boot_s, j.outcome, j.detail, j.guest_exit, j.hang, j.last_hb = None, "", "", None, None, None
-        j.scan_off, j.console_head, j.ended_in = 0, b"", ""
+        j.scan_off, j.console_head, j.ended_in, j.shown_case = 0, b"", "", ""
         self.setup_boot(j, [c for c in j.boot_cases if c["name"] in rest])
         self.start(j)
 
