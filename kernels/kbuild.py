@@ -76,6 +76,7 @@ KNOWN_VARIANTS = {
     "no-invalidate-lock": "no-invalidate-lock-in-fault",
     "ext4-da-no-recheck": "revert-ext4-da-recheck",
     "ext4-punch-no-datasync": "ext4-punch-no-datasync",
+    "no-dio-invalidate": "no-dio-post-write-invalidate",
 }
 
 # Host tools the build needs: executable -> Debian package.

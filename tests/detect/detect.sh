@@ -5,16 +5,19 @@
 #   detect.sh ext4-da-recheck   seed 002: kernels/patches/revert-ext4-da-recheck.patch, mkwrite-vs-fallocate
 #   detect.sh ext4-punch-fdatasync  the power cut: kernels/patches/ext4-punch-no-datasync.patch (fdatasync
 #                               after a punch not durable, generic/392), writeback-vs-write + dm-flakey
+#   detect.sh dio-invalidate    kernels/patches/no-dio-post-write-invalidate.patch (no page-cache
+#                               invalidation after an O_DIRECT write), dio-vs-buffered on ext4 + XFS
 # The kernels come from `python3 kernels/kbuild.py build <variant>` (stock from cold: 36 min measured on 2
 # cores; a variant after it: ~1 min with ccache), so CI does not build them: without them the test is
 # skipped (exit 77) with the command to run. The buggy run's report.html is opened in chromium (the real
 # race's timeline: thread and kernel lanes, the highlighted read; screenshot in $FSRACE_TEST_OUT).
 source "$(dirname "$0")/../integration/common.sh"
-case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync}" in
+case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate}" in
   invalidate-lock) buggy=no-invalidate-lock; campaign=detect-invalidate-lock; want='stale-after-punch' ;;
   ext4-da-recheck) buggy=ext4-da-no-recheck; campaign=detect-ext4-da-recheck; want='ext4-reservation' ;;
   ext4-punch-fdatasync) buggy=ext4-punch-no-datasync; campaign=detect-ext4-punch-fdatasync; want='stale-after-punch'
     explain='a durability failure' ;;
+  dio-invalidate) buggy=no-dio-invalidate; campaign=detect-dio-invalidate; want='stale' ;;
   *) fail "unknown detection $1" ;;
 esac
 [ "$(id -u)" = 0 ] || skip "needs root"
