@@ -166,10 +166,28 @@ std::vector<std::string> explain_range(const EventsData& ev, const std::string& 
       }
     }
     std::string idx = e.a[1] > 1 ? fmt::format("{}-{}", e.a[0], e.a[0] + e.a[1] - 1) : fmt::format("{}", e.a[0]);
-    out.push_back(fmt::format("folio index {} added by {} {}, {}", idx, actor(e),
+    // The other half of the exclusion: a removal made inside truncate_pagecache_range() (hole punch, zero
+    // range, collapse, truncate) must run under invalidate_lock held exclusive by that task, or the shared
+    // side of the fill paths excludes nothing.
+    std::string inv_unlocked;
+    if (inv && (inv->flags & FSR_F_LOCK_VALID) && probes::lock_state(*inv) != "held exclusive by this task") {
+      bool in_truncate = inv->kind == FSR_EV_TRUNC_PC_ENTER;
+      for (size_t j = i; !in_truncate && j-- > 0;) {
+        const fsr_event& x = *sel[j];
+        if (x.tid != inv->tid || x.ts_ns > inv->ts_ns) continue;
+        if (x.kind == FSR_EV_TRUNC_PC_EXIT) break;
+        if (x.kind == FSR_EV_TRUNC_PC_ENTER) in_truncate = true;
+      }
+      if (in_truncate)
+        inv_unlocked = fmt::format("; that removal ran inside truncate_pagecache_range while invalidate_lock was {} — the "
+                                   "invalidating thread did not hold it exclusive, so nothing kept the fill out (the "
+                                   "filesystem's punch / truncate path must take it)",
+                                   probes::lock_state(*inv));
+    }
+    out.push_back(fmt::format("folio index {} added by {} {}, {}{}", idx, actor(e),
                               inv ? fmt::format("{} after {} by {}", us(e.ts_ns - inv->ts_ns), invalidation_name(*inv), actor(*inv))
                                   : "with no invalidation of it earlier in the window",
-                              lock_words(e)));
+                              lock_words(e), inv_unlocked));
     ++explained;
   }
   // The raw events, relative to the window start.

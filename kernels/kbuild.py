@@ -77,6 +77,8 @@ KNOWN_VARIANTS = {
     "ext4-da-no-recheck": "revert-ext4-da-recheck",
     "ext4-punch-no-datasync": "ext4-punch-no-datasync",
     "no-dio-invalidate": "no-dio-post-write-invalidate",
+    "ext4-punch-no-invalidate-lock": "ext4-punch-no-invalidate-lock",
+    "xfs-falloc-no-mmaplock": "xfs-falloc-no-mmaplock",
 }
 
 # Host tools the build needs: executable -> Debian package.

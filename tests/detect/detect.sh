@@ -7,17 +7,23 @@
 #                               after a punch not durable, generic/392), writeback-vs-write + dm-flakey
 #   detect.sh dio-invalidate    kernels/patches/no-dio-post-write-invalidate.patch (no page-cache
 #                               invalidation after an O_DIRECT write), dio-vs-buffered on ext4 + XFS
+#   detect.sh ext4-punch-lock   kernels/patches/ext4-punch-no-invalidate-lock.patch (ext4_punch_hole
+#                               without invalidate_lock), punch-vs-fault on ext4
+#   detect.sh xfs-falloc-mmaplock  kernels/patches/xfs-falloc-no-mmaplock.patch (xfs_file_fallocate
+#                               without XFS_MMAPLOCK_EXCL), punch-vs-fault on XFS
 # The kernels come from `python3 kernels/kbuild.py build <variant>` (stock from cold: 36 min measured on 2
 # cores; a variant after it: ~1 min with ccache), so CI does not build them: without them the test is
 # skipped (exit 77) with the command to run. The buggy run's report.html is opened in chromium (the real
 # race's timeline: thread and kernel lanes, the highlighted read; screenshot in $FSRACE_TEST_OUT).
 source "$(dirname "$0")/../integration/common.sh"
-case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate}" in
+case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate|ext4-punch-lock|xfs-falloc-mmaplock}" in
   invalidate-lock) buggy=no-invalidate-lock; campaign=detect-invalidate-lock; want='stale-after-punch' ;;
   ext4-da-recheck) buggy=ext4-da-no-recheck; campaign=detect-ext4-da-recheck; want='ext4-reservation' ;;
   ext4-punch-fdatasync) buggy=ext4-punch-no-datasync; campaign=detect-ext4-punch-fdatasync; want='stale-after-punch'
     explain='a durability failure' ;;
   dio-invalidate) buggy=no-dio-invalidate; campaign=detect-dio-invalidate; want='stale' ;;
+  ext4-punch-lock) buggy=ext4-punch-no-invalidate-lock; campaign=detect-ext4-punch-lock; want='stale-after-punch' ;;
+  xfs-falloc-mmaplock) buggy=xfs-falloc-no-mmaplock; campaign=detect-xfs-falloc-mmaplock; want='stale-after-punch' ;;
   *) fail "unknown detection $1" ;;
 esac
 [ "$(id -u)" = 0 ] || skip "needs root"

@@ -521,6 +521,23 @@ TEST(KernelEventsAnalyzer, InsertionDuringExclusiveInvalidationIsCalledOut) {
             "folio index 16 added by the fault path (mmap reader) (fsr-mmap2[0]) 112 µs after truncate_pagecache_range (pages 16..19) "
             "by the punch/write thread (fsr-punch1[0]), while another task held invalidate_lock exclusive — a page-cache fill inside "
             "an invalidation (the race invalidate_lock exists to close)");
+  // The filesystem side: the punch's truncate_pagecache_range ran without invalidate_lock exclusive (the
+  // fill then only holds it shared): said, with the removal; not said when the punch held it.
+  fsr_event t2 = trunc, del = ev(150, FSR_EV_PC_DELETE, FSR_P_PC_DELETE, 16, 1), add2 = add;
+  t2.flags = del.flags = FSR_F_LOCK_VALID;  // lock_count 0: not held
+  t2.tid = del.tid = 5;
+  add2.lock_count = uint64_t(1) << FSR_RWSEM_READER_SHIFT;
+  add2.tid = 6;
+  lines = explain_range(stream({t2, del, add2}), "f0", 16, 1, 0, 1000000);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("while invalidate_lock was held shared (1 reader); that removal ran inside truncate_pagecache_range while "
+                          "invalidate_lock was not held — the invalidating thread did not hold it exclusive"),
+            std::string::npos) << lines[0];
+  t2.lock_count = del.lock_count = FSR_RWSEM_WRITER_LOCKED;
+  t2.flags = del.flags = FSR_F_LOCK_VALID | FSR_F_LOCK_SELF;
+  lines = explain_range(stream({t2, del, add2}), "f0", 16, 1, 0, 1000000);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0].find("did not hold it exclusive"), std::string::npos) << lines[0];
   // outside the range or the window: nothing
   EXPECT_TRUE(explain_range(stream({trunc, add}), "f0", 30, 1, 0, 1000000).empty());
   EXPECT_TRUE(explain_range(stream({trunc, add}), "f0", 16, 1, 200000, 300000).empty());
