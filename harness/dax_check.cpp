@@ -12,7 +12,6 @@ namespace fsrace {
 
 namespace {
 constexpr uint64_t kPageBytes = 4096;
-constexpr size_t kMaxFindings = 20;
 
 bool removes_data(OpKind k) {
   return k == OpKind::kPunch || k == OpKind::kZeroRange || k == OpKind::kCollapse || k == OpKind::kInsert ||
@@ -82,7 +81,6 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     }
     return false;
   };
-  size_t n_found = 0;
   for (const OpRecord* s : stores) {
     auto& sv = syncs[s->file];
     uint64_t p0 = s->offset / kPageBytes, p1 = (s->offset + s->length + kPageBytes - 1) / kPageBytes;
@@ -105,8 +103,6 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         ++st.pages_judged;
         if (flushed_in(s->file, p, s->start_ns, y->end_ns)) continue;
         ++st.pages_unflushed;
-        if (n_found >= kMaxFindings) continue;
-        ++n_found;
         Finding fd = make_finding("dax-unflushed", fs, scenario, case_name, "race");
         std::string fname;
         for (const auto& [n, i] : file_of_name)

@@ -75,10 +75,10 @@ std::string op_desc(const OpRecord& o, uint64_t origin) {
 }
 
 // The event lanes, in drawing order.
-enum Lane { kLockX, kLockS, kContention, kInvalidation, kPageCache, kIomap, kExt4, kLaneCount };
+enum Lane { kLockX, kLockS, kContention, kInvalidation, kPageCache, kDax, kIomap, kExt4, kLaneCount };
 const char* kLaneNames[kLaneCount] = {"invalidate_lock exclusive", "invalidate_lock shared", "lock contention",
                                       "invalidations (punch / truncate / fallocate)", "page cache (affected range)",
-                                      "iomap / DIO", "ext4 reservations"};
+                                      "DAX faults / flushes (affected range)", "iomap / DIO", "ext4 reservations"};
 
 int lane_of(uint16_t kind) {
   switch (kind) {
@@ -111,6 +111,8 @@ int lane_of(uint16_t kind) {
     case FSR_EV_EXT4_SYNC_EXIT:
     case FSR_EV_EXT4_EVICT:
     case FSR_EV_EXT4_RESV_SUMMARY: return kExt4;
+    case FSR_EV_DAX_WRITEBACK:
+    case FSR_EV_DAX_FAULT: return kDax;
     default: return -1;
   }
 }
@@ -186,6 +188,18 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
     return w;
   }
   w["origin_ns"] = origin;
+  if (!read) {  // time 0 is the finding's own instant (a sync that did not flush, a reservation left over, ...)
+    const OpRecord* at = nullptr;
+    bool at_end = false;
+    for (uint64_t id : key_ids)
+      if (auto it = by_id.find(id); it != by_id.end() && (d.ops[it->second].start_ns == origin || d.ops[it->second].end_ns == origin)) {
+        at = &d.ops[it->second];
+        at_end = at->start_ns != origin;
+      }
+    std::string what = at ? op_kind_name(OpKind(at->kind)) : "";
+    w["origin_label"] = at ? what + (at_end ? " returns" : " starts") : "finding";
+    w["origin_what"] = at ? (at_end ? "the " + what + "'s return" : "start of the " + what) : "the finding's time";
+  }
   // Window: the deciding ops (and expected / got) within the lookback, plus slack.
   uint64_t lo = origin, hi = read ? read->end_ns : origin;
   std::vector<std::string> outside;
@@ -331,7 +345,7 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
       if (lane < 0) continue;
       auto r = event_page_range(e);
       bool in_range = !r || (r->second >= b0 && r->first <= b1);
-      if (lane == kPageCache && !in_range) continue;  // the page-cache lane is about the affected range only
+      if ((lane == kPageCache || lane == kDax) && !in_range) continue;  // these lanes are about the affected range only
       ++ev_total;
       add(lane, e, nullptr, in_range);
     }

@@ -79,6 +79,7 @@ KNOWN_VARIANTS = {
     "no-dio-invalidate": "no-dio-post-write-invalidate",
     "ext4-punch-no-invalidate-lock": "ext4-punch-no-invalidate-lock",
     "xfs-falloc-no-mmaplock": "xfs-falloc-no-mmaplock",
+    "dax-no-redirty": "dax-no-redirty",
 }
 
 # Host tools the build needs: executable -> Debian package.

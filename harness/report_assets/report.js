@@ -42,7 +42,8 @@
       });
     var hint = document.createElement("span");
     hint.className = "muted";
-    hint.textContent = "wheel: zoom · drag: pan · hover: record · time 0 = start of the read";
+    this.zeroLabel = w.origin_label || "read starts";
+    hint.textContent = "wheel: zoom · drag: pan · hover: record · time 0 = " + (w.origin_what || "start of the read");
     bar.appendChild(hint);
     this.rangeText = document.createElement("span");
     this.rangeText.className = "range";
@@ -143,7 +144,7 @@
     if (v[0] <= 0 && v[1] >= 0) {
       var zx = this.x(0);
       el("line", { x1: zx, x2: zx, y1: 16, y2: h }, this.zero);
-      el("text", { x: zx + 3, y: 24 }, this.zero).textContent = "read starts";
+      el("text", { x: zx + 3, y: 24 }, this.zero).textContent = this.zeroLabel;
     }
     var pos = [];
     w.items.forEach(function (it, i) {
