@@ -324,6 +324,10 @@ OpLogData decode_oplog(const std::string& b, const std::string& what) {
   return d;
 }
 
+std::string op_ref(const OpRecord& o) {
+  return fmt::format("T{} {} #{}", o.thread, op_kind_name(OpKind(o.kind)), o.id & ((1ull << kOpIdThreadShift) - 1));
+}
+
 OpLogData load_oplog(const std::string& path) { return decode_oplog(read_file(path), path); }
 
 }  // namespace fsrace

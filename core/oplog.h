@@ -180,6 +180,9 @@ struct OpLogData {
   std::vector<uint64_t> obs_begin;  // per op: index of its first ObsRecord
 };
 
+// An op as findings and reports name it: "T3 punch #206669" (thread, kind, its sequence number in the thread).
+std::string op_ref(const OpRecord& o);
+
 // Parses an ops.bin image; on malformed input throws Fatal naming `what` and the byte offset.
 OpLogData decode_oplog(const std::string& bytes, const std::string& what);
 OpLogData load_oplog(const std::string& path);

@@ -112,11 +112,11 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         fd.time_ns = y->end_ns;
         fd.ops = {*s, *y};
         fd.detail = fmt::format(
-            "the store to page {} of {} through the DAX mapping (op {}) ended {:.3f} ms before {} (op {}) of that page began, "
+            "the store to page {} of {} through the DAX mapping ({}) ended {:.3f} ms before {} ({}) of that page began, "
             "and no fs_dax:dax_writeback_one flushed the page's entry between the store and the sync's return: on real "
             "persistent memory the store could still sit in the CPU cache after the sync said it was durable",
-            p, fname, s->id, double(y->start_ns - s->end_ns) / 1e6, OpKind(y->kind) == OpKind::kMsync ? "msync(MS_SYNC)" : "fsync",
-            y->id);
+            p, fname, op_ref(*s), double(y->start_ns - s->end_ns) / 1e6, OpKind(y->kind) == OpKind::kMsync ? "msync(MS_SYNC)" : "fsync",
+            op_ref(*y));
         out.push_back(std::move(fd));
       }
     }

@@ -268,11 +268,11 @@ size_t explain_dio_refills(std::vector<Finding>& findings, const EventsData& ev,
       if (e.kind != FSR_EV_PC_DELETE && e.kind != FSR_EV_INVAL2_ENTER && e.kind != FSR_EV_TRUNC_PC_ENTER) continue;
       if (auto r = page_range(e); r && overlaps(*r, p, 1) && (!inval || e.ts_ns > inval->ts_ns)) inval = &e;
     }
-    std::string before = inval ? fmt::format("{} after the O_DIRECT write (op {}, bytes {}+{}) {}", us(added->ts_ns - inval->ts_ns),
-                                             w->id, w->offset, w->result,
+    std::string before = inval ? fmt::format("{} after the O_DIRECT write ({}, bytes {}+{}) {}", us(added->ts_ns - inval->ts_ns),
+                                             op_ref(*w), w->offset, w->result,
                                              inval->kind == FSR_EV_PC_DELETE ? "dropped it" : "invalidated it (" + invalidation_name(*inval) + ")")
-                               : fmt::format("{} after the O_DIRECT write (op {}, bytes {}+{}) started", us(added->ts_ns - w->start_ns),
-                                             w->id, w->offset, w->result);
+                               : fmt::format("{} after the O_DIRECT write ({}, bytes {}+{}) started", us(added->ts_ns - w->start_ns),
+                                             op_ref(*w), w->offset, w->result);
     bool listed = std::any_of(f.ops.begin(), f.ops.end(), [&](const OpRecord& o) { return o.id == w->id; });
     if (!listed) f.ops.push_back(*w);
     f.explained_by = "dio-refill";

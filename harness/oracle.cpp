@@ -25,11 +25,7 @@ const char* phase_of(OpKind k) {
 bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 // An op as the report names it: "T3 punch #206669" (thread, kind, sequence), or "op #<id>" if unknown.
-std::string op_ref(const OpRecord* o, uint64_t id) {
-  uint64_t seq = id & ((1ull << kOpIdThreadShift) - 1);
-  if (!o) return fmt::format("op #{}", id);
-  return fmt::format("T{} {} #{}", o->thread, op_kind_name(OpKind(o->kind)), seq);
-}
+std::string op_ref(const OpRecord* o, uint64_t id) { return o ? fsrace::op_ref(*o) : fmt::format("op #{}", id); }
 // A span as a person reads it: "117.181 ms", "35.2 µs", "812 ns".
 std::string span_text(uint64_t ns) {
   if (ns >= 1000000) return fmt::format("{:.3f} ms", double(ns) / 1e6);

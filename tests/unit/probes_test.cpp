@@ -569,12 +569,12 @@ TEST(KernelEventsAnalyzer, PageRefilledInsideADioWriteExplainsTheStaleRead) {
   EXPECT_EQ(explain_dio_refills(v, stream({del, add}), data), 1u);
   EXPECT_EQ(v[0].explained_by, "dio-refill");
   EXPECT_EQ(v[0].ops.size(), 2u);  // the O_DIRECT write joins the finding's ops
-  EXPECT_NE(v[0].detail.find("put page 35 into the page cache 3 µs after the O_DIRECT write (op 1, bytes 131072+16384) dropped it"),
+  EXPECT_NE(v[0].detail.find("put page 35 into the page cache 3 µs after the O_DIRECT write (T0 dio-write #1, bytes 131072+16384) dropped it"),
             std::string::npos) << v[0].detail;
   // Nothing cached when the write started (nothing to drop): the insertion inside it is the same story.
   v = {finding()};
   EXPECT_EQ(explain_dio_refills(v, stream({add}), data), 1u);
-  EXPECT_NE(v[0].detail.find("4 µs after the O_DIRECT write (op 1, bytes 131072+16384) started"), std::string::npos) << v[0].detail;
+  EXPECT_NE(v[0].detail.find("4 µs after the O_DIRECT write (T0 dio-write #1, bytes 131072+16384) started"), std::string::npos) << v[0].detail;
   // Not this mechanism: the page removed again after the insertion, filled after the write completed,
   // filled by the O_DIRECT thread itself, filled before the write began, or events were dropped.
   fsr_event early = add;
