@@ -328,6 +328,13 @@ std::string op_ref(const OpRecord& o) {
   return fmt::format("T{} {} #{}", o.thread, op_kind_name(OpKind(o.kind)), o.id & ((1ull << kOpIdThreadShift) - 1));
 }
 
+std::string report_span(double us) {
+  double a = us < 0 ? -us : us;
+  if (a >= 1000000) return fmt::format("{:.3f} s", us / 1e6);
+  if (a >= 1000) return fmt::format("{:.3f} ms", us / 1e3);
+  return fmt::format("{:.1f} µs", us);
+}
+
 OpLogData load_oplog(const std::string& path) { return decode_oplog(read_file(path), path); }
 
 }  // namespace fsrace

@@ -182,6 +182,8 @@ struct OpLogData {
 
 // An op as findings and reports name it: "T3 punch #206669" (thread, kind, its sequence number in the thread).
 std::string op_ref(const OpRecord& o);
+// A signed time span given in µs, as findings and reports write it: "-1.314 ms", "35.2 µs", "20.157 s".
+std::string report_span(double us);
 
 // Parses an ops.bin image; on malformed input throws Fatal naming `what` and the byte offset.
 OpLogData decode_oplog(const std::string& bytes, const std::string& what);

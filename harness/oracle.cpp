@@ -26,12 +26,8 @@ bool quiescent(OpKind k) { return op_kind_quiescent(k); }
 
 // An op as the report names it: "T3 punch #206669" (thread, kind, sequence), or "op #<id>" if unknown.
 std::string op_ref(const OpRecord* o, uint64_t id) { return o ? fsrace::op_ref(*o) : fmt::format("op #{}", id); }
-// A span as a person reads it: "117.181 ms", "35.2 µs", "812 ns".
-std::string span_text(uint64_t ns) {
-  if (ns >= 1000000) return fmt::format("{:.3f} ms", double(ns) / 1e6);
-  if (ns >= 1000) return fmt::format("{:.1f} µs", double(ns) / 1e3);
-  return fmt::format("{} ns", ns);
-}
+// A span as the report writes it ("41.756 ms", "35.2 µs").
+std::string span_text(uint64_t ns) { return report_span(double(ns) / 1e3); }
 
 }  // namespace
 

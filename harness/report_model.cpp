@@ -48,12 +48,7 @@ uint64_t num(const json& j, const char* key, uint64_t dflt = 0) {
 
 using CaseFiles = CaseData;
 
-std::string us_text(double us) {
-  double a = std::fabs(us);
-  if (a >= 1000000) return fmt::format("{:.3f} s", us / 1e6);
-  if (a >= 1000) return fmt::format("{:.3f} ms", us / 1e3);
-  return fmt::format("{:.1f} µs", us);
-}
+std::string us_text(double us) { return report_span(us); }
 
 std::string thread_label(uint32_t t, const CaseFiles& cf) {
   auto it = cf.thread_roles.find(t);
@@ -69,8 +64,7 @@ std::string blocks_text(uint64_t off, uint64_t len) {
 }
 
 std::string op_desc(const OpRecord& o, uint64_t origin) {
-  return fmt::format("T{} {} #{} ({}, {} → {})", o.thread, op_kind_name(OpKind(o.kind)), o.id & ((1ull << kOpIdThreadShift) - 1),
-                     blocks_text(o.offset, o.length), us_text((double(int64_t(o.start_ns - origin))) / 1e3),
+  return fmt::format("{} ({}, {} → {})", op_ref(o), blocks_text(o.offset, o.length), us_text((double(int64_t(o.start_ns - origin))) / 1e3),
                      us_text((double(int64_t(o.end_ns - origin))) / 1e3));
 }
 
