@@ -65,6 +65,7 @@ nlohmann::json finding_to_json(const Finding& f) {
   if (f.block) {
     j["block"] = *f.block;
     j["offset"] = *f.block * kBlockSize;
+    if (f.blocks > 1) j["blocks"] = f.blocks;
   }
   if (!f.expected.empty()) j["expected"] = f.expected;
   if (!f.got.empty()) j["got"] = f.got;
@@ -85,6 +86,13 @@ nlohmann::json finding_to_json(const Finding& f) {
   if (f.informational) j["informational"] = true;
   if (!f.explained_by.empty()) j["explained_by"] = f.explained_by;
   return j;
+}
+
+std::string finding_blocks_text(const nlohmann::json& f) {
+  if (!f.is_object() || !f.contains("block") || !f["block"].is_number_unsigned()) return "";
+  uint64_t b = f["block"].get<uint64_t>();
+  uint64_t n = f.contains("blocks") && f["blocks"].is_number_unsigned() ? f["blocks"].get<uint64_t>() : 1;
+  return n > 1 ? fmt::format("blocks {}-{}", b, b + n - 1) : fmt::format("block {}", b);
 }
 
 void FindingSet::add(Finding f, size_t keep) {

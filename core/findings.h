@@ -31,6 +31,7 @@ struct Finding {
   std::string phase;          // race, verify-cache, verify-mmap, verify-direct, verify-disk, space, kernel-log
   std::string file;           // file name inside the test filesystem
   std::optional<uint64_t> block;
+  uint64_t blocks = 1;        // consecutive blocks from `block` that one read got wrong alike (got: the first's)
   std::vector<std::string> expected;  // human-readable allowed values
   std::string got;
   std::optional<BlockValue> got_value;
@@ -53,6 +54,8 @@ Finding make_finding(std::string cls, std::string fs, std::string scenario, std:
 
 nlohmann::json op_to_json(const OpRecord& r);
 nlohmann::json finding_to_json(const Finding& f);
+// "block 12" or "blocks 12-15" for a finding's JSON form ("" without a block): how every report names it.
+std::string finding_blocks_text(const nlohmann::json& f);
 
 // Groups findings, keeps at most `keep` detailed records per (case, class), counts the rest.
 struct FindingSet {

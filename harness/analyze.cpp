@@ -139,7 +139,7 @@ DataCorroboration corroborate(FindingSet& findings, const OpLogData& data, const
   std::set<std::string> other_classes;
   for (auto& f : findings.kept) {
     bool injected_block = false;
-    for (const auto& ib : injected) injected_block |= f.file == ib.file && f.block && *f.block == ib.block;
+    for (const auto& ib : injected) injected_block |= f.file == ib.file && f.block && *f.block <= ib.block && ib.block < *f.block + f.blocks;
     if (!is_data_finding_class(f.cls) || injected_block) continue;
     bool dio_op = std::any_of(f.ops.begin(), f.ops.end(), [](const OpRecord& o) { return OpKind(o.kind) == OpKind::kDioWrite; });
     if (dio.any() && !dio_op)

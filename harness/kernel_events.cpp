@@ -218,7 +218,7 @@ void attach_kernel_events(std::vector<Finding>& findings, const EventsData& ev, 
     if (t0 == UINT64_MAX) continue;
     t0 = t0 > slack ? t0 - slack : 0;
     t1 += slack;
-    uint64_t b0 = f.block ? *f.block : 0, n = f.block ? 1 : UINT64_MAX / 2;
+    uint64_t b0 = f.block ? *f.block : 0, n = f.block ? f.blocks : UINT64_MAX / 2;
     auto lines = explain_range(ev, f.file, b0, n, t0, t1);
     if (f.phase == "after-power-cut") {
       // What the disk kept after a cut is not about the page cache during the race: the folio insertions

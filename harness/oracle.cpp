@@ -523,6 +523,31 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
   std::optional<BlockModel> after;
   if (cut) after.emplace(d, cut->start_ns);
   FindingSet out;
+  // Consecutive blocks of one read that are wrong alike (same class, ops, detail and origin of the data)
+  // are one finding over a block range: a stale 8-block read is one thing the kernel did wrong.
+  std::optional<Finding> pending;
+  auto alike = [](const Finding& a, const Finding& b) {
+    if (a.cls != b.cls || a.phase != b.phase || a.file != b.file || !a.block || !b.block ||
+        *a.block + a.blocks != *b.block || a.detail != b.detail || a.ops.size() != b.ops.size() ||
+        a.got_value.has_value() != b.got_value.has_value())
+      return false;
+    for (size_t i = 0; i < a.ops.size(); ++i)
+      if (a.ops[i].id != b.ops[i].id) return false;
+    return !a.got_value || (a.got_value->cls == b.got_value->cls && a.got_value->gen == b.got_value->gen &&
+                            a.got_value->gen2 == b.got_value->gen2 && a.got_value->file_id == b.got_value->file_id);
+  };
+  auto flush = [&] {
+    if (pending) out.add(std::move(*pending), ctx.keep_per_class);
+    pending.reset();
+  };
+  auto emit = [&](Finding f) {
+    if (pending && alike(*pending, f)) {
+      ++pending->blocks;
+      return;
+    }
+    flush();
+    pending = std::move(f);
+  };
   OracleStats st;
   if (cut) {
     st.power_cut_ns = cut->start_ns;
@@ -578,7 +603,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
                                          op_kind_name(kind), r.offset + got)
                            : fmt::format("{} returned data up to byte {}, past every EOF the file had during it",
                                          op_kind_name(kind), r.offset + got);
-        out.add(std::move(f), ctx.keep_per_class);
+        emit(std::move(f));
       }
     }
     for (uint32_t k = 0; k < r.nobs; ++k) {
@@ -603,7 +628,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
         f.detail += v.file_id != fid ? fmt::format("stamp of another file ({:#x}; this file is {:#x})", v.file_id, fid)
                                     : fmt::format("stamp of block {} of this file", v.block);
         if (h) f.expected = model.allowed_values(*h, rs, re);
-        out.add(std::move(f), ctx.keep_per_class);
+        emit(std::move(f));
         continue;
       }
       if (!h) continue;  // block outside the modelled file
@@ -626,7 +651,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
                                    "have moved here",
                                    v.gen, v.block);
             f.expected = model.allowed_values(*h, rs, re);
-            out.add(std::move(f), ctx.keep_per_class);
+            emit(std::move(f));
             break;
           }
           if (!x) {
@@ -638,7 +663,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
                            : fmt::format("block {} as op {} wrote it, which no collapse / insert range moved here",
                                          v.block, v.gen);
             f.expected = model.allowed_values(*h, rs, re);
-            out.add(std::move(f), ctx.keep_per_class);
+            emit(std::move(f));
             break;
           }
           if (model.allowed(*h, *x, rs, re)) break;
@@ -649,7 +674,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             f.detail += fmt::format("data of op {} which started after the read ended", x->id);
             add_op(f, x->id);
             f.expected = model.allowed_values(*h, rs, re);
-            out.add(std::move(f), ctx.keep_per_class);
+            emit(std::move(f));
             break;
           }
           const BlockModel::Mod* y = model.superseder(*h, x->end, rs);
@@ -677,7 +702,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             }
           }
           f.expected = model.allowed_values(*h, rs, re);
-          out.add(std::move(f), ctx.keep_per_class);
+          emit(std::move(f));
           break;
         }
         case BlockClass::kZero: {
@@ -700,7 +725,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
             }
           }
           f.expected = model.allowed_values(*h, rs, re);
-          out.add(std::move(f), ctx.keep_per_class);
+          emit(std::move(f));
           break;
         }
         case BlockClass::kMixed:
@@ -719,7 +744,7 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
           f.detail += quiescent(kind) ? "torn block while the file was quiescent"
                                      : "torn block although no write or punch overlapped the read";
           f.expected = model.allowed_values(*h, rs, re);
-          out.add(std::move(f), ctx.keep_per_class);
+          emit(std::move(f));
           break;
         }
       }
@@ -742,9 +767,10 @@ FindingSet run_oracle(const OpLogData& d, const OracleContext& ctx, OracleStats*
       f.expected = {fmt::format("{} (what O_DIRECT read)", describe(direct->second.first))};
       f.ops.push_back(d.ops[direct->second.second]);
       f.detail = fmt::format("{} and O_DIRECT disagree after the race", ck == OpKind::kVerifyCached ? "read(2)" : "mmap");
-      out.add(std::move(f), ctx.keep_per_class);
+      emit(std::move(f));
     }
   }
+  flush();
   st.shifts = before.shifts();
   st.shift_conflicts = before.shift_conflicts();
   st.shift_races = before.shift_races();

@@ -215,7 +215,7 @@ std::string render_summary(const nlohmann::json& doc_in) {
       s += "  ... (all findings in findings.json)\n";
       break;
     }
-    std::string where = f.contains("block") ? fmt::format(" {} block {}", f.value("file", ""), f["block"].get<uint64_t>())
+    std::string where = f.contains("block") ? fmt::format(" {} {}", f.value("file", ""), finding_blocks_text(f))
                                             : (f.contains("file") ? " " + f.value("file", "") : "");
     s += fmt::format("finding: {} [{} {}]{}: {}\n", f.value("class", ""), f.value("case", ""), f.value("phase", ""), where,
                      f.value("detail", f.value("got", "")));

@@ -8,6 +8,7 @@
 #include <set>
 #include <toml++/toml.h>
 
+#include "core/findings.h"
 #include "core/oplog.h"
 #include "core/util.h"
 #include "harness/report_formats.h"
@@ -286,7 +287,7 @@ void cases_section(std::string& h, const ReportModel& m) {
 void finding_card(std::string& h, const json& f, const json& w, size_t widx) {
   bool info = f.value("informational", false);
   std::string where = str(f, "file");
-  if (f.contains("block") && f["block"].is_number_unsigned()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
+  if (auto b = finding_blocks_text(f); !b.empty()) where += " " + b;
   h += fmt::format("<section class='finding{}' id='finding-{}'><h3><span class='cls'>{}</span> {} <span class='muted'>· {} · {}</span></h3>",
                    info ? " informational" : "", widx, esc(str(f, "class")), esc(where), esc(str(f, "case")), esc(str(f, "phase")));
   h += "<dl class='kv'>";

@@ -10,6 +10,7 @@
 #include <map>
 #include <toml++/toml.h>
 
+#include "core/findings.h"
 #include "core/util.h"
 #include "harness/report_formats.h"
 
@@ -62,7 +63,7 @@ std::string attr(const std::string& s) { return xesc(utf8_clean(s)); }
 
 std::string finding_line(const json& f) {
   std::string where = f.value("file", "");
-  if (f.contains("block") && f["block"].is_number_unsigned()) where += fmt::format(" block {}", f["block"].get<uint64_t>());
+  if (auto b = finding_blocks_text(f); !b.empty()) where += " " + b;
   return fmt::format("{} [{}]{}: {}", f.value("class", ""), f.value("phase", ""), where.empty() ? "" : " " + where,
                      f.value("detail", f.value("got", "")));
 }

@@ -224,7 +224,11 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
   for (size_t i = 0; i < files.size(); ++i)
     if (files[i].value("name", "") == file) fidx = int(i);
   uint64_t b0 = 0, b1 = UINT64_MAX;
-  if (f.contains("block") && f["block"].is_number_unsigned()) b0 = b1 = f["block"].get<uint64_t>();
+  if (f.contains("block") && f["block"].is_number_unsigned()) {
+    b0 = b1 = f["block"].get<uint64_t>();
+    if (f.contains("blocks") && f["blocks"].is_number_unsigned() && f["blocks"].get<uint64_t>() > 1)
+      b1 = b0 + std::min<uint64_t>(f["blocks"].get<uint64_t>(), 1 << 24) - 1;
+  }
   else if (read) b0 = read->offset / 4096, b1 = (read->offset + std::max<uint64_t>(read->length, 1) - 1) / 4096;
   w["file"] = file;
   w["blocks"] = {b0, b1 == UINT64_MAX ? json(nullptr) : json(b1)};
@@ -391,7 +395,7 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
   // Plain-language explanation: what the read saw against what it should have, then the kernel's side.
   if (read) {
     std::string got = f.value("got", "");
-    std::string line = fmt::format("{} read {} of {}: {}", op_desc(*read, origin), f.contains("block") ? fmt::format("block {}", b0) : "",
+    std::string line = fmt::format("{} read {} of {}: {}", op_desc(*read, origin), f.contains("block") ? finding_blocks_text(f) : "",
                                    file, got);
     w["explain"].push_back(line);
     for (uint64_t id : expected_ids)

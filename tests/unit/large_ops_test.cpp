@@ -137,9 +137,11 @@ TEST(LargeOps, OracleJudgesMultiMiBOpsBlockByBlock) {
   uint64_t p = l.add(OpKind::kPunch, 1100, 900, 30, 40, 0);
   (void)p;
   l.read(1990, 20, 50, 60, {{1990, 10, BlockClass::kData, w}, {2000, 20, BlockClass::kData, w}});
-  auto c = l.classes();
-  ASSERT_EQ(c.size(), 10u) << "one per punched block that came back (1990..1999), none for 2000..2009";
-  for (const auto& x : c) EXPECT_EQ(x, "stale-after-punch");
+  FindingSet got = run_oracle(l.d, OracleContext{"xfs", "t", "case"});
+  ASSERT_EQ(got.kept.size(), 1u) << "one finding over the punched blocks that came back (1990..1999), none for 2000..2009";
+  EXPECT_EQ(got.kept[0].cls, "stale-after-punch");
+  EXPECT_EQ(*got.kept[0].block, 1990u);
+  EXPECT_EQ(got.kept[0].blocks, 10u);
   // the same read seeing zeros in the punched part and the write beyond it is fine
   Log ok(4096);
   init = ok.add(OpKind::kInit, 0, 4096, 1, 2, 4096 * kBlockSize);

@@ -145,6 +145,41 @@ TEST(Oracle, ReadStrictlyAfterPunchSeeingOldDataIsStaleAfterPunch) {
   EXPECT_EQ(f.expected, V{fmt::format("zeroes (punch op={})", p)});
 }
 
+TEST(Oracle, ConsecutiveBlocksOneReadGotWrongAlikeAreOneFinding) {
+  History h;
+  uint64_t i = h.init(16, 10, 20);
+  uint64_t w = h.write(6, 1, 30, 40);
+  uint64_t p = h.punch(2, 7, 100, 200);
+  // One read of blocks 2..9 after the punch: 2-5 pre-punch init data, 6 the later write's data (other
+  // ops, so apart), 7 init again (not adjacent to 2-5 in kind), 8 zeroes (right), 9 outside the punch.
+  h.read_short(2, 8, 8, 201, 210,
+               {History::data(2, i), History::data(3, i), History::data(4, i), History::data(5, i), History::data(6, w),
+                History::data(7, i), History::zero(), History::data(9, i)});
+  auto c = h.classes();
+  ASSERT_EQ(c, (V{"stale-after-punch", "stale-after-punch", "stale-after-punch"}));
+  EXPECT_EQ(*h.last.kept[0].block, 2u);
+  EXPECT_EQ(h.last.kept[0].blocks, 4u);
+  EXPECT_EQ(*h.last.kept[1].block, 6u);
+  EXPECT_EQ(h.last.kept[1].blocks, 1u);
+  EXPECT_EQ(h.last.kept[1].ops[1].id, w);
+  EXPECT_EQ(*h.last.kept[2].block, 7u);
+  EXPECT_EQ(h.last.kept[2].blocks, 1u);
+  EXPECT_EQ(h.last.total_by_class.at("stale-after-punch"), 3u);
+  EXPECT_EQ(h.last.kept[0].ops[2].id, p);
+  auto j = finding_to_json(h.last.kept[0]);
+  EXPECT_EQ(j["blocks"], 4u);
+  EXPECT_EQ(finding_blocks_text(j), "blocks 2-5");
+  EXPECT_EQ(finding_blocks_text(finding_to_json(h.last.kept[1])), "block 6");
+  EXPECT_FALSE(finding_to_json(h.last.kept[1]).contains("blocks"));
+  // The same blocks read by two reads are two findings.
+  History h2;
+  uint64_t i2 = h2.init(16, 10, 20);
+  h2.punch(2, 2, 100, 200);
+  h2.read(2, 201, 210, History::data(2, i2));
+  h2.read(3, 201, 210, History::data(3, i2));
+  EXPECT_EQ(h2.classes().size(), 2u);
+}
+
 TEST(Oracle, ReadStrictlyAfterPunchSeeingZeroesIsFine) {
   History h;
   h.init(16, 10, 20);
