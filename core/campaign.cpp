@@ -177,7 +177,7 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       if (auto* o = ft.get("mkfs_options")) fc.mkfs_options = cx.str_list(*o, "mkfs_options");
       if (auto* o = ft.get("mount_options")) {
         fc.mount_options = cx.str(*o, "mount_options");
-        if (fi->backing == FsBacking::kCluster) {
+        if (fi->backing == FsBacking::kCluster && !fc.mount_options.empty()) {  // "": no client options
           // fsrace supplies the cluster's address and the client's key itself.
           size_t pos = 0;
           while (pos <= fc.mount_options.size()) {

@@ -262,4 +262,10 @@ TEST(Campaign, Ceph) {
   std::string e = err("[fs.ceph]\nmount_options = \"nowsync,secret=AQBx\"\n");
   EXPECT_NE(e.find("'secret' is set by fsrace"), std::string::npos) << e;
   EXPECT_NE(err("[fs.ceph]\nmount_options = \"nowsync,,wsync\"\n").find("empty option"), std::string::npos);
+  EXPECT_NE(err("[fs.ceph]\nmount_options = \",\"\n").find("empty option"), std::string::npos);
+  // No [fs.ceph]: no client options, and the resolved campaign (what a VM run hands the guest) still parses.
+  Campaign plain = parse_campaign("[campaign]\nfilesystems = [\"ceph\"]\n", "c.toml", catalog());
+  EXPECT_EQ(plain.filesystems[0].mount_options, "");
+  Campaign plain_back = parse_campaign(campaign_to_toml(plain), "back.toml", catalog());
+  EXPECT_EQ(plain_back.filesystems[0].mount_options, "");
 }
