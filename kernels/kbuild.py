@@ -80,6 +80,7 @@ KNOWN_VARIANTS = {
     "ext4-punch-no-invalidate-lock": "ext4-punch-no-invalidate-lock",
     "xfs-falloc-no-mmaplock": "xfs-falloc-no-mmaplock",
     "dax-no-redirty": "dax-no-redirty",
+    "ceph-punch-no-invalidate-lock": "ceph-punch-no-invalidate-lock",
 }
 
 # Host tools the build needs: executable -> Debian package.
