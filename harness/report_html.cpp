@@ -313,6 +313,7 @@ void finding_card(std::string& h, const json& f, const json& w, size_t widx) {
        "shift</span><span><i style='background:#1565c0'></i>read</span><span><i style='background:#00838f'></i>verify read</span>"
        "<span><i style='border:3px solid #ff6f00'></i>the read that saw wrong data</span><span><i style='border:3px dashed #00c853'></i>"
        "the op it should have seen</span><span><i style='border:3px solid #aa00ff'></i>the op whose data it got</span>"
+       "<span><i style='border:3px dotted #000'></i>the sync that promised durability</span>"
        "<span><i style='background:#ad1457'></i>invalidate_lock held</span><span><i style='background:#ef6c00'></i>contention</span>"
        "<span><i style='background:#1565c0'></i>folio added (lock held)</span><span><i style='background:#f9a825'></i>folio added, lock "
        "not held</span><span><i style='background:#ff1744'></i>added while another task held it exclusive</span>"

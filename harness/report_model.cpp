@@ -176,6 +176,15 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
     const OpRecord& o = d.ops[it->second];
     if (op_kind_is_read(OpKind(o.kind)) && (!read || o.start_ns > read->start_ns)) read = &o;
   }
+  // The sync that promised durability (after a power cut, or a DAX sync that did not flush): drawn as
+  // "the sync that made it durable" so the lanes show which return the kernel broke its word on.
+  uint64_t sync_id = 0;
+  if (f.value("phase", "") == "after-power-cut" || f.value("class", "") == "dax-unflushed")
+    for (uint64_t id : key_ids)
+      if (auto it = by_id.find(id); it != by_id.end()) {
+        OpKind k = OpKind(d.ops[it->second].kind);
+        if ((k == OpKind::kFsync || k == OpKind::kMsync || k == OpKind::kSyncRange) && d.ops[it->second].result == 0) sync_id = id;
+      }
   uint64_t origin = read ? read->start_ns : num(f, "time_ns");
   if (!origin) {
     w["notes"].push_back("no time for this finding: no timeline");
@@ -270,11 +279,16 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
   std::sort(picks.begin(), picks.end(), [&](const Pick& a, const Pick& b) { return d.ops[a.i].start_ns < d.ops[b.i].start_ns; });
   for (const auto& p : picks) {
     const OpRecord& o = d.ops[p.i];
-    std::string role = (read && o.id == read->id) ? "read" : expected_ids.count(o.id) ? "expected" : o.id == got_id ? "got" : "";
+    std::string role = (read && o.id == read->id) ? "read"
+                       : expected_ids.count(o.id)  ? "expected"
+                       : o.id == got_id            ? "got"
+                       : o.id == sync_id           ? "durable"
+                                                   : "";
     std::string tip = fmt::format("{}\nop id {}  result {}{}", op_desc(o, origin), o.id, o.result,
                                   role == "read" ? "\nthe read that saw the wrong data"
                                   : role == "expected" ? "\nthe op whose data the read should have seen"
-                                  : role == "got" ? "\nthe op whose data the read got" : "");
+                                  : role == "got" ? "\nthe op whose data the read got"
+                                  : role == "durable" ? "\nthe sync that returned 0: what it covered had to be durable" : "");
     item_of_op[o.id] = w["items"].size();
     w["items"].push_back({thread_lane[o.thread], rel(o.start_ns), std::max(0.1, rel(o.end_ns) - rel(o.start_ns)),
                           std::string("op op-") + op_kind_name(OpKind(o.kind)), op_kind_name(OpKind(o.kind)), tip, role});

@@ -81,6 +81,7 @@ KNOWN_VARIANTS = {
     "xfs-falloc-no-mmaplock": "xfs-falloc-no-mmaplock",
     "dax-no-redirty": "dax-no-redirty",
     "ceph-punch-no-invalidate-lock": "ceph-punch-no-invalidate-lock",
+    "ceph-dio-no-invalidate": "ceph-dio-no-invalidate",
 }
 
 # Host tools the build needs: executable -> Debian package.

@@ -316,6 +316,19 @@ class CheckedInPatches(unittest.TestCase):
         self.assertGreaterEqual(sum("filemap_invalidate_lock_shared(" in l for l in removed), 5)
         self.assertFalse([l for l in removed if "filemap_invalidate_lock(" in l])  # exclusive side kept
 
+    def test_ceph_dio_invalidation(self):
+        files, text = self.touched("ceph-dio-no-invalidate")
+        self.assertEqual(files, ["fs/ceph/file.c"])
+        self.assertIn("dio-vs-mmap", text)
+        diff = text[text.index("\n--- a/"):]
+        added = [l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+        removed = [l for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
+        # only the page-cache drops of the O_DIRECT write go; what is added re-spells the mtime assignment
+        self.assertEqual(added, ["if (write)"])
+        self.assertEqual(sum("invalidate_inode_pages2_range(" in l for l in removed), 1)
+        self.assertEqual(sum("truncate_inode_pages_range(" in l for l in removed), 1)
+        self.assertFalse([l for l in removed if "r_mtime" in l or "fscache" in l])
+
 
 class OptionalAndOverlay(unittest.TestCase):
     FRAG = ("CONFIG_A=y\n# fsrace: optional\nCONFIG_NEW=y\n# CONFIG_OLD is not set\n# fsrace: required\n"

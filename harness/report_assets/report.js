@@ -194,6 +194,7 @@
       res.kernel_lanes = tl.svg.querySelectorAll("rect.lane-bg[data-group=kernel]").length;
       res.read_highlighted = tl.svg.querySelectorAll("[data-role=read]").length;
       res.expected_highlighted = tl.svg.querySelectorAll("[data-role=expected]").length;
+      res.durable_highlighted = tl.svg.querySelectorAll("[data-role=durable]").length;
       var before = [tl.svg.getAttribute("data-view-start-us"), tl.svg.getAttribute("data-view-end-us")];
       var b = tl.svg.getBoundingClientRect();
       tl.svg.dispatchEvent(new WheelEvent("wheel", { deltaY: -120, clientX: b.left + b.width * 0.7, clientY: b.top + 30, bubbles: true, cancelable: true }));

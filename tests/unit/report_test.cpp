@@ -2,6 +2,7 @@
 // schedulers' variables, kernel config highlights, and the writers on synthetic run directories: a run
 // with 3500 findings (bounded itemising), hostile strings (escaped), a clean run.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <map>
 
 #include "core/campaign.h"
+#include "core/oplog.h"
 #include "core/util.h"
 #include "harness/report_formats.h"
 #include "harness/report_model.h"
@@ -198,6 +200,59 @@ TEST(Report, CleanRunAndBadInputs) {
   EXPECT_THROW(load_report({dir + "/nope"}), Fatal);
   write_file_atomic(dir + "/findings.json", "{\"schema\": \"fsrace-findings/1\", \"run\": 3}");
   EXPECT_THROW(load_report({dir}), Fatal);
+  std::string cmd = "rm -rf " + dir;
+  EXPECT_EQ(system(cmd.c_str()), 0);
+}
+
+// After a power cut the lanes mark the fsync whose return promised the lost data ("durable"), beside the
+// read that saw the old data and the write it should have seen.
+TEST(Report, AfterPowerCutTheSyncThatPromisedDurabilityIsMarked) {
+  std::string dir = temp_dir();
+  std::string cdir = dir + "/ext4-p";
+  ASSERT_EQ(mkdir(cdir.c_str(), 0755), 0);
+  uint64_t init_id, write_id, sync_id, cut_id, read_id;
+  {
+    OpLog log(cdir + "/ops.bin", {{"files", json::array({{{"name", "f0"}, {"file_id", 1}, {"blocks", 16}}})}});
+    ThreadLog& t0 = log.thread(0);
+    ThreadLog& t1 = log.thread(1);
+    init_id = t0.new_id();
+    t0.op(init_id, OpKind::kInit, 0, 0, 16 * 4096, 1000, 2000, 16 * 4096);
+    write_id = t1.new_id();
+    t1.op(write_id, OpKind::kWrite, 0, 3 * 4096, 4096, 10000, 20000, 4096);
+    sync_id = t1.new_id();
+    t1.op(sync_id, OpKind::kFsync, 0, 0, 0, 30000, 40000, 0);
+    cut_id = t0.new_id();
+    t0.op(cut_id, OpKind::kPowerCut, 0, 0, 0, 50000, 60000, 0);
+    read_id = t0.new_id();
+    t0.op(read_id, OpKind::kVerifyDisk, 0, 3 * 4096, 4096, 70000, 80000, 4096);
+    log.close();
+  }
+  json f = finding("lost-write", "ext4-p");
+  f["phase"] = "after-power-cut";
+  f["time_ns"] = 70000;
+  f["expected"] = {fmt::format("write op={}", write_id)};
+  f["ops"] = json::array();
+  for (uint64_t id : {read_id, sync_id, cut_id}) f["ops"].push_back({{"id", id}});
+  write_file_atomic(dir + "/findings.json", run_doc("pc", {case_rec("ext4-p", "ext4", 1)}, {f}).dump());
+  ReportModel m = load_report({dir});
+  ASSERT_EQ(m.windows.size(), 1u);
+  std::map<std::string, int> roles;
+  for (const auto& it : m.windows[0]["items"])
+    if (it.size() > 6 && it[6].is_string() && !it[6].get<std::string>().empty()) ++roles[it[6].get<std::string>()];
+  EXPECT_EQ(roles["read"], 1);
+  EXPECT_EQ(roles["expected"], 1);
+  EXPECT_EQ(roles["durable"], 1) << m.windows[0].dump();
+  for (const auto& it : m.windows[0]["items"]) {
+    if (it[6] == "durable") {
+      EXPECT_NE(it[5].get<std::string>().find("fsync"), std::string::npos) << it.dump();
+    }
+  }
+  EXPECT_NE(render_html(m).find("the sync that promised durability"), std::string::npos);
+  // A race-phase finding has no such sync: nothing is marked durable.
+  f["phase"] = "race";
+  write_file_atomic(dir + "/findings.json", run_doc("pc", {case_rec("ext4-p", "ext4", 1)}, {f}).dump());
+  ReportModel r = load_report({dir});
+  for (const auto& it : r.windows[0]["items"]) EXPECT_NE(it[6], "durable");
   std::string cmd = "rm -rf " + dir;
   EXPECT_EQ(system(cmd.c_str()), 0);
 }
