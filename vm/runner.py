@@ -26,6 +26,7 @@ from . import initramfs, kernel as kernel_mod
 from .errors import VmError
 from .initramfs import GUEST_OUT
 from .qemu import QemuBackend, InstanceSpec, detect_accel, qemu_binary
+from .status import VmStatus, stderr_is_terminal
 
 AGENT_START = b"fsrace-agent: started"
 INIT_ERROR = b"fsrace-init: error: "
@@ -258,7 +259,14 @@ class VmRun:
         self.stop = False
         self.jobs: list[Job] = []
         self.made_dirs: list[str] = []  # share directories this run created
-        self.say = (lambda m: None) if args.quiet else (lambda m: print(f"fsrace: {m}", file=sys.stderr, flush=True))
+        self.status: VmStatus | None = None  # the live line on a terminal, from make_jobs on
+        self.say = (lambda m: None) if args.quiet else self.say_line
+
+    def say_line(self, m: str):
+        if self.status:
+            self.status.line(f"fsrace: {m}")
+        else:
+            print(f"fsrace: {m}", file=sys.stderr, flush=True)
 
     # -- setup --
     def prepare(self):
@@ -342,6 +350,11 @@ class VmRun:
                     j.devices.append(f"{f}=/dev/vd{chr(ord('a') + len(j.disks))}")
                     j.disks.append(img)
             self.setup_boot(j, g)
+        if not self.args.quiet:
+            dur = float(self.camp["campaign"].get("duration_s", 0))
+            planned = (float(self.args.explore.split(",")[0]) if self.explore()
+                       else dur * max((len(j.cases) for j in self.jobs), default=0))
+            self.status = VmStatus(sum(len(j.cases) for j in self.jobs), planned, stderr_is_terminal())
 
     def setup_boot(self, j: Job, cases: list[dict]):
         """The share, agent.sh and QEMU instance of one boot of VM j (the disks stay: every case runs mkfs)."""
@@ -374,6 +387,8 @@ class VmRun:
         what = (f"explore rounds, budget {self.args.explore.split(',')[0]} s" if self.explore()
                 else f"{len(j.boot_cases)} case(s): {', '.join(c['name'] for c in j.boot_cases)}")
         self.say(f"vm{j.index}: booting{again} ({what})")
+        if self.status:
+            self.status.booting(j.index)
 
     def step(self, j: Job, now: float):
         new = j.inst.read_console(j.scan_off)
@@ -401,6 +416,8 @@ class VmRun:
             j.last_hb = hb
             j.watch.feed(now, hb.get("progress"))
             self.progress(j, hb)
+            if self.status and isinstance(hb.get("case"), str):
+                self.status.heartbeat(j.index, hb["case"], str(hb.get("phase", "")), hb.get("progress"), hb.get("uptime_s"))
         if j.watch.hung(now):
             stalled = j.watch.stalled_for(now)
             self.say(f"vm{j.index}: no progress for {stalled:.0f} s: asking the guest for task states (sysrq-w, sysrq-t)")
@@ -434,6 +451,8 @@ class VmRun:
             return  # not written yet (or the case died): the summary tells
         j.shown_done.add(case)
         by = doc.get("findings_by_class", {}) if isinstance(doc.get("findings_by_class"), dict) else {}
+        if self.status:
+            self.status.case_done(j.index, case, by)
         n = sum(v for v in by.values() if isinstance(v, int))
         what = (f"{n} finding(s): " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))) if n else "no finding"
         k = names.index(case) + 1 if case in names else 0
@@ -457,6 +476,8 @@ class VmRun:
         if j.shown_case:
             self.case_done(j, j.shown_case, [c["name"] for c in j.boot_cases])
         j.outcome, j.detail = classify_end(j.boot_s is not None, j.guest_exit, console, rc, j.inst.stderr_text())
+        if self.status:
+            self.status.vm_ended(j.index)
         self.say(f"vm{j.index}: {j.outcome} ({j.detail})")
 
     def end_boot(self, j: Job):
@@ -504,7 +525,11 @@ class VmRun:
                     self.step(j, now)
                     if j.done():
                         self.end_boot(j)
+            if self.status:
+                self.status.tick(now)
             time.sleep(POLL_S)
+        if self.status:
+            self.status.close()
 
     # -- results --
     def collect(self):
@@ -552,6 +577,8 @@ class VmRun:
         write_atomic(os.path.join(self.run_dir, "vm.json"), json.dumps(doc, indent=2))
 
     def cleanup(self):
+        if self.status:
+            self.status.close()
         for j in self.jobs:
             if j.inst:
                 j.inst.cleanup()

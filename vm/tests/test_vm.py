@@ -7,6 +7,7 @@ import os
 import struct
 import tempfile
 import unittest
+import unittest.mock
 
 from vm import initramfs, kernel, runner
 from vm.errors import VmError
@@ -497,3 +498,64 @@ class GuestKeepDirTest(unittest.TestCase):
         # the bind must be taken before the tmpfs hides the path, and put back after it
         self.assertLess(s.index('mount -o bind "/root$KEEP" /keep'), s.index("tmpfs /root/tmp"))
         self.assertLess(s.index("tmpfs /root/var/tmp"), s.index('mount -o bind /keep "/root$KEEP"'))
+
+
+class LiveStatusTest(unittest.TestCase):
+    """The VM campaign's live line (vm/status.py): what it says, and that plain lines print above it."""
+
+    def test_line_names_time_cases_vms_rate_and_findings(self):
+        from vm.status import VmStatus
+        st = VmStatus(4, 80.0, live=False, clock=lambda: 100.0)
+        st.booting(0)
+        st.booting(1)
+        self.assertEqual(st.render(100.0), "[fsrace 0:00 / ~1:20] cases 0/4  vm0 booting; vm1 booting  findings: none")
+        st.heartbeat(0, "ext4-punch-vs-fault", "race", 1000, 10.0)
+        st.heartbeat(0, "ext4-punch-vs-fault", "race", 21000, 12.0)  # 10k ops/s of guest time
+        st.heartbeat(0, "ext4-punch-vs-fault", "race", 21000, 12.0)  # the same heartbeat read again: no change
+        st.heartbeat(1, "xfs-punch-vs-fault", "setup", 5, 3.0)
+        st.case_done(1, "xfs-dio-vs-mmap", {"stale": 3, "cache-incoherent": 1})
+        st.case_done(1, "xfs-dio-vs-mmap", {"stale": 3})  # told twice: counted once
+        st.case_done(0, "ext4-dio-vs-mmap", {})
+        line = st.render(125.0)
+        self.assertEqual(line, "[fsrace 0:25 / ~1:20] cases 2/4  vm0 ext4-punch-vs-fault race 10.0k ops/s; "
+                               "vm1 xfs-punch-vs-fault setup  findings: cache-incoherent 1, stale 3")
+        st.vm_ended(1)
+        self.assertNotIn("vm1", st.render(126.0))
+
+    def test_terminal_repaints_and_plain_lines_go_above(self):
+        import io
+        from vm.status import VmStatus
+        out = io.StringIO()
+        t = [0.0]
+        st = VmStatus(1, 20.0, live=True, stream=out, clock=lambda: t[0])
+        st.booting(0)
+        t[0] = 1.0
+        st.tick()
+        st.line("fsrace: vm0: QEMU start -> agent start 9.1 s")
+        st.close()
+        text = out.getvalue()
+        self.assertTrue(text.startswith("\r\033[K[fsrace 0:01 / ~0:20] cases 0/1  vm0 booting"), text)
+        self.assertIn("\r\033[Kfsrace: vm0: QEMU start -> agent start 9.1 s\n\r\033[K[fsrace", text)
+        self.assertTrue(text.endswith("\r\033[K"), text)
+        # not live (piped): only the plain line, no escape sequences
+        out2 = io.StringIO()
+        st2 = VmStatus(1, 20.0, live=False, stream=out2, clock=lambda: 5.0)
+        st2.tick()
+        st2.line("fsrace: done")
+        st2.close()
+        self.assertEqual(out2.getvalue(), "fsrace: done\n")
+
+    def test_terminal_detection_honours_plain_progress_and_dumb(self):
+        from vm.status import stderr_is_terminal
+
+        class Tty:
+            def isatty(self):
+                return True
+        with unittest.mock.patch.dict(os.environ, {"TERM": "xterm"}, clear=False):
+            os.environ.pop("FSRACE_PLAIN_PROGRESS", None)
+            self.assertTrue(stderr_is_terminal(Tty()))
+            os.environ["FSRACE_PLAIN_PROGRESS"] = "1"
+            self.assertFalse(stderr_is_terminal(Tty()))
+            del os.environ["FSRACE_PLAIN_PROGRESS"]
+            os.environ["TERM"] = "dumb"
+            self.assertFalse(stderr_is_terminal(Tty()))
