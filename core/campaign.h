@@ -60,10 +60,12 @@ struct VmConfig {
   int64_t memory_mib = 1024;
   double hang_timeout_s = 120;  // no workload progress for this long -> `hang` finding
   double boot_timeout_s = 300;  // QEMU start -> agent start, else `boot-failed` (TCG is slow)
-  std::string test_hook;        // TEST ONLY, guest only: "panic" (sysrq-c mid-race), "freeze" (FIFREEZE mid-race)
+  std::string test_hook;        // TEST ONLY, guest only: "panic" (sysrq-c mid-race), "freeze" (FIFREEZE mid-race),
+                                // "isolation" (tries what a hostile guest would on the host shares; writes
+                                // isolation-probe.json into its result share)
 };
 inline const std::vector<std::string>& vm_test_hooks() {
-  static const std::vector<std::string> v = {"panic", "freeze"};
+  static const std::vector<std::string> v = {"panic", "freeze", "isolation"};
   return v;
 }
 // [probes] (issue 3): eBPF probes per case. A probe missing on the running kernel is reported, never

@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -146,6 +147,37 @@ class Agent {
     }
   }
 
+  // Test hook "isolation": what a hostile guest would try on the host through its 9p shares, each
+  // attempt's errno (0 = it worked) in isolation-probe.json of the result share. vm.isolation checks
+  // the host-side result: no host secret read, no device node, no setuid-root file.
+  void isolation_probe() {
+    auto err = [](int rc) { return rc < 0 ? errno : 0; };
+    nlohmann::json r;
+    int fd = open("/etc/shadow", O_RDONLY | O_CLOEXEC);
+    r["read_etc_shadow"] = err(fd);
+    if (fd >= 0) close(fd);
+    fd = open("/root", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    r["open_root_home"] = err(fd);
+    if (fd >= 0) close(fd);
+    fd = open("/usr/bin/env", O_WRONLY | O_CLOEXEC);
+    r["write_host_root"] = err(fd);
+    if (fd >= 0) close(fd);
+    std::string share = a_.out_dir;
+    r["mknod_share"] = err(mknod((share + "/isolation-node").c_str(), S_IFCHR | 0666, makedev(1, 3)));
+    std::string f = share + "/isolation-suid";
+    fd = open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    r["create_share_file"] = err(fd);
+    if (fd >= 0) {
+      r["chown_root"] = err(fchown(fd, 0, 0));
+      r["chmod_suid"] = err(fchmod(fd, 04755));
+      close(fd);
+    }
+    try {
+      write_file_atomic(share + "/isolation-probe.json", r.dump() + "\n");
+    } catch (const std::exception&) {
+    }
+  }
+
   void on_phase(const std::string& case_name, const std::string& phase, const std::string& dir) {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -157,7 +189,7 @@ class Agent {
     if (phase == "race" && !hook.empty() && a_.test_hook && !hook_started_) {
       hook_started_ = true;
       double delay = std::min(1.0, ropt_.campaign.duration_s / 2);
-      std::thread([hook, dir, delay] {
+      std::thread([this, hook, dir, delay] {
         std::this_thread::sleep_for(std::chrono::duration<double>(delay));
         std::cerr << fmt::format("fsrace-agent: TEST HOOK {} (campaign [vm] test_hook)\n", hook) << std::flush;
         if (hook == "panic") {
@@ -167,6 +199,8 @@ class Agent {
             [[maybe_unused]] auto n = write(fd, "c", 1);
             close(fd);
           }
+        } else if (hook == "isolation") {
+          isolation_probe();
         } else if (hook == "freeze") {
           int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
           if (fd >= 0) ioctl(fd, FIFREEZE, 0);  // writers now block in sb_start_write: no progress

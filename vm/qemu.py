@@ -15,6 +15,8 @@ import ctypes
 import dataclasses
 import json
 import os
+import pwd
+import stat
 import shutil
 import signal
 import socket
@@ -43,6 +45,96 @@ def qemu_binary() -> str:
     return q
 
 
+# What the guest may reach on the host. QEMU started as root with 9p security_model=none would open every
+# host file for the guest with root's rights (the root share is read-only, but /etc/shadow and /root are
+# readable) and create what the guest asks for on the result share as root (setuid-root files, device
+# nodes). So when fsrace runs as root, QEMU drops to an unprivileged user right before the guest starts
+# (-runas): the disks, NVDIMM files, console and monitor are opened before that, the 9p exports' roots
+# too, and every file access of the guest after it has that user's rights. The result share is handed to
+# that user while the VM runs and back to the run directory's owner after it. Plus QEMU's seccomp
+# sandbox (no spawning, no obsolete syscalls, no resource-control calls).
+GUEST_USER = "nobody"
+SANDBOX = "on,obsolete=deny,spawn=deny,resourcecontrol=deny"
+
+
+@dataclasses.dataclass
+class Isolation:
+    user: str | None            # -runas USER, or None: QEMU keeps the invoking user's rights
+    uid: int = -1
+    gid: int = -1
+    sandbox: bool = False
+    note: str = ""              # what the guest can and cannot reach, in one sentence
+
+    def record(self) -> dict:
+        return {"qemu_user": self.user or pwd.getpwuid(os.geteuid()).pw_name, "sandbox": SANDBOX if self.sandbox else "",
+                "note": self.note}
+
+
+def _world_reachable(path: str) -> str | None:
+    """None if an unprivileged user can reach `path` (every directory above it searchable by others, the
+    file readable and, if executable, executable by others); else the first path component that is not."""
+    path = os.path.realpath(path)
+    parts = path.split("/")
+    for i in range(2, len(parts)):
+        d = "/".join(parts[:i])
+        try:
+            if not os.stat(d).st_mode & stat.S_IXOTH:
+                return d
+        except OSError:
+            return d
+    try:
+        m = os.stat(path).st_mode
+    except OSError:
+        return path
+    need = stat.S_IROTH | (stat.S_IXOTH if m & stat.S_IXUSR else 0)
+    return None if (m & need) == need else path
+
+
+def plan_isolation(guest_reads: list[str], qemu_help: str) -> Isolation:
+    """How QEMU is confined, from who runs fsrace and what the guest must read from the host root (the
+    fsrace binary: the guest runs it)."""
+    sandbox = "-sandbox" in qemu_help
+    if os.geteuid() != 0:
+        return Isolation(None, sandbox=sandbox, note="QEMU runs as the invoking user: the guest reads the host files that user "
+                         "can read (the root share is read-only) and writes only its result share")
+    if "-runas" not in qemu_help:
+        return Isolation(None, sandbox=sandbox, note="this QEMU has no -runas: QEMU runs as root and the guest can read every "
+                         "host file (read-only); it writes only its result share")
+    try:
+        pw = pwd.getpwnam(GUEST_USER)
+    except KeyError:
+        return Isolation(None, sandbox=sandbox, note=f"no user {GUEST_USER!r} on this host: QEMU runs as root and the guest can "
+                         "read every host file (read-only); it writes only its result share")
+    for p in guest_reads:
+        bad = _world_reachable(p)
+        if bad:
+            return Isolation(None, sandbox=sandbox, note=f"QEMU runs as root, so the guest can read every host file (read-only): "
+                             f"{bad} is not reachable for an unprivileged user, and the guest must run {p} "
+                             f"(chmod o+rx {bad} lets fsrace run QEMU as {GUEST_USER})")
+    return Isolation(GUEST_USER, pw.pw_uid, pw.pw_gid, sandbox,
+                     f"QEMU runs as {GUEST_USER} after opening the disks: the guest reads only world-readable host files "
+                     f"(the root share is read-only) and writes only its result share, as {GUEST_USER} (no setuid-root "
+                     f"files, no device nodes)")
+
+
+def give_share(path: str, iso: Isolation):
+    """The result share belongs to the QEMU user while the VM runs (the guest writes it as that user)."""
+    if iso.user:
+        os.chown(path, iso.uid, iso.gid)
+
+
+def take_back(tree: str, uid: int, gid: int):
+    """After the VM: everything in `tree` to the run directory's owner (chown by root also clears any
+    setuid / setgid bit the guest set)."""
+    for root, dirs, files in os.walk(tree):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            try:
+                if os.lstat(n).st_uid != uid:
+                    os.lchown(n, uid, gid)
+            except OSError:
+                pass
+
+
 def _pdeathsig():
     """Runs in the QEMU child before exec: die with the runner, never outlive it."""
     try:
@@ -62,6 +154,7 @@ class InstanceSpec:
     console: str                # serial console log file (always written)
     workdir: str                # monitor socket and QEMU's stderr live here
     root_share: bool = True     # export the host's / read-only as the guest root
+    isolation: Isolation | None = None
     pmem: list[str] = dataclasses.field(default_factory=list)  # files -> NVDIMMs (pmem0, pmem1, ... in order)
 
 
@@ -89,6 +182,11 @@ class QemuInstance:
              "-chardev", f"file,id=con,path={s.console}", "-serial", "chardev:con",
              "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
              "-nic", "none", "-no-reboot"]
+        iso = s.isolation
+        if iso and iso.user:
+            a += ["-runas", iso.user]
+        if iso and iso.sandbox:
+            a += ["-sandbox", SANDBOX]
         if s.root_share:
             a += ["-virtfs", f"local,path=/,mount_tag={ROOT_TAG},security_model=none,readonly=on,multidevs=remap"]
         if s.share:
@@ -198,6 +296,7 @@ class QemuInstance:
 class QemuBackend:
     def __init__(self, accel: str, cpus: int, memory_mib: int):
         self.qemu = qemu_binary()
+        self._help: str | None = None
         self.accel = accel
         self.cpus = cpus
         self.memory_mib = memory_mib
@@ -206,6 +305,14 @@ class QemuBackend:
         if self.accel == "kvm":
             return ["-accel", "kvm", "-cpu", "host"]
         return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+
+    def help_text(self) -> str:
+        if self._help is None:
+            try:
+                self._help = subprocess.run([self.qemu, "-help"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                self._help = ""
+        return self._help
 
     def create(self, spec: InstanceSpec) -> QemuInstance:
         return QemuInstance(self, spec)

@@ -25,7 +25,7 @@ import tomllib
 from . import initramfs, kernel as kernel_mod
 from .errors import VmError
 from .initramfs import GUEST_OUT
-from .qemu import QemuBackend, InstanceSpec, detect_accel, qemu_binary
+from .qemu import QemuBackend, InstanceSpec, detect_accel, give_share, plan_isolation, qemu_binary, take_back
 from .status import VmStatus, stderr_is_terminal
 
 AGENT_START = b"fsrace-agent: started"
@@ -298,6 +298,8 @@ class VmRun:
                      f"cluster daemons run inside the guest")
             mem = kernel_mod.CEPH_MIN_MEMORY_MIB
         self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), mem)
+        self.isolation = plan_isolation([self.fsrace], self.backend.help_text())
+        self.say(f"guest isolation: {self.isolation.note}")
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
 
     def shard_record(self) -> dict:
@@ -375,8 +377,9 @@ class VmRun:
                    "cd /tmp\n"
                    f"exec {shlex.join(argv)}\n")
         append = f"fsrace.keep={self.keep}" if self.keep else ""
+        give_share(j.dir, self.isolation)
         j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
-                                                  j.console, j.work, pmem=j.pmem))
+                                                  j.console, j.work, pmem=j.pmem, isolation=self.isolation))
 
     # -- watching --
     def start(self, j: Job):
@@ -568,6 +571,7 @@ class VmRun:
             "initramfs": self.initrd,
             "accel": self.accel, "accel_note": self.accel_note,
             "cpus": self.backend.cpus, "memory_mib": self.backend.memory_mib, "jobs": len(self.jobs),
+            "isolation": self.isolation.record(),
             "vms": [],
         }
         for j in self.jobs:
@@ -583,6 +587,10 @@ class VmRun:
             if j.inst:
                 j.inst.cleanup()
             shutil.rmtree(j.work, ignore_errors=True)
+        iso = getattr(self, "isolation", None)
+        if iso and iso.user and os.path.isdir(self.run_dir):
+            st = os.stat(self.run_dir)
+            take_back(self.run_dir, st.st_uid, st.st_gid)  # what the guest wrote as the QEMU user
 
     def discard_unbooted(self):
         """Nothing booted: remove what this run wrote, so that no run directory holds only its campaign."""

@@ -474,6 +474,41 @@ class QemuArgv(unittest.TestCase):
         self.assertIn("fsrace.guest=1", BASE_APPEND)
         kvm = QemuBackend("kvm", 1, 512).accel_args()
         self.assertEqual(kvm, ["-accel", "kvm", "-cpu", "host"])
+        self.assertNotIn("-runas", a)
+        from vm.qemu import Isolation, SANDBOX
+        iso = Isolation("nobody", 65534, 65534, True, "x")
+        a = b.create(InstanceSpec("/k/vmlinux", "/k/initrd", "", "/r/vm0", [], "/r/console.log", "/w", isolation=iso)).argv()
+        self.assertEqual(a[a.index("-runas") + 1], "nobody")
+        self.assertEqual(a[a.index("-sandbox") + 1], SANDBOX)
+
+
+class IsolationPlan(unittest.TestCase):
+    """Who QEMU runs as: an unprivileged user when fsrace is root and the guest can reach what it runs."""
+
+    def test_plan(self):
+        from vm import qemu
+        help_text = "-runas user\n-sandbox on\n"
+        with tempfile.TemporaryDirectory() as d:
+            binary = os.path.join(d, "fsrace")
+            with open(binary, "w") as f:
+                f.write("x")
+            os.chmod(binary, 0o755)
+            os.chmod(d, 0o755)
+            with unittest.mock.patch("os.geteuid", return_value=0):
+                iso = qemu.plan_isolation([binary], help_text)
+                self.assertEqual(iso.user, qemu.GUEST_USER)
+                self.assertTrue(iso.sandbox)
+                self.assertIn("world-readable", iso.note)
+                os.chmod(d, 0o700)  # the guest could not run the binary as nobody: root, and the note says why
+                iso = qemu.plan_isolation([binary], help_text)
+                self.assertIsNone(iso.user)
+                self.assertIn(f"chmod o+rx {os.path.realpath(d)}", iso.note)
+                os.chmod(d, 0o755)
+                self.assertIsNone(qemu.plan_isolation([binary], "-sandbox on").user)  # no -runas in this QEMU
+            with unittest.mock.patch("os.geteuid", return_value=1000):
+                iso = qemu.plan_isolation([binary], help_text)
+                self.assertIsNone(iso.user)
+                self.assertIn("invoking user", iso.note)
 
 
 if __name__ == "__main__":
