@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "harness/kernel_events.h"
 #include "probes/fsrace_events.h"
 
 namespace fsrace {
@@ -48,14 +49,36 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         file_of_inode[{i.value("dev", 0u), i.value("ino", uint64_t(0))}] = it->second;
   // Flush times per (file, page), sorted.
   std::map<std::pair<uint16_t, uint64_t>, std::vector<uint64_t>> flushes;
+  std::map<std::pair<uint16_t, uint64_t>, std::vector<const fsr_event*>> flush_events;  // the same, the events (for the detail)
   for (const auto& e : ev.events) {
     if (e.kind != FSR_EV_DAX_WRITEBACK) continue;
     auto it = file_of_inode.find({e.dev, e.ino});
     if (it == file_of_inode.end()) continue;
     ++st.flush_events;
-    for (uint64_t p = e.a[0]; p < e.a[0] + std::min<uint64_t>(e.a[1], 1 << 18); ++p) flushes[{it->second, p}].push_back(e.ts_ns);
+    for (uint64_t p = e.a[0]; p < e.a[0] + std::min<uint64_t>(e.a[1], 1 << 18); ++p) {
+      flushes[{it->second, p}].push_back(e.ts_ns);
+      flush_events[{it->second, p}].push_back(&e);
+    }
   }
   for (auto& [k, v] : flushes) std::sort(v.begin(), v.end());
+  for (auto& [k, v] : flush_events) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->ts_ns < b->ts_ns; });
+  // The page's first flush after t (the sync's return): who flushed it and when. A flush a moment later
+  // by another task (a punch's or the flusher's writeback) means that writeback had already taken the
+  // entry's TOWRITE mark when this sync tagged and walked the range, and the sync returned without
+  // waiting for its flush; none for long means nothing flushed the store at all.
+  auto next_flush = [&](uint16_t f, uint64_t p, uint64_t t) -> std::string {
+    auto it = flush_events.find({f, p});
+    const fsr_event* n = nullptr;
+    if (it != flush_events.end())
+      for (const fsr_event* e : it->second)
+        if (e->ts_ns > t) {
+          n = e;
+          break;
+        }
+    if (!n) return "; no dax_writeback_one flushed the page later in the race either";
+    return fmt::format("; the page's next flush came {:.3f} ms after the sync returned, from {} (dax_writeback_one index {}+{})",
+                       double(n->ts_ns - t) / 1e6, event_actor(*n), n->a[0], n->a[1]);
+  };
   auto flushed_in = [&](uint16_t f, uint64_t p, uint64_t t0, uint64_t t1) {
     auto it = flushes.find({f, p});
     if (it == flushes.end()) return false;
@@ -114,9 +137,9 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         fd.detail = fmt::format(
             "the store to page {} of {} through the DAX mapping ({}) ended {:.3f} ms before {} ({}) of that page began, "
             "and no fs_dax:dax_writeback_one flushed the page's entry between the store and the sync's return: on real "
-            "persistent memory the store could still sit in the CPU cache after the sync said it was durable",
+            "persistent memory the store could still sit in the CPU cache after the sync said it was durable{}",
             p, fname, op_ref(*s), double(y->start_ns - s->end_ns) / 1e6, OpKind(y->kind) == OpKind::kMsync ? "msync(MS_SYNC)" : "fsync",
-            op_ref(*y));
+            op_ref(*y), next_flush(s->file, p, y->end_ns));
         out.push_back(std::move(fd));
       }
     }

@@ -2,6 +2,8 @@
 // must have a dax_writeback_one covering the page between the store's start and the sync's return.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "core/oplog.h"
 #include "harness/dax_check.h"
 #include "probes/events.h"
@@ -30,8 +32,9 @@ struct Fixture {
     ops.meta = {{"files", {{{"name", "f0"}, {"file_id", 1}, {"blocks", 1024}}}}};
     ev.trailer = {{"dropped", 0}, {"inodes", {{{"dev", 7}, {"ino", 12}, {"name", "f0"}}}}};
   }
-  void flush(uint64_t ts, uint64_t pg, uint64_t len) {
+  void flush(uint64_t ts, uint64_t pg, uint64_t len, const char* comm = "fsr-sync0") {
     fsr_event e{};
+    snprintf(e.comm, sizeof e.comm, "%s", comm);
     e.kind = FSR_EV_DAX_WRITEBACK;
     e.probe = FSR_P_DAX_WRITEBACK_ONE;
     e.ts_ns = ts;
@@ -65,6 +68,25 @@ TEST(DaxFlush, UnflushedStoreBeforeSyncIsAFinding) {
   EXPECT_EQ(fs[0].cls, "dax-unflushed");
   EXPECT_EQ(*fs[0].block, 2u);
   EXPECT_EQ(fs[0].file, "f0");
+}
+
+// The detail says what flushed the page next: a writeback by another task right after the sync returned
+// (it had taken the entry before the sync walked the range), or nothing at all.
+TEST(DaxFlush, TheDetailNamesThePagesNextFlushAndWho) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 4096, 8192), op(2, OpKind::kFsync, 300, 400, 0, 1024 * 4096)};
+  f.flush(350, 1, 1);
+  f.flush(400 + 500000, 0, 512, "kworker/u4:1");  // page 2's flush, 0.5 ms after the fsync returned
+  auto fs = f.run();
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_NE(fs[0].detail.find("the page's next flush came 0.500 ms after the sync returned, from a kernel worker"), std::string::npos)
+      << fs[0].detail;
+  EXPECT_NE(fs[0].detail.find("index 0+512"), std::string::npos) << fs[0].detail;
+  Fixture g;
+  g.ops.ops = f.ops.ops;
+  auto gs = g.run();
+  ASSERT_EQ(gs.size(), 2u);
+  EXPECT_NE(gs[0].detail.find("no dax_writeback_one flushed the page later in the race either"), std::string::npos) << gs[0].detail;
 }
 
 TEST(DaxFlush, PmdFlushCoversItsPages) {
