@@ -89,9 +89,13 @@ void analyze_probe_events(const std::string& dir, const json& inputs, json& prob
         }
       probes["analysis"]["dax_faults"] = {{"pte", pte}, {"pmd", pmd}, {"pmd_fallback", pmd_fallback}};
     }
+  } catch (const Fatal&) {
+    throw;
   } catch (const std::exception& e) {
-    probes["error"] = fmt::format("events.bin unreadable: {}", e.what());
-    notes.push_back(fmt::format("{}: {}: findings are not explained by kernel events", dir, probes["error"].get<std::string>()));
+    // Damaged (not missing): the event-only checks (DAX flushes, reservations, DIO invalidation) cannot
+    // be judged, so a verdict without them would be a silent "clean". One line, exit 2.
+    throw Fatal(fmt::format("{}/events.bin is damaged ({}): the case cannot be judged from it; restore the file, or delete it to "
+                            "judge the case without kernel events", dir, e.what()));
   }
 }
 

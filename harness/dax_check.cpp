@@ -38,6 +38,12 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     st.skipped = fmt::format("{} probe events were dropped: a missing flush event proves nothing", dropped);
     return done();
   }
+  uint64_t missed = ev.trailer.is_object() ? ev.trailer.value("bpf_misses", uint64_t(0)) : 0;
+  if (missed) {
+    st.skipped = fmt::format("the kernel skipped {} BPF program run(s) (recursion protection): a missing flush event proves nothing",
+                             missed);
+    return done();
+  }
   // File index (op log) <-> inode (events) by name.
   std::map<std::string, uint16_t> file_of_name;
   if (data.meta.contains("files"))

@@ -511,6 +511,16 @@ int main(int argc, char** argv) {
       ReportModel m = load_report(rep_dirs, {}, rep_fmt.html || rep_fmt.perfetto);
       std::string out = rep_out.empty() ? m.runs[0].dir : rep_out;
       for (const auto& p : write_reports(m, out, rep_fmt)) std::cout << p << "\n";
+      // A damaged ops.bin / events.bin: the reports are written (the verdict is findings.json's), but
+      // without those timelines, so the report is not whole: say which file, exit 2.
+      std::vector<std::string> damaged = m.damaged;
+      for (const auto& [dir, cd] : m.loaded)
+        if (cd && cd->note.find("unreadable") != std::string::npos) damaged.push_back(cd->note);
+      if (!damaged.empty()) {
+        std::cerr << fmt::format("fsrace: {}{}: the reports were written without its timelines; restore the file or rerun the case\n",
+                                 damaged[0], damaged.size() > 1 ? fmt::format(" (and {} more case(s))", damaged.size() - 1) : "");
+        return 2;
+      }
       return exit_code_of(m.doc);
     }
     if (*ana) {

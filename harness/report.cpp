@@ -130,6 +130,9 @@ std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing
     s += fmt::format("  probes: {}/{} attached", p.value("attached", 0), p.value("total", 0));
     if (p.contains("events")) s += fmt::format(", {} events, {} dropped{}", p.value("events", 0), p.value("dropped", 0),
                                                p.value("dropped", 0) ? " (ring buffer full: raise [probes] ringbuf_mib)" : "");
+    if (p.value("bpf_misses", uint64_t(0)))
+      s += fmt::format(", {} program runs skipped by the kernel (BPF recursion protection: their events are missing)",
+                       p.value("bpf_misses", uint64_t(0)));
     if (p.contains("cpu") && p["cpu"].value("bpf_stats", false) && p["cpu"].value("process_ns", uint64_t(0)))
       s += fmt::format(", CPU {:.1f} % of fsrace's over the first {:.2g} s of the race (BPF {:.1f} ms in {} runs, reader {:.1f} ms)",
                        100 * p["cpu"].value("share", 0.0), p["cpu"].value("window_s", 0.0), p["cpu"].value("bpf_ns", uint64_t(0)) / 1e6,

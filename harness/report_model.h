@@ -47,6 +47,10 @@ struct ReportModel {
   size_t left_out = 0;   // findings in the doc not itemised
   nlohmann::json config; // kernel config highlights known for the run(s) (run.kernel_config)
   std::map<std::string, std::shared_ptr<const CaseData>> loaded;  // case dir -> its files (cases with itemised findings)
+  // Case files that could not be decoded while writing (ops.bin / events.bin damaged): what was left out.
+  // Mutable: the writers take the model const and add what they met (the trace writer reads ops.bin of
+  // cases without itemised findings).
+  mutable std::vector<std::string> damaged;
 };
 
 // Reads the run directories (each must hold a findings.json of this fsrace; Fatal otherwise, naming it)

@@ -88,7 +88,8 @@ json chrome_trace(const ReportModel& m, size_t max_events) {
       if (!path_exists(dir + "/ops.bin")) continue;
       try {
         own = load_oplog(dir + "/ops.bin");
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        m.damaged.push_back(fmt::format("ops.bin unreadable: {}", e.what()));
         continue;
       }
       dp = &own;

@@ -77,6 +77,10 @@ Attacher::RunStats Attacher::run_stats() const {
       if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
       st.run_ns += info.run_time_ns;
       st.runs += info.run_cnt;
+      if (info.recursion_misses) {
+        st.misses += info.recursion_misses;
+        st.misses_by_program[bpf_program__name(p)] += info.recursion_misses;
+      }
       if (info.run_cnt) {
         auto& e = st.by_program[bpf_program__name(p)];
         e.first += info.run_time_ns;

@@ -78,6 +78,10 @@ class Attacher {
   struct RunStats {
     uint64_t run_ns = 0, runs = 0;
     std::map<std::string, std::pair<uint64_t, uint64_t>> by_program;  // name -> {run_ns, runs}
+    // Runs the kernel skipped (bpf_prog_info.recursion_misses: the program was already running on that
+    // CPU): an event it would have made is missing without a drop being counted.
+    uint64_t misses = 0;
+    std::map<std::string, uint64_t> misses_by_program;
   };
   RunStats run_stats() const;
 

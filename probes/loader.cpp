@@ -551,6 +551,12 @@ SessionStats ProbeSession::stop() {
     for (const auto& [name, ns_runs] : v)
       st.bpf_programs.push_back({{"program", name}, {"ns", ns_runs.first}, {"runs", ns_runs.second}});
   }
+  nlohmann::json misses_by_program = nlohmann::json::object();
+  if (im.at) {
+    auto now = im.at->run_stats();  // the whole session (not the CPU-stats window)
+    st.bpf_misses = now.misses;
+    for (const auto& [n, k] : now.misses_by_program) misses_by_program[n] = k;
+  }
   st.reader_cpu_ns = im.win_reader_ns;
   st.process_cpu_ns = im.win_proc_ns;
   st.window_ns = im.win_ns;
@@ -576,7 +582,8 @@ SessionStats ProbeSession::stop() {
   st.events = events_.load();
   if (im.out_fd >= 0) {
     nlohmann::json t = {{"events", st.events}, {"dropped", st.dropped}, {"hits", st.hits}, {"per_probe", st.per_probe},
-                        {"inodes", im.inodes}, {"short_records", im.short_records}};
+                        {"inodes", im.inodes}, {"short_records", im.short_records}, {"bpf_misses", st.bpf_misses},
+                        {"bpf_misses_by_program", misses_by_program}};
     std::string tb = encode_events_trailer(t);
     bool ok = !im.write_errno && write(im.out_fd, tb.data(), tb.size()) == ssize_t(tb.size()) && fsync(im.out_fd) == 0;
     int e = im.write_errno ? im.write_errno : errno;
@@ -617,6 +624,7 @@ nlohmann::json stop_and_record(ProbeSession& probe) {
   }
   j["events"] = st->events;
   j["dropped"] = st->dropped;
+  if (st->bpf_misses) j["bpf_misses"] = st->bpf_misses;
   // What the probes cost in CPU: kernel time in the BPF programs (run-time statistics) and the ring
   // buffer reader, against fsrace's CPU time, over the sampling window at the start of the race.
   j["cpu"] = {{"bpf_stats", st->bpf_stats}, {"window_s", st->window_ns / 1e9}, {"bpf_ns", st->bpf_run_ns},

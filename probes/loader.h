@@ -66,6 +66,7 @@ struct SessionStats {
   bool bpf_stats = false;
   uint64_t bpf_run_ns = 0, bpf_runs = 0, reader_cpu_ns = 0, process_cpu_ns = 0, window_ns = 0;
   nlohmann::json bpf_programs;  // program -> {ns, runs}, the costliest first
+  uint64_t bpf_misses = 0;      // program runs the kernel skipped (recursion protection): events lost uncounted
 };
 
 // One line from libbpf's output of a failed bpf_object__load: "verifier on <prog>: <last lines of the

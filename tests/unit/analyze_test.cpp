@@ -170,6 +170,19 @@ TEST_F(CaseDir, AMissingEventsFileIsANoteNotAnError) {
   EXPECT_NE(a.info["probes"]["error"].get<std::string>().find("not explained by kernel events"), std::string::npos);
 }
 
+TEST_F(CaseDir, ADamagedEventsFileIsAnErrorNamingIt) {
+  race_["case"]["probes"] = {{"attached", 20}, {"events", 1000}, {"dropped", 0}};
+  write("");
+  write_file_atomic(dir_ + "/events.bin", "FSREVTS\0 garbage, not an events file");
+  try {
+    analyze_case(dir_);
+    FAIL() << "damaged events.bin accepted";
+  } catch (const Fatal& e) {
+    EXPECT_NE(std::string(e.what()).find("events.bin is damaged"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("delete it to judge the case without kernel events"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 
 TEST(RevalidationNote, OnlyXfsWithTheProbeAttachedAndTheDelaysDelayingAndNoRevalidation) {

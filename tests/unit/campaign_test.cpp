@@ -180,7 +180,7 @@ TEST(CampaignVm, BadInputs) {
   EXPECT_EQ(err("[vm]\ncpus = 1.5\n"), "c.toml:2:8: 'cpus' must be an integer");
   EXPECT_EQ(err("[vm]\nmemory_mib = 64\n"), "c.toml:2:14: 'memory_mib' = 64 is out of range; allowed: 256 to 1048576");
   EXPECT_EQ(err("[vm]\nboot_timeout_s = 1\n"), "c.toml:2:18: 'boot_timeout_s' = 1 is out of range; allowed: 5 to 3600");
-  EXPECT_EQ(err("[vm]\ntest_hook = \"oops\"\n"), "c.toml:2:13: unknown test_hook 'oops'; allowed: panic, freeze");
+  EXPECT_EQ(err("[vm]\ntest_hook = \"oops\"\n"), "c.toml:2:13: unknown test_hook 'oops'; allowed: panic, freeze, isolation");
   EXPECT_EQ(err("vm = 3\n"), "c.toml:1:6: [vm] must be a table");
 }
 

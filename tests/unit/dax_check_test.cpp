@@ -89,6 +89,17 @@ TEST(DaxFlush, TheDetailNamesThePagesNextFlushAndWho) {
   EXPECT_NE(gs[0].detail.find("no dax_writeback_one flushed the page later in the race either"), std::string::npos) << gs[0].detail;
 }
 
+// Program runs the kernel skipped (bpf_prog_info.recursion_misses) may have been flush events: no verdict.
+TEST(DaxFlush, SkippedProgramRunsMeanNoVerdict) {
+  Fixture f;
+  f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 4096, 4096), op(2, OpKind::kFsync, 300, 400, 0, 1024 * 4096)};
+  ASSERT_EQ(f.run().size(), 1u);
+  f.ev.trailer["bpf_misses"] = 3;
+  DaxFlushStats st;
+  EXPECT_TRUE(f.run(&st).empty());
+  EXPECT_NE(st.skipped.find("skipped 3 BPF program run(s)"), std::string::npos) << st.skipped;
+}
+
 TEST(DaxFlush, PmdFlushCoversItsPages) {
   Fixture f;
   f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 600 * 4096, 4096), op(2, OpKind::kFsync, 300, 400, 0, 1024 * 4096)};
