@@ -13,8 +13,6 @@
 #                               without XFS_MMAPLOCK_EXCL), punch-vs-fault on XFS
 #   detect.sh ceph-punch-lock   seed 001 on ceph: kernels/patches/ceph-punch-no-invalidate-lock.patch
 #                               (ceph_fallocate without invalidate_lock), punch-vs-fault on the guest's cluster
-#   detect.sh ceph-dio-invalidate  seed 000 on ceph: kernels/patches/ceph-dio-no-invalidate.patch (an O_DIRECT
-#                               write no longer drops the page cache), dio-vs-mmap on the guest's cluster
 #   detect.sh dax-redirty       seed 003: kernels/patches/dax-no-redirty.patch (a write fault on an existing
 #                               DAX entry no longer dirties it), dax-sync-vs-write-fault on ext4-dax + xfs-dax
 # The kernels come from `python3 kernels/kbuild.py build <variant>` (stock from cold: 36 min measured on 2
@@ -22,7 +20,7 @@
 # skipped (exit 77) with the command to run. The buggy run's report.html is opened in chromium (the real
 # race's timeline: thread and kernel lanes, the highlighted read; screenshot in $FSRACE_TEST_OUT).
 source "$(dirname "$0")/../integration/common.sh"
-case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate|ext4-punch-lock|xfs-falloc-mmaplock|ceph-punch-lock|ceph-dio-invalidate|dax-redirty}" in
+case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate|ext4-punch-lock|xfs-falloc-mmaplock|ceph-punch-lock|dax-redirty}" in
   invalidate-lock) buggy=no-invalidate-lock; campaign=detect-invalidate-lock; want='stale-after-punch' ;;
   ext4-da-recheck) buggy=ext4-da-no-recheck; campaign=detect-ext4-da-recheck; want='ext4-reservation'
     no_read=1 ;;  # reservation and space findings: timelines without a read to highlight
@@ -32,7 +30,6 @@ case "${1:?invalidate-lock|ext4-da-recheck|ext4-punch-fdatasync|dio-invalidate|e
   ext4-punch-lock) buggy=ext4-punch-no-invalidate-lock; campaign=detect-ext4-punch-lock; want='stale-after-punch' ;;
   xfs-falloc-mmaplock) buggy=xfs-falloc-no-mmaplock; campaign=detect-xfs-falloc-mmaplock; want='stale-after-punch' ;;
   ceph-punch-lock) buggy=ceph-punch-no-invalidate-lock; campaign=detect-ceph-punch-lock; want='stale-after-punch' ;;
-  ceph-dio-invalidate) buggy=ceph-dio-no-invalidate; campaign=detect-ceph-dio-invalidate; want='stale' ;;
   dax-redirty) buggy=dax-no-redirty; campaign=detect-dax-redirty; want='dax-unflushed'
     no_read=1 ;;  # the finding is a store a sync did not flush: no read to highlight
   *) fail "unknown detection $1" ;;
