@@ -292,8 +292,11 @@ void finding_card(std::string& h, const json& f, const json& w, size_t widx) {
                    info ? " informational" : "", widx, esc(str(f, "class")), esc(where), esc(str(f, "case")), esc(str(f, "phase")));
   h += "<dl class='kv'>";
   if (f.contains("got")) {
-    h += fmt::format("<dt>got</dt><dd><code>{}</code>{}</dd>", esc(str(f, "got")),
-                     f.contains("got_value") ? "<br><span class='muted'>" + esc(decode_value(f["got_value"])) + "</span>" : "");
+    // The decoded stamp only when it says more than the raw value ("zeroes" needs no "zero" under it).
+    std::string dec = f.contains("got_value") ? decode_value(f["got_value"]) : "";
+    std::string got = str(f, "got");
+    bool adds = !dec.empty() && got.rfind(dec, 0) != 0;
+    h += fmt::format("<dt>got</dt><dd><code>{}</code>{}</dd>", esc(got), adds ? "<br><span class='muted'>" + esc(dec) + "</span>" : "");
   }
   if (f.contains("expected") && f["expected"].is_array() && !f["expected"].empty()) {
     std::string e;
