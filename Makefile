@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test unit demo bench bench-probes bench-bisect clean
+.PHONY: bench-report all deps build test unit demo bench bench-probes bench-bisect clean
 
 all: build
 
@@ -41,6 +41,10 @@ bench-bisect:
 bench-probes: build
 	bash bench/probes_overhead.sh
 	$(BUILD_DIR)/bench/fsrace_probe_bench
+
+# reports (issue 16): fsrace report's time and memory on a 60 s case with probes, report.html in chromium (root)
+bench-report: build
+	bash bench/report_bench.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -15,6 +15,7 @@ PKGS=(
   # trace reports (fsrace report): their tests validate findings.json (JSON Schema), junit.xml (xmllint
   # --schema) and open report.html in a real browser (headless chromium)
   python3-jsonschema libxml2-utils chromium
+  time                        # /usr/bin/time: bench/report_bench.sh (wall time and peak RSS of fsrace report)
   # DAX filesystems (ext4-dax, xfs-dax): the guest makes its NVDIMM namespace fsdax with ndctl
   ndctl
   # ceph (filesystems = ["ceph"]): the single-node cluster the guest starts (harness/ceph_cluster.h)
