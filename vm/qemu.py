@@ -117,6 +117,22 @@ def plan_isolation(guest_reads: list[str], qemu_help: str) -> Isolation:
                      f"files, no device nodes)")
 
 
+def shares_can_change_owner(parent: str, iso: Isolation) -> bool:
+    """Whether a directory made under `parent` can be given to the QEMU user (not on a root-squashed or
+    ownerless filesystem); tried on a scratch directory that is removed again."""
+    try:
+        d = tempfile.mkdtemp(prefix=".fsrace-chown.", dir=parent)
+    except OSError:
+        return False
+    try:
+        os.chown(d, iso.uid, iso.gid)
+        return os.stat(d).st_uid == iso.uid
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def give_share(path: str, iso: Isolation):
     """The result share belongs to the QEMU user while the VM runs (the guest writes it as that user)."""
     if iso.user:

@@ -505,6 +505,13 @@ class IsolationPlan(unittest.TestCase):
                 self.assertIn(f"chmod o+rx {os.path.realpath(d)}", iso.note)
                 os.chmod(d, 0o755)
                 self.assertIsNone(qemu.plan_isolation([binary], "-sandbox on").user)  # no -runas in this QEMU
+            # a results filesystem that refuses chown (root_squash): the share cannot be handed over
+            if os.geteuid() == 0:
+                self.assertTrue(qemu.shares_can_change_owner(d, qemu.Isolation("nobody", 65534, 65534)))
+            with unittest.mock.patch("os.chown", side_effect=PermissionError(1, "Operation not permitted")):
+                self.assertFalse(qemu.shares_can_change_owner(d, qemu.Isolation("nobody", 65534, 65534)))
+            self.assertFalse(qemu.shares_can_change_owner(os.path.join(d, "missing"), qemu.Isolation("nobody", 65534, 65534)))
+            self.assertEqual(sorted(os.listdir(d)), ["fsrace"])  # the scratch directories are gone
             with unittest.mock.patch("os.geteuid", return_value=1000):
                 iso = qemu.plan_isolation([binary], help_text)
                 self.assertIsNone(iso.user)
