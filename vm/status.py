@@ -90,7 +90,8 @@ class VmStatus:
             rate = f" {rate_text(v['rate'])} ops/s" if v["phase"] == "race" and v["sample"] and v["rate"] >= 0.5 else ""
             parts.append(f"vm{i} {v['case']} {v['phase']}{rate}")
         f = ", ".join(f"{k} {n}" for k, n in sorted(self.findings.items()))
-        return (f"[fsrace {clock_text(now - self.t0)} / ~{clock_text(self.planned_s)}] cases {len(self.done)}/{self.cases_total}"
+        cases = f" cases {len(self.done)}/{self.cases_total}" if self.cases_total else ""  # explore: the guest picks rounds
+        return (f"[fsrace {clock_text(now - self.t0)} / ~{clock_text(self.planned_s)}]{cases}"
                 f"  {'; '.join(parts) or '-'}  findings: {f or 'none'}")
 
     # -- the terminal --

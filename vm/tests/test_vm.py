@@ -563,6 +563,9 @@ class LiveStatusTest(unittest.TestCase):
                                "vm1 xfs-punch-vs-fault setup  findings: cache-incoherent 1, stale 3")
         st.vm_ended(1)
         self.assertNotIn("vm1", st.render(126.0))
+        ex = VmStatus(0, 600.0, live=False, clock=lambda: 0.0)  # explore: no case list
+        ex.heartbeat(0, "round-3-ext4-punch-vs-fault", "race", 10, 1.0)
+        self.assertEqual(ex.render(60.0), "[fsrace 1:00 / ~10:00]  vm0 round-3-ext4-punch-vs-fault race  findings: none")
 
     def test_terminal_repaints_and_plain_lines_go_above(self):
         import io
