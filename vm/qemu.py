@@ -90,9 +90,10 @@ def _world_reachable(path: str) -> str | None:
     return None if (m & need) == need else path
 
 
-def plan_isolation(guest_reads: list[str], qemu_help: str) -> Isolation:
-    """How QEMU is confined, from who runs fsrace and what the guest must read from the host root (the
-    fsrace binary: the guest runs it)."""
+def plan_isolation(guest_reads: list[str], qemu_help: str, share_parent: str | None = None) -> Isolation:
+    """How QEMU is confined, from who runs fsrace, what the guest must read from the host root (the
+    fsrace binary: the guest runs it) and whether the result shares (made under `share_parent`) can be
+    handed to the QEMU user."""
     sandbox = "-sandbox" in qemu_help
     if os.geteuid() != 0:
         return Isolation(None, sandbox=sandbox, note="QEMU runs as the invoking user: the guest reads the host files that user "
@@ -111,6 +112,10 @@ def plan_isolation(guest_reads: list[str], qemu_help: str) -> Isolation:
             return Isolation(None, sandbox=sandbox, note=f"QEMU runs as root, so the guest can read every host file (read-only): "
                              f"{bad} is not reachable for an unprivileged user, and the guest must run {p} "
                              f"(chmod o+rx {bad} lets fsrace run QEMU as {GUEST_USER})")
+    if share_parent and not shares_can_change_owner(share_parent, Isolation(GUEST_USER, pw.pw_uid, pw.pw_gid)):
+        return Isolation(None, sandbox=sandbox, note=f"QEMU runs as root, so the guest can read every host file (read-only): "
+                         f"the results directory {share_parent} does not let root hand a directory to {GUEST_USER} "
+                         f"(chown refused there, e.g. NFS root_squash); put --results on a local filesystem to confine the guest")
     return Isolation(GUEST_USER, pw.pw_uid, pw.pw_gid, sandbox,
                      f"QEMU runs as {GUEST_USER} after opening the disks: the guest reads only world-readable host files "
                      f"(the root share is read-only) and writes only its result share, as {GUEST_USER} (no setuid-root "

@@ -25,8 +25,7 @@ import tomllib
 from . import initramfs, kernel as kernel_mod
 from .errors import VmError
 from .initramfs import GUEST_OUT
-from .qemu import (QemuBackend, InstanceSpec, detect_accel, give_share, plan_isolation, qemu_binary,
-                   shares_can_change_owner, take_back)
+from .qemu import QemuBackend, InstanceSpec, detect_accel, give_share, plan_isolation, qemu_binary, take_back
 from .status import VmStatus, stderr_is_terminal
 
 AGENT_START = b"fsrace-agent: started"
@@ -299,12 +298,7 @@ class VmRun:
                      f"cluster daemons run inside the guest")
             mem = kernel_mod.CEPH_MIN_MEMORY_MIB
         self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), mem)
-        self.isolation = plan_isolation([self.fsrace], self.backend.help_text())
-        if self.isolation.user and not shares_can_change_owner(self.run_dir, self.isolation):
-            self.isolation = dataclasses.replace(
-                self.isolation, user=None, note=f"QEMU runs as root, so the guest can read every host file (read-only): the "
-                f"results directory {self.run_dir} does not let root hand a directory to {self.isolation.user} "
-                f"(chown refused there, e.g. NFS root_squash); put --results on a local filesystem to confine the guest")
+        self.isolation = plan_isolation([self.fsrace], self.backend.help_text(), self.run_dir)
         self.say(f"guest isolation: {self.isolation.note}")
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
 

@@ -512,6 +512,11 @@ class IsolationPlan(unittest.TestCase):
                 self.assertFalse(qemu.shares_can_change_owner(d, qemu.Isolation("nobody", 65534, 65534)))
             self.assertFalse(qemu.shares_can_change_owner(os.path.join(d, "missing"), qemu.Isolation("nobody", 65534, 65534)))
             self.assertEqual(sorted(os.listdir(d)), ["fsrace"])  # the scratch directories are gone
+            with unittest.mock.patch("os.geteuid", return_value=0), \
+                    unittest.mock.patch("vm.qemu.shares_can_change_owner", return_value=False):
+                iso = qemu.plan_isolation([binary], help_text, d)
+                self.assertIsNone(iso.user)
+                self.assertIn("root_squash", iso.note)
             with unittest.mock.patch("os.geteuid", return_value=1000):
                 iso = qemu.plan_isolation([binary], help_text)
                 self.assertIsNone(iso.user)
