@@ -25,6 +25,7 @@
 #include "harness/vm_launch.h"
 #include "harness/vm_report.h"
 #include "harness/analyze.h"
+#include "harness/kernel_events.h"
 #include "harness/results.h"
 #include "probes/events.h"
 #include "probes/fsrace_events.h"
@@ -246,7 +247,13 @@ int list_widening(bool json, bool verbose) {
 }
 
 // `fsrace events DIR` (issue 3): decodes a case's events.bin and prints it, one event per line.
-int print_events(const std::string& dir, size_t limit, bool header) {
+struct EventFilter {
+  std::optional<uint64_t> from_ns, to_ns;  // the case's clock (CLOCK_MONOTONIC ns, as ops and findings' time_ns)
+  std::string file;                        // a test file's name (the trailer's inode table)
+  std::optional<uint64_t> page;            // events whose page range covers this page
+};
+
+int print_events(const std::string& dir, size_t limit, bool header, const EventFilter& flt) {
   struct stat st{};
   bool is_dir = stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   std::string path = is_dir ? dir + "/events.bin" : dir;
@@ -261,17 +268,37 @@ int print_events(const std::string& dir, size_t limit, bool header) {
     std::cout << "header: " << d.header.dump(1) << "\ntrailer: " << d.trailer.dump(1) << "\n";
     return 0;
   }
-  uint64_t t0 = d.events.empty() ? 0 : d.events.front().ts_ns;
-  size_t n = 0;
-  for (const auto& e : d.events) {
-    if (limit && n++ == limit) {
-      std::cout << fmt::format("... {} more\n", d.events.size() - limit);
-      break;
+  if (flt.from_ns && flt.to_ns && *flt.to_ns < *flt.from_ns)
+    throw Fatal(fmt::format("--to {} is before --from {}: give the window's start first", *flt.to_ns, *flt.from_ns));
+  std::set<std::pair<uint32_t, uint64_t>> inodes;
+  if (!flt.file.empty()) {
+    inodes = inodes_of_file(d, flt.file);
+    if (inodes.empty()) {
+      std::string names;
+      if (d.trailer.contains("inodes"))
+        for (const auto& i : d.trailer["inodes"]) names += (names.empty() ? "" : ", ") + i.value("name", "");
+      throw Fatal(fmt::format("--file {}: no such test file in {} (its files: {})", flt.file, path, names.empty() ? "none recorded" : names));
     }
-    std::cout << fmt::format("dev {}:{} ino {} ", e.dev >> 20, e.dev & 0xfffff, e.ino) << probes::describe_event(e, t0) << "\n";
   }
-  std::cout << fmt::format("{} events, {} dropped (kernel {}, clock {})\n", d.events.size(), d.trailer.value("dropped", 0),
-                           d.header.value("kernel", "?"), d.header.value("clock", "?"));
+  // Times are relative to --from when given (the window a finding names), else to the first event.
+  uint64_t t0 = flt.from_ns ? *flt.from_ns : d.events.empty() ? 0 : d.events.front().ts_ns;
+  size_t n = 0, shown = 0;
+  for (const auto& e : d.events) {
+    if (flt.from_ns && e.ts_ns < *flt.from_ns) continue;
+    if (flt.to_ns && e.ts_ns > *flt.to_ns) break;  // sorted by time
+    if (!inodes.empty() && !inodes.count({e.dev, e.ino})) continue;
+    if (flt.page) {
+      auto r = event_page_range(e);
+      if (!r || *flt.page < r->first || *flt.page > r->second) continue;
+    }
+    ++shown;
+    if (limit && n++ >= limit) continue;
+    std::cout << fmt::format("dev {}:{} ino {} ", e.dev >> 20, e.dev & 0xfffff, e.ino) << probes::describe_event(e, t0 ? t0 : 1) << "\n";
+  }
+  if (limit && shown > limit) std::cout << fmt::format("... {} more\n", shown - limit);
+  bool filtered = flt.from_ns || flt.to_ns || !inodes.empty() || flt.page;
+  std::cout << fmt::format("{}{} events, {} dropped (kernel {}, clock {})\n", filtered ? fmt::format("{} of ", shown) : "",
+                           d.events.size(), d.trailer.value("dropped", 0), d.header.value("kernel", "?"), d.header.value("clock", "?"));
   return 0;
 }
 
@@ -448,6 +475,11 @@ int main(int argc, char** argv) {
   evs->add_option("dir", ev_dir, "case directory (results/<campaign>/<run-id>/<case>) or an events.bin file")->required();
   evs->add_option("--limit", ev_limit, "print at most N events");
   evs->add_flag("--header", ev_header, "print the header (attach modes) and trailer (counts, drops, inodes) instead");
+  EventFilter ev_flt;
+  evs->add_option("--from", ev_flt.from_ns, "only events at or after this time: ns on the case's clock (a finding's time_ns, an op's start_ns); times print relative to it");
+  evs->add_option("--to", ev_flt.to_ns, "only events at or before this time (ns on the case's clock)");
+  evs->add_option("--file", ev_flt.file, "only events on this test file (f0, f1, ...)");
+  evs->add_option("--page", ev_flt.page, "only events whose page range covers this page (4 KiB index)");
 
   // list
   auto* lst = app.add_subcommand("list", "list scenarios, filesystems or finding classes");
@@ -576,7 +608,7 @@ int main(int argc, char** argv) {
       return run_agent(ropt, aopt);
     }
     if (*prb) return list_probes(facts_path, dump_facts, probes_json);
-    if (*evs) return print_events(ev_dir, ev_limit, ev_header);
+    if (*evs) return print_events(ev_dir, ev_limit, ev_header, ev_flt);
     if (*wid) return list_widening(wid_json, wid_verbose);
     if (*exp) {
       std::optional<double> b = parse_budget(exp_budget);
