@@ -298,6 +298,24 @@ def work_key(location, mode, config_id):
     return _digest({"location": str(location), "mode": mode, "config": config_id})
 
 
+def work_layout(cache, source, config_id):
+    """(wkey, work dir, O= dir, source tree) of a build. A patched copy of Debian's tree mirrors the
+    stock build's layout (cache/src/<tree> built in cache/work/<wkey>/obj): its tree at work/src/<tree>,
+    its O= dir at work/work/variant/obj, so every path ccache sees (relative to the O= dir through
+    CCACHE_BASEDIR) is the stock build's, its objects hit the stock build's cache entries and only the
+    files the patch touches compile."""
+    cache = Path(cache)
+    mirrored = source.private and source.kind == "debian"
+    mode = "private-mirrored" if mirrored else "private" if source.private else "in-place"
+    wkey = work_key(source.location, mode, config_id)
+    work = cache / "work" / wkey
+    if not source.private:
+        return wkey, work, work / "obj", Path(source.tree)
+    if mirrored:
+        return wkey, work, work / "work" / "variant" / "obj", work / "src" / Path(source.tree).name
+    return wkey, work, work / "obj", work / "src"
+
+
 def build_id(source, patches_sha, config_id, name, compiler):
     """Everything that decides the image."""
     return _digest({"source": source, "patches": patches_sha, "config": config_id,
@@ -903,11 +921,7 @@ def build(args):
         print(out / "bzImage")
         return 0
 
-    mode = "private" if source.private else "in-place"
-    wkey = work_key(source.location, mode, cid)
-    work = cache / "work" / wkey
-    obj = work / "obj"
-    src_tree = work / "src" if source.private else source.tree
+    wkey, work, obj, src_tree = work_layout(cache, source, cid)
     env = dict(os.environ)
     if use_ccache:
         ccd = ccache_dir()

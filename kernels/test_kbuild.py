@@ -793,5 +793,29 @@ class NonGitPatchedTree(FakeBase):
         self.assertGreaterEqual((copy / "inode.c").stat().st_mtime_ns, patched_mtime)   # restored = newer: rebuilt
 
 
+
+class WorkLayout(unittest.TestCase):
+    """A patched copy of Debian's tree sees its sources at the same path relative to its O= dir as the
+    stock build (what CCACHE_BASEDIR makes of every path), so its objects hit the stock build's cache."""
+
+    def test_patched_debian_variant_mirrors_the_stock_relative_paths(self):
+        cache = Path("/var/cache/x/kernels")
+        tree = cache / "src" / "linux-source-6.1"
+        stock = kbuild.Source("debian", tree, "d", {}, tree=tree, private=False)
+        variant = kbuild.Source("debian", tree, "d", {}, tree=tree, private=True)
+        _, _, sobj, ssrc = kbuild.work_layout(cache, stock, "cfg")
+        vk, vwork, vobj, vsrc = kbuild.work_layout(cache, variant, "cfg")
+        self.assertEqual(ssrc, tree)
+        self.assertEqual(os.path.relpath(ssrc, sobj), os.path.relpath(vsrc, vobj))
+        self.assertEqual(os.path.relpath(ssrc, sobj), "../../../src/linux-source-6.1")
+        self.assertTrue(str(vsrc).startswith(str(vwork)) and str(vobj).startswith(str(vwork)))
+        self.assertNotEqual(vk, kbuild.work_layout(cache, stock, "cfg")[0])
+
+    def test_git_tree_keeps_its_private_checkout(self):
+        cache = Path("/c")
+        src = kbuild.Source("git", Path("/home/u/linux/.git"), "g", {}, private=True)
+        _, work, obj, tree = kbuild.work_layout(cache, src, "cfg")
+        self.assertEqual((obj, tree), (work / "obj", work / "src"))
+
 if __name__ == "__main__":
     unittest.main()
