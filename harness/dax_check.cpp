@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -66,6 +68,31 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
       flush_events[{it->second, p}].push_back(&e);
     }
   }
+  // DAX faults per file: [begin, done] windows (the fault holds the index's entry locked in between) and
+  // the walkers' flushes per file in time order (to place a sync's walk at a page).
+  struct FaultWin {
+    uint64_t first, last, t0, t1;
+    const fsr_event* done;
+  };
+  std::map<uint16_t, std::vector<FaultWin>> faults;
+  std::map<uint16_t, std::vector<const fsr_event*>> file_flushes;
+  {
+    std::map<std::pair<uint32_t, uint64_t>, std::vector<const fsr_event*>> open_begin;  // (tid, pgoff) -> begin events
+    for (const auto& e : ev.events) {
+      auto it = file_of_inode.find({e.dev, e.ino});
+      if (it == file_of_inode.end()) continue;
+      if (e.kind == FSR_EV_DAX_WRITEBACK) file_flushes[it->second].push_back(&e);
+      if (e.kind == FSR_EV_DAX_FAULT_BEGIN) open_begin[{e.tid, e.a[0]}].push_back(&e);
+      if (e.kind == FSR_EV_DAX_FAULT) {
+        auto b = open_begin.find({e.tid, e.a[0]});
+        if (b == open_begin.end() || b->second.empty()) continue;  // begin not seen: no window
+        const fsr_event* be = b->second.back();
+        b->second.pop_back();
+        auto r = event_page_range(e);
+        if (r) faults[it->second].push_back({r->first, r->second, be->ts_ns, e.ts_ns, &e});
+      }
+    }
+  }
   for (auto& [k, v] : flushes) std::sort(v.begin(), v.end());
   for (auto& [k, v] : flush_events) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->ts_ns < b->ts_ns; });
   // The page's first flush after t (the sync's return): who flushed it and when. A flush a moment later
@@ -110,6 +137,41 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     }
     return false;
   };
+  // The sync's walk passed page p between its thread's last flush of a lower page and its first flush of a
+  // higher one (dax_writeback_mapping_range walks in index order); a fault on p whose window overlaps that
+  // moment held the entry locked then. The workload names its threads "fsr-<role><n>", n the op log's.
+  auto locked_skip = [&](uint16_t f, uint64_t p, const OpRecord& y) -> std::string {
+    auto ft = faults.find(f);
+    if (ft == faults.end()) return "";
+    std::string suffix = std::to_string(y.thread % 1000);
+    auto own = [&](const fsr_event* e) {
+      std::string c(e->comm, strnlen(e->comm, FSR_COMM_LEN));
+      return c.rfind("fsr-", 0) == 0 && c.size() > suffix.size() && c.compare(c.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+             !std::isdigit(static_cast<unsigned char>(c[c.size() - suffix.size() - 1]));
+    };
+    const fsr_event *before = nullptr, *after = nullptr;
+    for (const fsr_event* e : file_flushes[f]) {
+      if (e->ts_ns < y.start_ns || e->ts_ns > y.end_ns || !own(e)) continue;
+      if (e->a[0] + std::max<uint64_t>(e->a[1], 1) - 1 < p) before = e, after = nullptr;  // a later walk restarts below p
+      else if (e->a[0] > p && !after && before) after = e;
+    }
+    uint64_t lo = before ? before->ts_ns : y.start_ns, hi = after ? after->ts_ns : y.end_ns;
+    for (const FaultWin& w : ft->second) {
+      if (p < w.first || p > w.last || w.t0 > hi || w.t1 < lo) continue;
+      std::string where = before && after
+                              ? fmt::format("between its flushes of page {} and page {} ({:.3f} ms apart)", before->a[0], after->a[0],
+                                            double(after->ts_ns - before->ts_ns) / 1e6)
+                              : std::string("during the sync");
+      return fmt::format(
+          ". Explained: the sync's walk passed page {} {} while {}'s {} fault on it held the DAX entry locked (fault from "
+          "{:.3f} to {:.3f} ms after the sync began); dax_writeback_one() skips an entry it finds locked instead of waiting "
+          "for it (get_unlocked_entry() starts with xas_find_conflict() on the walk's xa_state, which returns NULL for the "
+          "entry's own slot, read as \"punched out\"), so the earlier store was never flushed",
+          p, where, event_actor(*w.done), w.done->a[2] ? "write" : "read", (double(int64_t(w.t0 - y.start_ns))) / 1e6,
+          (double(int64_t(w.t1 - y.start_ns))) / 1e6);
+    }
+    return "";
+  };
   for (const OpRecord* s : stores) {
     auto& sv = syncs[s->file];
     uint64_t p0 = s->offset / kPageBytes, p1 = (s->offset + s->length + kPageBytes - 1) / kPageBytes;
@@ -140,12 +202,14 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         fd.block = p;
         fd.time_ns = y->end_ns;
         fd.ops = {*s, *y};
+        std::string why = locked_skip(s->file, p, *y);
+        if (!why.empty()) fd.explained_by = "dax-locked-entry-skip";
         fd.detail = fmt::format(
             "the store to page {} of {} through the DAX mapping ({}) ended {:.3f} ms before {} ({}) of that page began, "
             "and no fs_dax:dax_writeback_one flushed the page's entry between the store and the sync's return: on real "
             "persistent memory the store could still sit in the CPU cache after the sync said it was durable{}",
             p, fname, op_ref(*s), double(y->start_ns - s->end_ns) / 1e6, OpKind(y->kind) == OpKind::kMsync ? "msync(MS_SYNC)" : "fsync",
-            op_ref(*y), next_flush(s->file, p, y->end_ns));
+            op_ref(*y), next_flush(s->file, p, y->end_ns)) + why;
         out.push_back(std::move(fd));
       }
     }

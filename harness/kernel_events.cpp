@@ -82,6 +82,7 @@ std::optional<std::pair<uint64_t, uint64_t>> page_range(const fsr_event& e) {
     case FSR_EV_IOMAP_STALE: return bytes(e.a[2], e.a[3]);
     case FSR_EV_EXT4_ES_DELAYED: return std::make_pair(e.a[0], e.a[0] + std::max<uint64_t>(e.a[1], 1) - 1);
     case FSR_EV_DAX_WRITEBACK: return std::make_pair(e.a[0], e.a[0] + std::max<uint64_t>(e.a[1], 1) - 1);
+    case FSR_EV_DAX_FAULT_BEGIN:
     case FSR_EV_DAX_FAULT:  // a PMD fault maps the 2 MiB-aligned 512 pages around its pgoff
       return e.a[1] == 1 ? std::make_pair(e.a[0] & ~uint64_t(511), (e.a[0] & ~uint64_t(511)) + 511) : std::make_pair(e.a[0], e.a[0]);
     case FSR_EV_FN_ENTER:

@@ -106,6 +106,7 @@ int lane_of(uint16_t kind) {
     case FSR_EV_EXT4_EVICT:
     case FSR_EV_EXT4_RESV_SUMMARY: return kExt4;
     case FSR_EV_DAX_WRITEBACK:
+    case FSR_EV_DAX_FAULT_BEGIN:
     case FSR_EV_DAX_FAULT: return kDax;
     default: return -1;
   }

@@ -82,6 +82,7 @@ KNOWN_VARIANTS = {
     "dax-no-redirty": "dax-no-redirty",
     "ceph-punch-no-invalidate-lock": "ceph-punch-no-invalidate-lock",
     "ceph-dio-no-invalidate": "ceph-dio-no-invalidate",
+    "dax-writeback-fix": "dax-writeback-wait-locked",  # a candidate fix, not a revert (see the patch)
 }
 
 # Host tools the build needs: executable -> Debian package.

@@ -151,7 +151,11 @@ std::vector<ProbeSpec> build() {
                                     std::tuple{FSR_P_DAX_PTE_FAULT_DONE, "dax_pte_fault_done", "dax_pte_fault",
                                                "a page fault on a DAX file mapped a PTE (index, write, result)"},
                                     std::tuple{FSR_P_DAX_PMD_FAULT_DONE, "dax_pmd_fault_done", "dax_pmd_fault",
-                                               "a 2 MiB fault on a DAX file: PMD mapped or fell back to PTEs"}}) {
+                                               "a 2 MiB fault on a DAX file: PMD mapped or fell back to PTEs"},
+                                    std::tuple{FSR_P_DAX_PTE_FAULT, "dax_pte_fault", "dax_pte_fault_begin",
+                                               "a page fault on a DAX file began (it holds the entry locked until done)"},
+                                    std::tuple{FSR_P_DAX_PMD_FAULT, "dax_pmd_fault", "dax_pmd_fault_begin",
+                                               "a 2 MiB fault on a DAX file began (entry locked until done)"}}) {
     ProbeSpec p = tp(id, "dax", "fs_dax", ev, prog, what);
     p.classic = false;
     p.classic_missing = "fsrace's DAX probes use the typed (tp_btf / raw_tp) arguments";

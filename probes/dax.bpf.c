@@ -22,10 +22,10 @@ int BPF_PROG(btf__dax_wb_one, struct inode *inode, unsigned long pgoff, unsigned
 SEC("raw_tp/dax_writeback_one")
 int BPF_PROG(raw__dax_wb_one, struct inode *inode, unsigned long pgoff, unsigned long pglen) { return wb_one(inode, pgoff, pglen, false); }
 
-static __always_inline int fault_done(__u32 probe, struct inode *inode, struct vm_fault *vmf, int result, bool pmd,
-				      const bool btf)
+static __always_inline int fault_ev(__u32 probe, __u16 kind, struct inode *inode, struct vm_fault *vmf, int result,
+				    bool pmd, const bool btf)
 {
-	struct fsr_event *e = fsr_inode_event_tp(probe, FSR_EV_DAX_FAULT, inode, btf);
+	struct fsr_event *e = fsr_inode_event_tp(probe, kind, inode, btf);
 	if (!e)
 		return 0;
 	unsigned int flags = btf ? vmf->flags : BPF_CORE_READ(vmf, flags);
@@ -39,20 +39,43 @@ static __always_inline int fault_done(__u32 probe, struct inode *inode, struct v
 SEC("tp_btf/dax_pte_fault_done")
 int BPF_PROG(btf__dax_pte_fault, struct inode *inode, struct vm_fault *vmf, int result)
 {
-	return fault_done(FSR_P_DAX_PTE_FAULT_DONE, inode, vmf, result, false, true);
+	return fault_ev(FSR_P_DAX_PTE_FAULT_DONE, FSR_EV_DAX_FAULT, inode, vmf, result, false, true);
 }
 SEC("raw_tp/dax_pte_fault_done")
 int BPF_PROG(raw__dax_pte_fault, struct inode *inode, struct vm_fault *vmf, int result)
 {
-	return fault_done(FSR_P_DAX_PTE_FAULT_DONE, inode, vmf, result, false, false);
+	return fault_ev(FSR_P_DAX_PTE_FAULT_DONE, FSR_EV_DAX_FAULT, inode, vmf, result, false, false);
 }
 SEC("tp_btf/dax_pmd_fault_done")
 int BPF_PROG(btf__dax_pmd_fault, struct inode *inode, struct vm_fault *vmf, unsigned long max_pgoff, int result)
 {
-	return fault_done(FSR_P_DAX_PMD_FAULT_DONE, inode, vmf, result, true, true);
+	return fault_ev(FSR_P_DAX_PMD_FAULT_DONE, FSR_EV_DAX_FAULT, inode, vmf, result, true, true);
 }
 SEC("raw_tp/dax_pmd_fault_done")
 int BPF_PROG(raw__dax_pmd_fault, struct inode *inode, struct vm_fault *vmf, unsigned long max_pgoff, int result)
 {
-	return fault_done(FSR_P_DAX_PMD_FAULT_DONE, inode, vmf, result, true, false);
+	return fault_ev(FSR_P_DAX_PMD_FAULT_DONE, FSR_EV_DAX_FAULT, inode, vmf, result, true, false);
+}
+
+/* The fault's start: from here to its _done event the fault holds the index's DAX entry locked
+ * (grab_mapping_entry .. dax_unlock_entry), which a concurrent sync's walk must wait for. */
+SEC("tp_btf/dax_pte_fault")
+int BPF_PROG(btf__dax_pte_fault_begin, struct inode *inode, struct vm_fault *vmf, int result)
+{
+	return fault_ev(FSR_P_DAX_PTE_FAULT, FSR_EV_DAX_FAULT_BEGIN, inode, vmf, 0, false, true);
+}
+SEC("raw_tp/dax_pte_fault")
+int BPF_PROG(raw__dax_pte_fault_begin, struct inode *inode, struct vm_fault *vmf, int result)
+{
+	return fault_ev(FSR_P_DAX_PTE_FAULT, FSR_EV_DAX_FAULT_BEGIN, inode, vmf, 0, false, false);
+}
+SEC("tp_btf/dax_pmd_fault")
+int BPF_PROG(btf__dax_pmd_fault_begin, struct inode *inode, struct vm_fault *vmf, unsigned long max_pgoff, int result)
+{
+	return fault_ev(FSR_P_DAX_PMD_FAULT, FSR_EV_DAX_FAULT_BEGIN, inode, vmf, 0, true, true);
+}
+SEC("raw_tp/dax_pmd_fault")
+int BPF_PROG(raw__dax_pmd_fault_begin, struct inode *inode, struct vm_fault *vmf, unsigned long max_pgoff, int result)
+{
+	return fault_ev(FSR_P_DAX_PMD_FAULT, FSR_EV_DAX_FAULT_BEGIN, inode, vmf, 0, true, false);
 }

@@ -219,6 +219,7 @@ const char* event_kind_name(uint16_t k) {
     case FSR_EV_EXT4_RESV_SUMMARY: return "ext4-reservation-totals";
     case FSR_EV_DAX_WRITEBACK: return "dax-writeback";
     case FSR_EV_DAX_FAULT: return "dax-fault";
+    case FSR_EV_DAX_FAULT_BEGIN: return "dax-fault-begin";
     case FSR_EV_FN_ENTER: return "enter";
     case FSR_EV_FN_EXIT: return "return";
   }
@@ -289,6 +290,7 @@ std::string describe_event(const fsr_event& e, uint64_t t0) {
       what += fmt::format(" {} {} fault at page {} result {:#x}", e.a[1] ? "PMD" : "PTE", e.a[2] ? "write" : "read", e.a[0],
                           uint64_t(e.ret));
       break;
+    case FSR_EV_DAX_FAULT_BEGIN: what += fmt::format(" {} {} fault at page {}", e.a[1] ? "PMD" : "PTE", e.a[2] ? "write" : "read", e.a[0]); break;
     case FSR_EV_EXT4_RESV_SUMMARY:
       what += fmt::format(" {} reserve events, {} blocks released, {} converted, reserved now {}", e.a[0], e.a[1], e.a[2], sa(e.a[3]));
       break;

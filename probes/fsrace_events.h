@@ -62,7 +62,9 @@ enum fsr_event_kind {
 					  * writeback: a0 pgoff, a1 pglen (pages: 1 for a PTE entry, 512 for a PMD) */
 	FSR_EV_DAX_FAULT = 34,         /* fs_dax:dax_{pte,pmd}_fault_done: a0 pgoff, a1 1 = PMD, a2 1 = write
 					  * fault, ret the VM_FAULT_* result */
-	FSR_EV_KIND_MAX = 35,
+	FSR_EV_DAX_FAULT_BEGIN = 35,   /* fs_dax:dax_{pte,pmd}_fault: a DAX fault began (it locks the entry until its
+					  * _done event): a0 pgoff, a1 1 = PMD, a2 1 = write fault */
+	FSR_EV_KIND_MAX = 36,
 };
 
 /* fsr_event.flags */
@@ -154,6 +156,8 @@ enum fsr_probe_id {
 	FSR_P_DAX_WRITEBACK_ONE,
 	FSR_P_DAX_PTE_FAULT_DONE,
 	FSR_P_DAX_PMD_FAULT_DONE,
+	FSR_P_DAX_PTE_FAULT,
+	FSR_P_DAX_PMD_FAULT,
 	FSR_P_COUNT,
 };
 

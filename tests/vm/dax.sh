@@ -2,7 +2,7 @@
 # DAX on emulated persistent memory: Debian's kernel boots with one QEMU NVDIMM per DAX filesystem, the
 # testbed makes each namespace fsdax (ndctl), mkfs + mount -o dax=always, and statx must say every test
 # file is DAX. punch-vs-fault and dax-sync-vs-write-fault run 3 s each on ext4-dax and xfs-dax: no
-# finding on the stock kernel, the DAX probes attached, flushes and faults seen, stores judged by the
+# finding on the stock kernel other than dax-unflushed explained as a locked-entry skip, the DAX probes attached, flushes and faults seen, stores judged by the
 # flush check. Then the flush check's self-check (msyncs recorded but never made) must report
 # dax-unflushed on ext4-dax.
 source "$(dirname "$0")/lib.sh"
@@ -10,7 +10,11 @@ command -v ndctl >/dev/null || { echo "SKIP: ndctl missing (make deps installs i
 run_vm 0 "$TOP/tests/vm/dax.toml" --kernel "${FSRACE_SMOKE_KERNEL:-debian}"
 [ -d "$RUN" ] || fail "no run directory in the output"
 [ "$(json "$RUN/findings.json" 'd["status"]')" = complete ] || fail "status is not complete"
-[ "$(json "$RUN/findings.json" 'sum(d["findings_by_class"].values())')" = 0 ] || fail "findings on the stock kernel: $(json "$RUN/findings.json" 'd["findings_by_class"]')"
+# The one stock finding allowed: dax-unflushed explained as a locked-entry skip (the stock kernel's
+# dax_writeback_one() skips an entry a concurrent fault holds locked; see harness/dax_check.cpp).
+other='[f for f in d["findings"] if not (f["class"] == "dax-unflushed" and f.get("explained_by") == "dax-locked-entry-skip")]'
+[ "$(json "$RUN/findings.json" "len($other)")" = 0 ] || fail "findings on the stock kernel: $(json "$RUN/findings.json" 'd["findings_by_class"]')"
+skips="$(json "$RUN/findings.json" "len(d['findings']) - len($other)")"
 [ "$(json "$RUN/findings.json" '",".join(sorted(c["case"] for c in d["cases"] if c["status"] == "complete"))')" = \
   "ext4-dax-dax-sync-vs-write-fault,ext4-dax-punch-vs-fault,xfs-dax-dax-sync-vs-write-fault,xfs-dax-punch-vs-fault" ] || fail "not every case completed"
 [ "$(json "$RUN/findings.json" 'all(c["dax"]["all_files_dax"] and c["dax"]["mode"] == "fsdax" for c in d["cases"])')" = True ] || fail "a case ran without fsdax + DAX files"
@@ -18,7 +22,7 @@ run_vm 0 "$TOP/tests/vm/dax.toml" --kernel "${FSRACE_SMOKE_KERNEL:-debian}"
 for fs in ext4-dax xfs-dax; do
   c="$RUN/$fs-dax-sync-vs-write-fault/findings.json"
   modes="$(json "$c" '" ".join(sorted(k for k in d["cases"][0]["probes"]["modes"] if k.startswith("fs_dax:")))')"
-  [ "$modes" = "fs_dax:dax_pmd_fault_done fs_dax:dax_pte_fault_done fs_dax:dax_writeback_one" ] || fail "$fs: DAX probes not attached: '$modes'"
+  [ "$modes" = "fs_dax:dax_pmd_fault fs_dax:dax_pmd_fault_done fs_dax:dax_pte_fault fs_dax:dax_pte_fault_done fs_dax:dax_writeback_one" ] || fail "$fs: DAX probes not attached: '$modes'"
   [ "$(json "$c" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["flush_events"] > 0')" = True ] || fail "$fs: no dax_writeback_one event"
   [ "$(json "$c" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["pages_judged"] > 0')" = True ] || fail "$fs: the flush check judged nothing"
   [ "$(json "$c" 'sum(d["cases"][0]["probes"]["analysis"]["dax_faults"].values()) > 0')" = True ] || fail "$fs: no DAX fault event"
@@ -26,7 +30,7 @@ done
 "$BIN" report "$RUN" >/dev/null || fail "fsrace report on the DAX run failed"
 reanalysis_same "$RUN"
 no_qemu_left
-echo "PASS: ext4-dax + xfs-dax, fsdax confirmed by statx, no finding, flush check judged $(json "$RUN/ext4-dax-dax-sync-vs-write-fault/findings.json" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["pages_judged"]') pages on ext4"
+echo "PASS: ext4-dax + xfs-dax, fsdax confirmed by statx, no finding but $skips explained locked-entry skip(s), flush check judged $(json "$RUN/ext4-dax-dax-sync-vs-write-fault/findings.json" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["pages_judged"]') pages on ext4"
 run_vm 1 "$TOP/tests/vm/dax_selfcheck.toml" --kernel "${FSRACE_SMOKE_KERNEL:-debian}"
 n="$(json "$RUN/findings.json" 'd["findings_by_class"].get("dax-unflushed", 0)')"
 [ "$n" -gt 0 ] || fail "the self-check's unmade msyncs were not reported as dax-unflushed"
