@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "harness/kernel_events.h"
@@ -140,9 +141,18 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
   // The sync's walk passed page p between its thread's last flush of a lower page and its first flush of a
   // higher one (dax_writeback_mapping_range walks in index order); a fault on p whose window overlaps that
   // moment held the entry locked then. The workload names its threads "fsr-<role><n>", n the op log's.
-  auto locked_skip = [&](uint16_t f, uint64_t p, const OpRecord& y) -> std::string {
-    auto ft = faults.find(f);
-    if (ft == faults.end()) return "";
+  // Workload ops per op-log thread (sorted by start): which op a workload thread's flush belonged to.
+  std::map<uint32_t, std::vector<const OpRecord*>> ops_of_thread;
+  for (const auto& o : data.ops) ops_of_thread[o.thread % 1000].push_back(&o);
+  for (auto& [t, v] : ops_of_thread) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->start_ns < b->start_ns; });
+  auto thread_of = [](const fsr_event& e) -> std::optional<uint32_t> {  // "fsr-<role><n>" -> n
+    std::string c(e.comm, strnlen(e.comm, FSR_COMM_LEN));
+    size_t i = c.size();
+    while (i > 0 && std::isdigit(static_cast<unsigned char>(c[i - 1]))) --i;
+    if (c.rfind("fsr-", 0) != 0 || i == c.size() || c.size() - i > 3) return std::nullopt;
+    return uint32_t(std::stoul(c.substr(i)));
+  };
+  auto locked_skip = [&](uint16_t f, uint64_t p, const OpRecord& y) -> std::pair<std::string, std::string> {
     std::string suffix = std::to_string(y.thread % 1000);
     auto own = [&](const fsr_event* e) {
       std::string c(e->comm, strnlen(e->comm, FSR_COMM_LEN));
@@ -156,21 +166,58 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
       else if (e->a[0] > p && !after && before) after = e;
     }
     uint64_t lo = before ? before->ts_ns : y.start_ns, hi = after ? after->ts_ns : y.end_ns;
-    for (const FaultWin& w : ft->second) {
+    auto ft = faults.find(f);
+    for (const FaultWin& w : ft == faults.end() ? std::vector<FaultWin>{} : ft->second) {
       if (p < w.first || p > w.last || w.t0 > hi || w.t1 < lo) continue;
       std::string where = before && after
                               ? fmt::format("between its flushes of page {} and page {} ({:.3f} ms apart)", before->a[0], after->a[0],
                                             double(after->ts_ns - before->ts_ns) / 1e6)
                               : std::string("during the sync");
-      return fmt::format(
+      return {"dax-locked-entry-skip", fmt::format(
           ". Explained: the sync's walk passed page {} {} while {}'s {} fault on it held the DAX entry locked (fault from "
           "{:.3f} to {:.3f} ms after the sync began); dax_writeback_one() skips an entry it finds locked instead of waiting "
           "for it (get_unlocked_entry() starts with xas_find_conflict() on the walk's xa_state, which returns NULL for the "
           "entry's own slot, read as \"punched out\"), so the earlier store was never flushed",
           p, where, event_actor(*w.done), w.done->a[2] ? "write" : "read", (double(int64_t(w.t0 - y.start_ns))) / 1e6,
-          (double(int64_t(w.t1 - y.start_ns))) / 1e6);
+          (double(int64_t(w.t1 - y.start_ns))) / 1e6)};
     }
-    return "";
+    // Another writeback had the entry: a workload thread's sync / writeback that began before this walk
+    // passed the page flushed it after that moment. Its dax_writeback_one() held the entry locked (the
+    // skip above) or had already cleared the entry's TOWRITE mark, so this walk never looked at it;
+    // either way this sync did not wait for that flush ("concurrent dax_writeback_one() calls for the same
+    // index cannot finish before we actually flush the caches", says the function's comment).
+    auto it = flush_events.find({f, p});
+    if (it != flush_events.end())
+      for (const fsr_event* e : it->second) {
+        if (e->ts_ns <= lo || own(e)) continue;
+        auto t = thread_of(*e);
+        if (!t || *t == y.thread % 1000) continue;
+        const OpRecord* w = nullptr;
+        for (const OpRecord* o : ops_of_thread[*t])
+          if (o->start_ns <= e->ts_ns && e->ts_ns <= o->end_ns && o->file == f) w = o;
+        // ... and that writeback's walk was already past the pages below p when this walk passed p: its
+        // last flush of a lower page (or its start) came before that moment, its flush of p after it.
+        const fsr_event* wprev = nullptr;
+        if (w)
+          for (const fsr_event* x : file_flushes[f]) {
+            if (x->ts_ns < w->start_ns) continue;
+            if (x->ts_ns >= e->ts_ns) break;
+            if (thread_of(*x) == t && x->a[0] + std::max<uint64_t>(x->a[1], 1) - 1 < p) wprev = x;
+          }
+        if (!w || (wprev ? wprev->ts_ns : w->start_ns) >= hi) {
+          if (e->ts_ns > y.end_ns) break;  // the page's next flush after the sync: not in progress, nothing explains
+          continue;
+        }
+        return {"dax-concurrent-writeback",
+                fmt::format(". Explained: {} ({}) was flushing the page when this sync's walk passed it: its walk {} and flushed "
+                            "page {} {:.3f} ms after this sync's flush below it. That writeback had the entry (locked, or its TOWRITE "
+                            "mark already cleared) and this sync returned without waiting for its flush",
+                            op_ref(*w), event_actor(*e),
+                            wprev ? fmt::format("flushed page {} {:.3f} ms before that moment", wprev->a[0], double(int64_t(hi - wprev->ts_ns)) / 1e6)
+                                  : fmt::format("began {:.3f} ms before that moment", double(int64_t(hi - w->start_ns)) / 1e6),
+                            p, double(int64_t(e->ts_ns - lo)) / 1e6)};
+      }
+    return {"", ""};
   };
   for (const OpRecord* s : stores) {
     auto& sv = syncs[s->file];
@@ -202,8 +249,8 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         fd.block = p;
         fd.time_ns = y->end_ns;
         fd.ops = {*s, *y};
-        std::string why = locked_skip(s->file, p, *y);
-        if (!why.empty()) fd.explained_by = "dax-locked-entry-skip";
+        auto [expl, why] = locked_skip(s->file, p, *y);
+        fd.explained_by = expl;
         fd.detail = fmt::format(
             "the store to page {} of {} through the DAX mapping ({}) ended {:.3f} ms before {} ({}) of that page began, "
             "and no fs_dax:dax_writeback_one flushed the page's entry between the store and the sync's return: on real "

@@ -217,5 +217,45 @@ TEST(DaxFlush, AFaultHoldingTheEntryWhileTheWalkPassedExplainsTheSkip) {
   }
 }
 
+// Another writeback (a workload thread's sync whose walk was past the lower pages when this sync's walk
+// passed the page) flushed it after this sync returned: explained as a concurrent writeback. A sync that
+// began after that moment, or a thread outside the op log, explains nothing.
+TEST(DaxFlush, AnotherSyncFlushingThePageWhenTheWalkPassedExplainsIt) {
+  auto fixture = [](uint64_t w_start, uint64_t w_prev_flush) {
+    Fixture f;
+    f.ops.ops = {op(1, OpKind::kMmapWrite, 100, 200, 4096, 3 * 4096), op(2, OpKind::kFsync, 1000, 2000, 0, 1024 * 4096),
+                 op(3, OpKind::kFsync, w_start, 2200, 0, 1024 * 4096)};
+    f.ops.ops[1].thread = 3;
+    f.ops.ops[2].thread = 5;
+    if (w_prev_flush) f.flush(w_prev_flush, 0, 1, "fsr-sync5");
+    f.flush(1200, 1, 1, "fsr-sync3");
+    f.flush(1300, 3, 1, "fsr-sync3");
+    f.flush(2100, 2, 1, "fsr-sync5");  // page 2: flushed by T5 after T3's fsync returned
+    std::sort(f.ev.events.begin(), f.ev.events.end(), [](auto& a, auto& b) { return a.ts_ns < b.ts_ns; });
+    return f;
+  };
+  {
+    Fixture f = fixture(150, 950);  // T5 began during the store: the first sync after it is T3's
+    auto fs = f.run();
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0].explained_by, "dax-concurrent-writeback");
+    EXPECT_NE(fs[0].detail.find("T5 fsync #3"), std::string::npos) << fs[0].detail;
+    EXPECT_NE(fs[0].detail.find("its walk flushed page 0"), std::string::npos) << fs[0].detail;
+  }
+  {
+    Fixture f = fixture(1350, 0);  // T5's fsync began after T3's walk passed page 2
+    auto fs = f.run();
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0].explained_by, "");
+  }
+  {
+    Fixture f = fixture(150, 950);  // T5 began during the store: the first sync after it is T3's
+    f.ops.ops.pop_back();  // the flusher is not a workload op (a kworker-like thread): no evidence
+    auto fs = f.run();
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0].explained_by, "");
+  }
+}
+
 }  // namespace
 }  // namespace fsrace
