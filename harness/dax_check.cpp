@@ -178,7 +178,8 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
           "{:.3f} to {:.3f} ms after the sync began); dax_writeback_one() skips an entry it finds locked instead of waiting "
           "for it (get_unlocked_entry() starts with xas_find_conflict() on the walk's xa_state, which returns NULL for the "
           "entry's own slot, read as \"punched out\"), so the earlier store was never flushed",
-          p, where, event_actor(*w.done), w.done->a[2] ? "write" : "read", (double(int64_t(w.t0 - y.start_ns))) / 1e6,
+          p, where, fmt::format("{}[{}]", std::string(w.done->comm, strnlen(w.done->comm, FSR_COMM_LEN)), w.done->tid),
+          w.done->a[2] ? "write" : "read", (double(int64_t(w.t0 - y.start_ns))) / 1e6,
           (double(int64_t(w.t1 - y.start_ns))) / 1e6)};
     }
     // Another writeback had the entry: a workload thread's sync / writeback that began before this walk
