@@ -300,7 +300,17 @@ class CaseRunner {
     j["fsynced_before_cut"] = shifts ? "every file (collapse / insert / truncate ran; a crash inside a shift is not modelled)" : "";
     if (cs_.sc.i("power_cut_selfcheck") != 0) {
       // Self-check: fsyncs that never happened. Whatever the cut drops now counts as durable data lost.
+      // A buffered write of each file's first block just before them leaves dirty data the cut must
+      // drop even when the race's own writeback (pageout, evict, sync_file_range) left nothing dirty:
+      // without it the check passed vacuously now and then (seen in CI: 0 ops at risk, no finding).
+      AlignedBuf buf(kBlockSize);
       for (size_t fi = 0; fi < files.size(); ++fi) {
+        int fd = open(files[fi].path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) continue;
+        uint64_t id = tl.new_id(), t0 = now_ns();
+        int64_t r = write_stamped(fd, files[fi], 0, 1, id, buf.p);
+        tl.op(id, OpKind::kWrite, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
+        close(fd);
         uint64_t t = now_ns();
         tl.op(tl.new_id(), OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t, t, 0);
       }
