@@ -138,10 +138,8 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     }
     return false;
   };
-  // The sync's walk passed page p between its thread's last flush of a lower page and its first flush of a
-  // higher one (dax_writeback_mapping_range walks in index order); a fault on p whose window overlaps that
-  // moment held the entry locked then. The workload names its threads "fsr-<role><n>", n the op log's.
-  // Workload ops per op-log thread (sorted by start): which op a workload thread's flush belonged to.
+  // Workload ops per op-log thread (sorted by start): which op a workload thread's flush belonged to. The
+  // workload names its threads "fsr-<role><n>", n the op log's thread.
   std::map<uint32_t, std::vector<const OpRecord*>> ops_of_thread;
   for (const auto& o : data.ops) ops_of_thread[o.thread % 1000].push_back(&o);
   for (auto& [t, v] : ops_of_thread) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->start_ns < b->start_ns; });
@@ -152,13 +150,12 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     if (c.rfind("fsr-", 0) != 0 || i == c.size() || c.size() - i > 3) return std::nullopt;
     return uint32_t(std::stoul(c.substr(i)));
   };
-  auto locked_skip = [&](uint16_t f, uint64_t p, const OpRecord& y) -> std::pair<std::string, std::string> {
-    std::string suffix = std::to_string(y.thread % 1000);
-    auto own = [&](const fsr_event* e) {
-      std::string c(e->comm, strnlen(e->comm, FSR_COMM_LEN));
-      return c.rfind("fsr-", 0) == 0 && c.size() > suffix.size() && c.compare(c.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-             !std::isdigit(static_cast<unsigned char>(c[c.size() - suffix.size() - 1]));
-    };
+  // Why page p of a store was not flushed by sync y, when the events show it: (explained_by, sentence).
+  // The sync's walk passed p between its thread's last flush of a lower page and its first flush of a
+  // higher one (dax_writeback_mapping_range walks in index order); a fault on p whose window overlaps that
+  // moment held the entry locked then.
+  auto explain_unflushed = [&](uint16_t f, uint64_t p, const OpRecord& y) -> std::pair<std::string, std::string> {
+    auto own = [&](const fsr_event* e) { return thread_of(*e) == y.thread % 1000; };
     const fsr_event *before = nullptr, *after = nullptr;
     for (const fsr_event* e : file_flushes[f]) {
       if (e->ts_ns < y.start_ns || e->ts_ns > y.end_ns || !own(e)) continue;
@@ -190,9 +187,8 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
     auto it = flush_events.find({f, p});
     if (it != flush_events.end())
       for (const fsr_event* e : it->second) {
-        if (e->ts_ns <= lo || own(e)) continue;
         auto t = thread_of(*e);
-        if (!t || *t == y.thread % 1000) continue;
+        if (e->ts_ns <= lo || !t || *t == y.thread % 1000) continue;
         const OpRecord* w = nullptr;
         for (const OpRecord* o : ops_of_thread[*t])
           if (o->start_ns <= e->ts_ns && e->ts_ns <= o->end_ns && o->file == f) w = o;
@@ -250,7 +246,7 @@ std::vector<Finding> check_dax_flushes(const OpLogData& data, const probes::Even
         fd.block = p;
         fd.time_ns = y->end_ns;
         fd.ops = {*s, *y};
-        auto [expl, why] = locked_skip(s->file, p, *y);
+        auto [expl, why] = explain_unflushed(s->file, p, *y);
         fd.explained_by = expl;
         fd.detail = fmt::format(
             "the store to page {} of {} through the DAX mapping ({}) ended {:.3f} ms before {} ({}) of that page began, "
