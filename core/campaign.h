@@ -25,6 +25,10 @@ struct ScenarioSpec {
   // The filesystem backings (fs_backing_name: "block-device", "pmem", "cluster") it runs on; empty: all.
   // The case matrix leaves out the pairs that do not fit.
   std::vector<std::string> backings;
+  // > 0: the scenario reads its O_DIRECT source from a scratch block device of this many MiB beside the
+  // filesystem under test (ScenarioEnv::staging_dev), which the runner makes (a loop device, under a
+  // dm-delay read delay of the scenario's pin_delay_ms) and removes with the case.
+  uint64_t staging_mib = 0;
 };
 
 struct FsConfig {

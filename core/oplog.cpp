@@ -42,6 +42,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::kTruncate: return "truncate";
     case OpKind::kPowerCut: return "power-cut";
     case OpKind::kMsync: return "msync";
+    case OpKind::kPinWrite: return "pin-write";
     case OpKind::kVerifyCached: return "verify-cached";
     case OpKind::kVerifyMmap: return "verify-mmap";
     case OpKind::kVerifyDirect: return "verify-direct";
@@ -66,7 +67,7 @@ bool op_kind_is_read(OpKind k) {
 
 bool op_kind_modifies(OpKind k) {
   return k == OpKind::kInit || k == OpKind::kWrite || k == OpKind::kPunch || k == OpKind::kZeroRange ||
-         k == OpKind::kDioWrite || k == OpKind::kMmapWrite;
+         k == OpKind::kDioWrite || k == OpKind::kMmapWrite || k == OpKind::kPinWrite;
 }
 
 bool op_kind_zeroes(OpKind k) { return k == OpKind::kPunch || k == OpKind::kZeroRange; }

@@ -48,6 +48,9 @@ enum class OpKind : uint16_t {
   kPowerCut = 26,     // kwiden dm-flakey: from here every write to the device was dropped, then the fs was
                       // unmounted and mounted again (journal replay): reads after it see what survived
   kMsync = 27,        // msync(MS_SYNC) of a range of the shared mapping (DAX: flushes its dirty entries)
+  kPinWrite = 28,     // O_DIRECT read from the scenario's staging device into the range's shared mapping: its
+                      // pages stay pinned (get_user_pages) until the read completes; the data are stamps of
+                      // this range (like an mmap store, not atomic per block)
   kTestCorrupt = 32,  // test-only: the corruption helper overwrote a block on disk (not a model op)
 };
 

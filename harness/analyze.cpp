@@ -10,6 +10,7 @@
 #include "core/filesystems.h"
 #include "core/util.h"
 #include "harness/dax_check.h"
+#include "harness/dax_pin.h"
 #include "harness/kernel_events.h"
 #include "probes/fsrace_events.h"
 #include "harness/oracle.h"
@@ -221,7 +222,16 @@ CaseAnalysis analyze_case(const std::string& dir) {
   for (const auto& i : info.value("injected", json::array())) injected.push_back({i.value("file", ""), i.value("block", uint64_t(0))});
   DataCorroboration corr = corroborate(findings, data, dio_shown, injected);
 
-  for (auto& f : ks.findings) findings.add(std::move(f));
+  // dax-pin-vs-truncate (harness/dax_pin.h): a victim's stamp in a test file, the WARN of a DAX entry deleted
+  // while its page was pinned.
+  uint64_t nonce = 0;
+  if (data.meta.contains("files") && data.meta["files"].is_array() && !data.meta["files"].empty())
+    nonce = data.meta["files"][0].value("file_id", uint64_t(0)) >> 32;
+  for (auto& f : findings.kept) explain_victim_stamp(f, nonce);
+  for (auto& f : ks.findings) {
+    explain_dax_pin_warning(f);
+    findings.add(std::move(f));
+  }
   for (const auto& fr : in.value("fsck", json::array())) {
     if (fr.value("clean", true)) continue;
     Finding f = make_finding("fsck-error", fs, scenario, case_name, "after-power-cut");

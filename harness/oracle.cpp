@@ -129,7 +129,7 @@ void BlockModel::add_op_mods(const OpRecord& r) {
   if (!op_kind_modifies(k)) return;
   bool punch = op_kind_zeroes(k);
   bool ok = (punch ? r.result == 0 : r.result == int64_t(r.length)) && survives;
-  bool mmap = k == OpKind::kMmapWrite;
+  bool mmap = k == OpKind::kMmapWrite || k == OpKind::kPinWrite;  // neither is atomic per block
   for (uint64_t b = b0; b < b1; ++b)
     hist_[key(r.file, b)].mods.push_back(Mod{r.start_ns, r.end_ns, r.id, punch, ok, mmap, uint32_t(b)});
 }

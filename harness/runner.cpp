@@ -101,6 +101,11 @@ class CaseRunner {
     if (const FilesystemInfo* fi = find_filesystem(cs_.fs.type); fi && fi->backing == FsBacking::kCluster) ts.cluster = cluster_;
     Testbed tb(ts);
     const FilesystemInfo& fsi = tb.info();
+    Staging staging(scenario->spec(), cs_.sc, tb.work_dir(), ts.layer_name + "-stg");
+    if (json st = staging.record(); !st.is_null()) {
+      info["staging"] = st;
+      if (!staging.error().empty()) info["notes"].push_back(staging.error());
+    }
     bool space_applies = fsi.space_not_applicable.empty();
     if (!space_applies) info["notes"].push_back("space check not applicable: " + fsi.space_not_applicable);
     if (!fsi.fsck_not_applicable.empty()) info["fsck"] = {{"applicable", false}, {"reason", fsi.fsck_not_applicable}};
@@ -125,6 +130,9 @@ class CaseRunner {
     env.run_nonce = nonce_ & 0xffffffffu;
     env.stop = &stop_requested();
     env.unsupported_ops = fsi.unsupported_ops;
+    env.staging_dev = staging.dev();
+    env.staging_bytes = staging.bytes();
+    env.staging_error = staging.error();
     std::vector<TestFile> files = scenario->plan_files(env);
     json meta = {{"scenario", cs_.sc.name}, {"fs", cs_.fs.type}, {"case", cs_.name}, {"seed", cs_.seed}, {"clock", "CLOCK_MONOTONIC"},
                  {"block_size", kBlockSize}, {"kernel", kernel_release()}, {"params", cs_.sc.params}, {"files", json::array()}};

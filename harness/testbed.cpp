@@ -96,6 +96,37 @@ LoopDevice::~LoopDevice() {
 
 std::string LoopDevice::name() const { return dev_.substr(dev_.rfind('/') + 1); }
 
+Staging::Staging(const ScenarioSpec& spec, const ScenarioConfig& sc, const std::string& work_dir, const std::string& dm_name) {
+  if (!spec.staging_mib) return;
+  wanted_ = true;
+  delay_ms_ = sc.params.count("pin_delay_ms") ? uint64_t(sc.i("pin_delay_ms")) : 0;
+  try {
+    loop_.emplace(work_dir + "/staging.img", spec.staging_mib);
+  } catch (const Fatal& e) {
+    error_ = fmt::format("no staging device: {}", e.what());
+    return;
+  }
+  dev_ = loop_->dev();
+  bytes_ = spec.staging_mib << 20;
+  if (!delay_ms_) return;
+  try {  // reads delayed, writes not: "<dev> 0 <read ms> <dev> 0 0"
+    dm_ = std::make_unique<widening::DmDevice>(dm_name, dev_, "delay", fmt::format("{{dev}} 0 {} {{dev}} 0 0", delay_ms_), work_dir);
+    dev_ = dm_->dev();
+  } catch (const widening::DmError& e) {
+    error_ = fmt::format("staging reads not delayed (pins held only as long as the copy): {}", e.what());
+  }
+}
+
+Staging::~Staging() {
+  dm_.reset();  // before the loop device under it
+  loop_.reset();
+}
+
+nlohmann::json Staging::record() const {
+  if (!wanted_) return nullptr;
+  return {{"device", dev_}, {"bytes", bytes_}, {"read_delay_ms", dm_ ? delay_ms_ : 0}, {"error", error_}};
+}
+
 void make_filesystem(const FsConfig& fs, const std::string& dev) {
   const FilesystemInfo* fi = find_filesystem(fs.type);
   if (!fi) throw Fatal(fmt::format("unknown filesystem '{}'", fs.type));

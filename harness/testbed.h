@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/campaign.h"
 #include "core/filesystems.h"
 #include "harness/host.h"
@@ -87,6 +89,30 @@ struct PmemInfo {
 PmemInfo ensure_fsdax(const std::string& dev);
 // statx(STATX_ATTR_DAX) of one path: 1 DAX, 0 not, -1 the kernel does not report the attribute.
 int statx_dax(const std::string& path);
+
+// A scenario's scratch staging device (ScenarioSpec::staging_mib > 0; dax-pin-vs-truncate reads its
+// O_DIRECT source from it): a loop device on a sparse image in the case's work directory and, when the
+// scenario's pin_delay_ms > 0, a dm-delay layer that delays its reads by that much (writes undelayed), so a
+// read's pinned buffer stays pinned that long. Nothing when the scenario asks for none. A device that
+// cannot be made is not fatal: dev() is "" and error() says why (the scenario counts its ops as skipped).
+class Staging {
+ public:
+  Staging(const ScenarioSpec& spec, const ScenarioConfig& sc, const std::string& work_dir, const std::string& dm_name);
+  ~Staging();
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  const std::string& dev() const { return dev_; }
+  uint64_t bytes() const { return bytes_; }
+  const std::string& error() const { return error_; }
+  nlohmann::json record() const;  // race.json "staging": device, size, delay, error
+
+ private:
+  std::optional<LoopDevice> loop_;
+  std::unique_ptr<widening::DmDevice> dm_;
+  std::string dev_, error_;
+  uint64_t bytes_ = 0, delay_ms_ = 0;
+  bool wanted_ = false;
+};
 
 struct TestbedSpec {
   FsConfig fs;

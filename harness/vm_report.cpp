@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/findings.h"
+#include "harness/dax_pin.h"
 #include "harness/kmsg_scan.h"
 #include "harness/report.h"
 #include "harness/results.h"
@@ -227,6 +228,7 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
     for (auto& f : ks.findings) {
       if (guest_keys.count(f.cls + "\x1f" + f.got)) continue;  // the agent's /dev/kmsg capture has it already
       f.phase = "console";
+      explain_dax_pin_warning(f);
       if (f.cls == "kernel-crash") {
         have_crash = true;
         f.detail = fmt::format("guest kernel panic ({}); workload state: {}", f.got, state);
@@ -252,6 +254,8 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
         for (size_t i = 0; i < lines.size() && f.kernel_log.size() < 400; ++i) f.kernel_log.push_back(format_kmsg_line(lines[i]));
       }
       if (f.kernel_log.empty()) f.kernel_log.push_back("(the guest printed no task states: sysrq did not reach it)");
+      if (ko.scenario == "dax-pin-vs-truncate" && hb.is_object())
+        explain_layout_break_hang(f, hb.value("threads", json::array()));
       add_finding(f);
     }
 

@@ -83,6 +83,7 @@ KNOWN_VARIANTS = {
     "ceph-punch-no-invalidate-lock": "ceph-punch-no-invalidate-lock",
     "ceph-dio-no-invalidate": "ceph-dio-no-invalidate",
     "dax-writeback-fix": "dax-writeback-wait-locked",  # a candidate fix, not a revert (see the patch)
+    "bio-release-fix": "bio-release-devmap-wake",      # a candidate fix, not a revert (see the patch)
 }
 
 # Host tools the build needs: executable -> Debian package.

@@ -30,8 +30,9 @@ MSIZE = 512 * 1024
 # Modules the 9p root and the scratch disks need; the filesystems under test are added per campaign.
 ROOT_MODULES = ["virtio_pci", "virtio_blk", "9pnet_virtio", "9p"]
 # Loaded when the kernel has them, never required: the device-mapper targets kernel-side widening stacks
-# under the filesystem (dm_mod comes with them as their dependency).
-OPTIONAL_FS_MODULES = ["dm_delay", "dm_flakey"]
+# under the filesystem (dm_mod comes with them as their dependency), and loop for a scenario's staging
+# device (dax-pin-vs-truncate's O_DIRECT source; without it those cases end with an environment error).
+OPTIONAL_FS_MODULES = ["dm_delay", "dm_flakey", "loop"]
 
 APPLETS = ["sh", "mount", "umount", "insmod", "mkdir", "cat", "grep", "chroot", "reboot", "sync", "sleep", "echo"]
 
@@ -177,7 +178,7 @@ def modules_for(k: Kernel, fs_types: list[str]) -> list[tuple[str, str, str]]:
     allm, all_opt = idx.load_order(ROOT_MODULES + fs_modules(fs_types))
     out = [(m, "optional" if m in root_opt else "required", "root") for m in root]
     out += [(m, "optional" if m in all_opt else "required", "fs") for m in allm if m not in root]
-    # device-mapper targets for kwiden dm-delay / dm-flakey: optional (a run reports them unavailable)
+    # device-mapper targets for kwiden dm-delay / dm-flakey, loop: optional (a run reports them unavailable)
     extra, _ = idx.load_order(OPTIONAL_FS_MODULES)
     out += [(m, "optional", "fs") for m in extra if m not in {n for n, _, _ in out}]
     return out

@@ -1,7 +1,11 @@
 #include "workloads/engine.h"
 
 #include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <linux/io_uring.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -304,6 +308,128 @@ void OpCtx::read(const Range& r) {
   if (res > 0) record_blocks(tl_, buf_.p, r.b0, uint64_t(res) / kBlockSize);
   ++stats.ops_by_kind["read"];
   if (res < 0 || (res != int64_t(r.len()) && !h_.shifting)) fail("read", res);  // short at EOF: the oracle judges
+}
+
+OpCtx::~OpCtx() {
+  if (aio_ctx_) syscall(SYS_io_destroy, aio_ctx_);
+  if (staging_fd_ >= 0) close(staging_fd_);
+}
+
+bool OpCtx::staging_ready() {
+  if (staging_fd_ == -2) {
+    staging_fd_ = env_.staging_dev.empty() ? -1 : open(env_.staging_dev.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    aio_context_t ctx = 0;
+    if (staging_fd_ >= 0 && syscall(SYS_io_setup, 1, &ctx) == 0) aio_ctx_ = ctx;
+  }
+  return staging_fd_ >= 0;
+}
+
+uint64_t OpCtx::staging_offset() const {  // this thread's own region, as large as its buffer
+  uint64_t regions = std::max<uint64_t>(1, env_.staging_bytes / buf_.size);
+  return (tid_ % regions) * buf_.size;
+}
+
+void OpCtx::pin_write(const Range& r) {
+  if (!staging_ready()) {
+    ++stats.ops_by_kind["pin-write-skipped-no-staging"];
+    return;
+  }
+  auto g = mod_guard(r.file);
+  uint64_t id = tl_.new_id(), so = staging_offset();
+  for (uint64_t i = 0; i < r.n; ++i) stamp_encode(buf_.c() + i * kBlockSize, files_[r.file].file_id, r.b0 + i, id);
+  int64_t w = neg_errno(pwrite(staging_fd_, buf_.p, r.len(), off_t(so)));
+  if (w != int64_t(r.len())) {
+    fail("staging-write", w);
+    return;
+  }
+  uint64_t t0 = now_ns();
+  // The buffer is the file's own mapping: the read pins those pages and the device copies into them.
+  int64_t res = neg_errno(pread(staging_fd_, h_.map[r.file] + r.off(), r.len(), off_t(so)));
+  fence_stores_before_timestamp();
+  tl_.op(id, OpKind::kPinWrite, r.file, r.off(), r.len(), t0, now_ns(), res, flags_);
+  ++stats.ops_by_kind["pin-write"];
+  if (res != int64_t(r.len())) fail("pin-write", res);
+}
+
+void OpCtx::pin_victim(bool evict, uint64_t blocks) {
+  const char* kind = evict ? "pin-evict" : "pin-truncate";
+  if (!staging_ready() || !aio_ctx_) {
+    ++stats.ops_by_kind[fmt::format("{}-skipped-no-staging", kind)];
+    return;
+  }
+  blocks = std::clamp<uint64_t>(blocks, 1, buf_.size / kBlockSize);
+  uint64_t len = blocks * kBlockSize, so = staging_offset();
+  uint32_t seq = victim_seq_++;
+  uint64_t vid = (env_.run_nonce << 32) | kVictimFileBit | (uint64_t(tid_ & 0x3ff) << 20) | (seq & 0xfffff);
+  std::string path = fmt::format("{}/pv{}.{}", env_.dir, tid_, seq);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return fail(kind, -int64_t(errno));
+  uint64_t gen = tl_.new_id();  // the victim's own blocks, allocated by this pwrite (marked: kVictimOwnBit)
+  for (uint64_t i = 0; i < blocks; ++i) stamp_encode(buf_.c() + i * kBlockSize, vid | kVictimOwnBit, i, gen);
+  int64_t res = neg_errno(pwrite(fd, buf_.p, len, 0));
+  void* m = res == int64_t(len) ? mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  if (m == MAP_FAILED) {
+    fail(kind, res == int64_t(len) ? -int64_t(errno) : res);
+    close(fd);
+    unlink(path.c_str());
+    return;
+  }
+  gen = tl_.new_id();  // what the pinned read writes: this generation, found anywhere else = a write after free
+  for (uint64_t i = 0; i < blocks; ++i) stamp_encode(buf_.c() + i * kBlockSize, vid, i, gen);
+  res = neg_errno(pwrite(staging_fd_, buf_.p, len, off_t(so)));
+  bool mapped = true, open_ = true;
+  if (res == int64_t(len)) {
+    iocb cb{};
+    cb.aio_fildes = uint32_t(staging_fd_);
+    cb.aio_lio_opcode = IOCB_CMD_PREAD;
+    cb.aio_buf = uint64_t(uintptr_t(m));
+    cb.aio_nbytes = len;
+    cb.aio_offset = int64_t(so);
+    iocb* cbs[1] = {&cb};
+    if (syscall(SYS_io_submit, aio_ctx_, 1, cbs) == 1) {
+      // The read is in flight with the victim's pages pinned.
+      if (evict) {
+        munmap(m, len);
+        close(fd);
+        unlink(path.c_str());  // the last reference: the inode is evicted and its blocks freed
+        mapped = open_ = false;
+      } else if (ftruncate(fd, 0) != 0) {  // the filesystem must wait for the pin (break layouts) first
+        fail(kind, -int64_t(errno));
+      }
+      io_event ev{};
+      long got;
+      do got = syscall(SYS_io_getevents, aio_ctx_, 1, 1, &ev, nullptr);
+      while (got < 0 && errno == EINTR);
+      res = got == 1 ? int64_t(ev.res) : -int64_t(errno);
+      // A truncated victim's read may fault past EOF; only a failed submission or wait is an error here.
+      if (got != 1) fail(kind, res);
+    } else {
+      fail(kind, -int64_t(errno));
+    }
+  } else {
+    fail("staging-write", res);
+  }
+  if (mapped) munmap(m, len);
+  if (open_) {
+    close(fd);
+    unlink(path.c_str());
+  }
+  ++stats.ops_by_kind[kind];
+}
+
+std::string OpCtx::probe_uring_fixed_buffers() {
+  io_uring_params p{};
+  int ufd = int(syscall(SYS_io_uring_setup, 1, &p));
+  if (ufd < 0) return fmt::format("not run: io_uring_setup failed ({}): this kernel has no io_uring or it is disabled", strerror(errno));
+  iovec iov{h_.map[0], std::min<uint64_t>(files_[0].blocks, 16) * kBlockSize};
+  long r = syscall(SYS_io_uring_register, ufd, IORING_REGISTER_BUFFERS, &iov, 1);
+  int e = errno;
+  close(ufd);
+  if (r == 0)
+    return "registered: the kernel took a long-term pin (FOLL_LONGTERM) of a DAX mapping's pages, which fsdax is meant "
+           "to refuse (a truncate or eviction cannot wait for such a pin)";
+  return fmt::format("refused by the kernel ({}): long-term pins of fsdax pages are not allowed, so fixed buffers cannot "
+                     "pin DAX pages; the O_DIRECT pins are the ones raced", strerror(e));
 }
 
 void OpCtx::dio_read(const Range& r) {

@@ -98,8 +98,22 @@ class OpCtx {
   // already looked up, so `during` (writeback, reclaim) changes the extent map under a cached iomap.
   void paused_write(const Range& r, const std::function<void(OpCtx&)>& during);
 
+  // Page pins (dax-pin-vs-truncate): the O_DIRECT read's buffer is a shared mapping, so the read pins its
+  // pages (get_user_pages) until the staging device (ScenarioEnv::staging_dev, under a read delay) has
+  // copied into them. pin_write reads stamps of the range into the mapping of a test file (logged as a
+  // pin-write); pin_victim does it to a scratch "victim" file of `blocks` blocks (its own file id, see
+  // kVictimFileBit, not a test file) with asynchronous I/O and, while the read is in flight, either
+  // unmaps, closes and unlinks it (the inode is evicted with its pages still pinned) or truncates it to 0.
+  // Without a staging device both are counted as skipped.
+  void pin_write(const Range& r);
+  void pin_victim(bool evict, uint64_t blocks);
+  // io_uring fixed buffers over a test file's mapping (a long-term pin): what the kernel says to
+  // registering them, for the case record (fsdax kernels refuse: EOPNOTSUPP).
+  std::string probe_uring_fixed_buffers();
+
   bool has_direct() const;
   OpCtx* handler() const { return handler_.get(); }
+  ~OpCtx();
 
  private:
   void paused_pwrite(const Range& r, const std::function<void(OpCtx&)>& during, bool direct);
@@ -125,7 +139,19 @@ class OpCtx {
   std::unique_ptr<UffdBuffer> uffd_;
   std::unique_ptr<OpCtx> handler_;
   bool uffd_failed_ = false;
+  int staging_fd_ = -2;  // -2: not opened yet, -1: unusable
+  unsigned long aio_ctx_ = 0;
+  uint32_t victim_seq_ = 0;
+  bool staging_ready();
+  uint64_t staging_offset() const;
 };
+
+// Victim files of OpCtx::pin_victim carry file id (run nonce << 32) | kVictimFileBit | (tid & 0x3ff) << 20 | n: their
+// stamps in a test file mean a pinned read wrote into blocks the victim no longer owned.
+// The victim's own content (its pwrite before the pin) also carries kVictimOwnBit: found in a test file it
+// means freed blocks were handed out without zeroing; without the bit, the pinned read wrote after the free.
+inline constexpr uint64_t kVictimFileBit = 1ull << 31;
+inline constexpr uint64_t kVictimOwnBit = 1ull << 30;
 
 inline constexpr uint32_t kFlagPaused = 1u << 31;       // op whose user buffer was parked by userfaultfd
 inline constexpr uint32_t kFlagDuringPause = 1u << 30;  // op run by the handler while another was parked

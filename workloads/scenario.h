@@ -44,6 +44,11 @@ struct ScenarioEnv {
   // "falloc", "shift" on ceph): those ops are not issued, each attempt is counted in
   // RaceStats::ops_by_kind as "<op>-skipped-unsupported", and the runner notes why.
   std::vector<std::string> unsupported_ops;
+  // ScenarioSpec::staging_mib > 0: the scratch block device (not the filesystem under test) the scenario
+  // reads O_DIRECT from into its mappings; "" when it could not be made (staging_error says why).
+  std::string staging_dev;
+  uint64_t staging_bytes = 0;
+  std::string staging_error;
   bool op_unsupported(const std::string& op) const {
     for (const auto& o : unsupported_ops)
       if (o == op) return true;

@@ -21,7 +21,7 @@ std::string thread_tag(const std::string& role) {
       {"punch", "punch"},   {"mmap-reader", "mmap"}, {"reader", "read"},       {"hole", "hole"},
       {"filler", "fill"},   {"mmap-writer", "mkw"},  {"allocator", "alloc"},   {"dio-writer", "dio"},
       {"dio", "dio"},       {"buffered", "buf"},     {"writer", "wr"},         {"flusher", "flush"},
-      {"converter", "conv"}, {"mixed", "mix"},     {"shift-writer", "swr"}};
+      {"converter", "conv"}, {"mixed", "mix"},     {"shift-writer", "swr"},  {"pinner", "pin"}};
   auto it = tags.find(role);
   return it == tags.end() ? role.substr(0, 8) : it->second;
 }
@@ -74,6 +74,7 @@ class TableScenario : public Scenario {
     }
   }
   const ScenarioSpec& spec() const override { return spec_; }
+  void set_staging_mib(uint64_t mib) { spec_.staging_mib = mib; }
   std::string description() const override { return description_; }
   std::vector<std::string> finding_classes() const override { return classes_; }
 
@@ -87,6 +88,10 @@ class TableScenario : public Scenario {
   void setup(ScenarioEnv& env, const std::vector<TestFile>& files) override { init_files(env, files, init_); }
   RaceStats race(ScenarioEnv& env, const std::vector<TestFile>& files) override {
     uint64_t maxr = uint64_t(env.cfg->i("max_range_blocks"));
+    if (spec_.staging_mib && env.staging_dev.empty())
+      throw Fatal(fmt::format("scenario {} needs a staging block device for its O_DIRECT reads and has none ({}): load "
+                              "the loop module or pick another scenario",
+                              spec_.name, env.staging_error.empty() ? "not made" : env.staging_error));
     if (needs_direct_) {
       FileHandles h;
       h.open_all(files);
@@ -112,9 +117,9 @@ class TableScenario : public Scenario {
   Builder build_;
 };
 
-std::unique_ptr<Scenario> make(std::string name, std::string summary, std::string description,
-                               std::vector<std::string> classes, std::vector<ParamSpec> params, InitMode init,
-                               bool needs_direct, TableScenario::Builder build, std::vector<std::string> backings = {}) {
+std::unique_ptr<TableScenario> make(std::string name, std::string summary, std::string description,
+                                    std::vector<std::string> classes, std::vector<ParamSpec> params, InitMode init,
+                                    bool needs_direct, TableScenario::Builder build, std::vector<std::string> backings = {}) {
   return std::make_unique<TableScenario>(std::move(name), std::move(summary), std::move(description), std::move(classes),
                                          std::move(params), init, needs_direct, std::move(build), std::move(backings));
 }
@@ -372,6 +377,82 @@ std::unique_ptr<Scenario> dax_sync_vs_write_fault() {
       {"pmem"});
 }
 
+std::unique_ptr<Scenario> dax_pin_vs_truncate() {
+  std::vector<std::string> cls = kDataClasses;
+  cls.push_back("kernel-warning");
+  auto s = make(
+      "dax-pin-vs-truncate", "pages of DAX mappings pinned by O_DIRECT reads while the file is punched, truncated or evicted (seed 004)",
+      "Pinners read with O_DIRECT from a scratch staging device (a loop device under a dm-delay read delay, so\n"
+      "each read keeps its buffer pinned for pin_delay_ms) into shared mappings of DAX files: get_user_pages\n"
+      "pins the DAX pages, i.e. the filesystem's blocks themselves, until the device has copied into them.\n"
+      "Into a test file's mapping (pin-write: stamps of that range, judged like a store) while a hole thread\n"
+      "punches and zeroes the same ranges: the filesystem must wait for the pins before freeing the blocks\n"
+      "(ext4_break_layouts / xfs_break_dax_layouts -> dax_layout_busy_page_range). Into a scratch victim file\n"
+      "(asynchronous I/O, then while the read is in flight) that is truncated to 0 (same wait), or unmapped,\n"
+      "closed and unlinked so its inode is evicted with the pages still pinned: iput_final -> evict ->\n"
+      "truncate_inode_pages_final -> dax_delete_mapping_entry breaks no layout (seed 004: \"no access to a\n"
+      "page may outlive the hosting inode\"), the blocks are freed while the device still writes to them, and\n"
+      "writers that allocate in the test files (with fsyncs, so freed blocks become reusable) can get them.\n"
+      "Findings: a victim's stamp in a test file (foreign: data written through a pin into blocks the\n"
+      "filesystem had given to another file), the data classes for the pinned writes, and the kernel's\n"
+      "WARN in dax_disassociate_entry (a DAX entry removed from a truncated or evicted file while its page\n"
+      "was still pinned). io_uring fixed buffers over a DAX mapping (a long-term pin) are tried once: the\n"
+      "case record says whether the kernel refused them, as fsdax kernels must.\n"
+      "Kernel paths: iov_iter_get_pages / pin_user_pages on a DAX vma, dax_layout_busy_page_range,\n"
+      "ext4_break_layouts, xfs_break_layouts, evict, truncate_inode_pages_final, dax_delete_mapping_entry.",
+      cls,
+      {{"files", T::kInt, 2, 1, 64, "test files (each op picks one)"},
+       {"file_blocks", T::kInt, 512, 1, 1 << 20, "4 KiB blocks per file"},
+       {"max_range_blocks", T::kInt, 16, 1, 4096, "largest range of one op, in blocks (pins and victims too)"},
+       {"pinners", T::kInt, 1, 1, 64, "threads reading O_DIRECT into DAX mappings"},
+       {"hole_threads", T::kInt, 1, 0, 64, "threads punching / zeroing the test files' ranges"},
+       {"writers", T::kInt, 1, 0, 64, "threads writing (pwrite, mmap stores) into the test files, so freed blocks are reused"},
+       {"readers", T::kInt, 1, 0, 64, "threads reading with mmap loads and pread(2)"},
+       {"victim_ratio", T::kDouble, 0.4, 0, 1, "share of the pinners' ops that pin a victim file (rest: pin-write into a test file)"},
+       {"evict_ratio", T::kDouble, 0.5, 0, 1, "share of the victim ops that evict the victim during the read (rest: truncate it)"},
+       {"pin_delay_ms", T::kInt, 10, 0, 1000, "read delay of the staging device: how long each pinned read holds its pages (0: no delay)"},
+       {"zero_ratio", T::kDouble, 0.3, 0, 1, "share of zero-range among the hole thread's ops (rest: punch)"},
+       {"fsync_ratio", T::kDouble, 0.2, 0, 1, "share of the writers' ops followed by fsync (commits the frees, so blocks are reused)"},
+       {"hole_pause_us", T::kInt, 500, 0, 1000000, "pause between the hole thread's ops"}},
+      InitMode::kStamped, false, [](const ScenarioConfig& c, uint64_t maxr) {
+        double vr = c.d("victim_ratio"), er = c.d("evict_ratio"), zr = c.d("zero_ratio"), fr = c.d("fsync_ratio");
+        uint64_t pause = uint64_t(c.i("hole_pause_us"));
+        std::vector<Role> roles{
+            {"pinner", int(c.i("pinners")),
+             [=, probed = false](OpCtx& x) mutable {
+               if (!probed) {
+                 x.stats.widening["io-uring-fixed-buffers"] = x.probe_uring_fixed_buffers();
+                 probed = true;
+               }
+               if (x.rng.unit() < vr) x.pin_victim(x.rng.unit() < er, 1 + x.rng.below(maxr));
+               else x.pin_write(x.pick(maxr));
+             }},
+            {"reader", int(c.i("readers")), [=](OpCtx& x) {
+               Range r = x.pick(maxr);
+               if (x.rng.below(2)) x.read(r);
+               else x.mmap_read(r);
+             }}};
+        if (c.i("writers") > 0)
+          roles.push_back({"writer", int(c.i("writers")), [=](OpCtx& x) {
+                             Range r = x.pick(maxr);
+                             if (x.rng.below(2)) x.write(r);
+                             else x.mmap_write(r);
+                             if (x.rng.unit() < fr) x.fsync(r.file);
+                           }});
+        if (c.i("hole_threads") > 0)
+          roles.push_back({"hole", int(c.i("hole_threads")), [=](OpCtx& x) {
+                             Range r = x.pick(maxr);
+                             if (x.rng.unit() < zr) x.zero_range(r);
+                             else x.punch(r);
+                             if (pause) std::this_thread::sleep_for(std::chrono::microseconds(pause));
+                           }});
+        return roles;
+      },
+      {"pmem"});
+  s->set_staging_mib(64);
+  return s;
+}
+
 std::unique_ptr<Scenario> dio_vs_mmap() {
   return make(
       "dio-vs-mmap", "O_DIRECT writes vs mmap and buffered readers of the same ranges (generic/647's class)",
@@ -616,6 +697,7 @@ std::vector<std::unique_ptr<Scenario>> make_scenarios() {
   v.push_back(punch_vs_read());
   v.push_back(mkwrite_vs_fallocate());
   v.push_back(dax_sync_vs_write_fault());
+  v.push_back(dax_pin_vs_truncate());
   v.push_back(dio_vs_mmap());
   v.push_back(dio_vs_buffered());
   v.push_back(writeback_vs_write());
