@@ -204,7 +204,11 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
 
   if (auto* n = root.get("vm")) {  // VM mode settings (harness/campaign.h VmConfig)
     const auto& t = cx.table(*n, "[vm]");
-    cx.only_keys(t, "[vm]", {"cpus", "memory_mib", "hang_timeout_s", "boot_timeout_s", "test_hook"});
+    cx.only_keys(t, "[vm]", {"cpus", "memory_mib", "hang_timeout_s", "boot_timeout_s", "test_hook", "power_cut"});
+    if (auto* v = t.get("power_cut")) {
+      if (!v->is_boolean()) cx.fail(*v, "power_cut must be true or false");
+      c.vm.power_cut = v->value_or(false);
+    }
     if (auto* v = t.get("cpus")) c.vm.cpus = int64_t(cx.num(*v, "cpus", 1, 64, true));
     if (auto* v = t.get("memory_mib")) c.vm.memory_mib = int64_t(cx.num(*v, "memory_mib", 256, 1 << 20, true));
     if (auto* v = t.get("hang_timeout_s")) c.vm.hang_timeout_s = cx.num(*v, "hang_timeout_s", 2, 86400, false);
@@ -276,12 +280,16 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
       }
       if (auto* o = st.get("kdelay")) sc.kdelay = cx.names(*o, "kdelay", probes::delay_point_names(), "kernel delay point");
       if (auto* o = st.get("kwiden")) sc.kwiden = cx.names(*o, "kwiden", probes::kernel_technique_names(), "kernel widening technique");
+      if (c.vm.power_cut && sc.widens("dm-flakey"))
+        cx.fail(*st.get("kwiden"), fmt::format("kwiden dm-flakey in {} and [vm] power_cut both cut the power after the race: keep one",
+                                               sec));
       if (sc.widens("override-return") && sc.widens("fail-function"))
         cx.fail(*st.get("kwiden"), fmt::format("'kwiden' lists both override-return and fail-function in {}: both inject at {}; pick one", sec,
                                                probes::kInjectFunction));
       for (const auto& [k, v] : st) {
         std::string needs;
-        if (!sc.param_applies(std::string(k.str()), &needs))
+        bool vm_cut = c.vm.power_cut && std::string(k.str()).rfind("power_cut_", 0) == 0;  // [vm] power_cut cuts too
+        if (!vm_cut && !sc.param_applies(std::string(k.str()), &needs))
           cx.fail(v, fmt::format("'{}' has no effect without {} in {}", k.str(), needs, sec));
       }
       if (int64_t e = sc.params.count("kinject_errno") ? sc.i("kinject_errno") : EEXIST; e != EEXIST && e != ENOMEM)
@@ -344,7 +352,7 @@ bool ScenarioConfig::param_applies(const std::string& key, std::string* needs) c
   else if (key.rfind("kinject_", 0) == 0 && injection().empty()) why = "kwiden = [\"override-return\"] or [\"fail-function\"]";
   else if (key.rfind("dm_delay_", 0) == 0 && !widens("dm-delay")) why = "kwiden = [\"dm-delay\"]";
   else if (key.rfind("xfs_", 0) == 0 && !widens("xfs-errortag")) why = "kwiden = [\"xfs-errortag\"]";
-  else if (key.rfind("power_cut_", 0) == 0 && !widens("dm-flakey")) why = "kwiden = [\"dm-flakey\"]";
+  else if (key.rfind("power_cut_", 0) == 0 && !widens("dm-flakey")) why = "kwiden = [\"dm-flakey\"] (or [vm] power_cut = true)";
   if (needs) *needs = why;
   return why.empty();
 }
@@ -459,7 +467,7 @@ std::string campaign_to_toml(const Campaign& c) {
     toml::table p;
     for (const auto& [k, v] : s.params) {
       // widening parameters only with their technique (the parser refuses them alone)
-      if (!s.param_applies(k)) continue;
+      if (!s.param_applies(k) && !(c.vm.power_cut && k.rfind("power_cut_", 0) == 0)) continue;
       if (v == std::floor(v) && std::fabs(v) < 9e15) p.insert(k, int64_t(v));
       else p.insert(k, v);
     }
@@ -475,6 +483,7 @@ std::string campaign_to_toml(const Campaign& c) {
   toml::table vm{{"cpus", c.vm.cpus}, {"memory_mib", c.vm.memory_mib}, {"hang_timeout_s", c.vm.hang_timeout_s},
                  {"boot_timeout_s", c.vm.boot_timeout_s}};
   if (!c.vm.test_hook.empty()) vm.insert("test_hook", c.vm.test_hook);
+  if (c.vm.power_cut) vm.insert("power_cut", true);
   root.insert("vm", vm);
   toml::array req, exc;
   for (const auto& r : c.probes.required) req.push_back(r);

@@ -64,6 +64,10 @@ struct VmConfig {
   int64_t memory_mib = 1024;
   double hang_timeout_s = 120;  // no workload progress for this long -> `hang` finding
   double boot_timeout_s = 300;  // QEMU start -> agent start, else `boot-failed` (TCG is slow)
+  // A real power cut after every case's race: the guest records it, the host SIGKILLs QEMU, boots the VM
+  // again on the same disk images / NVDIMM backing files, mounts (journal replay), reads every block
+  // (judged by what completed fsyncs / msyncs made durable) and runs fsck. Not for cluster filesystems.
+  bool power_cut = false;
   std::string test_hook;        // TEST ONLY, guest only: "panic" (sysrq-c mid-race), "freeze" (FIFREEZE mid-race),
                                 // "isolation" (tries what a hostile guest would on the host shares; writes
                                 // isolation-probe.json into its result share)

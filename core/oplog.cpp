@@ -1,6 +1,7 @@
 #include "core/oplog.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -118,6 +119,8 @@ void ThreadLog::op(uint64_t id, OpKind kind, uint16_t file, uint64_t offset, uin
   // Room for the op and its largest observation list, so an op never straddles two chunks.
   ensure(sizeof(OpRecord) + kMaxObsPerOp * sizeof(ObsRecord));
   if (used_ == 0) used_ = sizeof(ChunkHeader);
+  start_ns += uint64_t(log_->clock_offset_);
+  end_ns += uint64_t(log_->clock_offset_);
   OpRecord r{id, start_ns, end_ns, offset, length, result, thread_, uint16_t(kind), file, 0, flags};
   std::memcpy(buf_.data() + used_, &r, sizeof r);
   last_op_ = used_;
@@ -166,6 +169,15 @@ OpLog::OpLog(std::string path, const nlohmann::json& meta, bool enabled)
     throw Fatal(fmt::format("cannot write {}: {}", tmp_, strerror(e)));
   }
   bytes_ = hdr.size();
+  writer_ = std::thread([this] { writer_main(); });
+}
+
+OpLog::OpLog(std::string path, Append a)
+    : path_(std::move(path)), tmp_(path_), enabled_(true), append_(true), clock_offset_(a.clock_offset_ns) {
+  fd_ = open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) throw Fatal(fmt::format("cannot append to {}: {}", path_, strerror(errno)));
+  struct stat st {};
+  if (fstat(fd_, &st) == 0) bytes_ = uint64_t(st.st_size);
   writer_ = std::thread([this] { writer_main(); });
 }
 
@@ -245,6 +257,11 @@ void OpLog::close() {
   writer_.join();
   fsync(fd_);
   ::close(fd_);
+  if (append_) {  // never unlink or rename what an earlier boot wrote
+    if (write_errno_)
+      throw Fatal(fmt::format("cannot append to {}: {}; free space in the results directory", path_, strerror(write_errno_)));
+    return;
+  }
   if (write_errno_) {
     unlink(tmp_.c_str());  // a full disk must not keep a half-written log (nor its space)
     throw Fatal(fmt::format("cannot write {}: {}; free space in the results directory or pass --results", path_, strerror(write_errno_)));

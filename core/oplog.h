@@ -142,6 +142,13 @@ class OpLog {
   // Opens `path` (.tmp while running, renamed on close) and writes the header with `meta`.
   // With enabled = false nothing is recorded (benchmark baseline); the file is not created.
   OpLog(std::string path, const nlohmann::json& meta, bool enabled = true);
+  // Appends chunks to an existing op log (no header; close() fsyncs, no rename): the boot after a VM
+  // power cut adds its reads to the crashed boot's ops.bin. Every op's times get `clock_offset_ns` added,
+  // so a new boot's CLOCK_MONOTONIC continues the old boot's timeline.
+  struct Append {
+    int64_t clock_offset_ns = 0;
+  };
+  OpLog(std::string path, Append a);
   ~OpLog();
   OpLog(const OpLog&) = delete;
   OpLog& operator=(const OpLog&) = delete;
@@ -173,6 +180,8 @@ class OpLog {
   std::atomic<uint64_t> bytes_{0};
   int write_errno_ = 0;
   bool closed_ = false;
+  bool append_ = false;
+  int64_t clock_offset_ = 0;
 };
 
 // Decoded ops.bin.

@@ -171,6 +171,8 @@ DataCorroboration corroborate(FindingSet& findings, const OpLogData& data, const
   return corr;
 }
 
+json read_race_json(const std::string& dir) { return load_race_json(dir); }
+
 CaseAnalysis analyze_case(const std::string& dir) {
   uint64_t t0 = now_ns();
   json race = load_race_json(dir);
@@ -194,7 +196,8 @@ CaseAnalysis analyze_case(const std::string& dir) {
     findings = run_oracle(data, ctx, &ost);
     malloc_trim(0);  // the oracle's block model is gone: give its pages back before the events load (guest agents have ~1 GiB)
     if (ost.power_cut_ns) {
-      auto& w = info["kernel_widening"]["dm-flakey"];
+      bool vm_cut = info.contains("kernel_widening") && info["kernel_widening"].contains("vm-power-cut");
+      auto& w = info["kernel_widening"][vm_cut ? "vm-power-cut" : "dm-flakey"];
       w["non_durable_ops"] = ost.non_durable_ops;
       w["reads_after_cut"] = ost.reads_after_cut;
       w["unjudged_reads_after_cut"] = ost.unjudged_after_cut;

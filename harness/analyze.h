@@ -34,6 +34,8 @@ struct CaseAnalysis {
 
 // Reads and judges one case directory. Throws Fatal (one line naming the file and what to do) when a
 // needed file is missing or malformed; a missing events.bin is a note, not an error.
+// A case directory's race.json (Fatal with one line when it is missing or not one).
+nlohmann::json read_race_json(const std::string& dir);
 CaseAnalysis analyze_case(const std::string& case_dir);
 
 // ---- the rules, exposed for their own tests ----------------------------------------------------------

@@ -400,6 +400,8 @@ int main(int argc, char** argv) {
   agent->add_flag("--quiet", quiet, "no progress lines");
   bool agent_no_hook = false;
   agent->add_flag("--no-test-hook", agent_no_hook, "ignore [vm] test_hook (a VM restarted after a hang or crash)");
+  std::string agent_after_cut;
+  agent->add_option("--after-power-cut", agent_after_cut, "the boot after [vm] power_cut: verify this case (its race ran before the cut)");
   auto* vmrep = app.add_subcommand("vm-report", "VM mode: final results of a run from vm.json + guest results + console (internal)");
   vmrep->group("");
   std::string vmrep_dir;
@@ -604,6 +606,7 @@ int main(int argc, char** argv) {
         ropt.devices[d.substr(0, eq)] = d.substr(eq + 1);
       }
       ropt.only_cases = split_list(agent_cases);
+      ropt.after_power_cut = agent_after_cut;
       aopt.test_hook = !agent_no_hook;
       return run_agent(ropt, aopt);
     }

@@ -68,6 +68,16 @@ std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing
                            f.value("command", std::string("fsck")), f.value("clean", false) ? "clean" : fmt::format("exit {}", f.value("exit", -1)));
         if (!w.value("fsynced_before_cut", std::string()).empty()) what += "; fsync'ed before the cut: " + w.value("fsynced_before_cut", std::string());
         if (w.contains("selfcheck")) what += "; SELF-CHECK: " + w.value("selfcheck", std::string());
+      } else if (w.value("ran", false) && w.contains("how")) {  // [vm] power_cut
+        nlohmann::json f = w.contains("fsck") ? w["fsck"] : nlohmann::json::object();
+        what = fmt::format("ran: power cut after the race (QEMU killed, VM booted again on the same media); {} ops not made "
+                           "durable by fsync, {} reads after the cut judged by what fsync guaranteed; mount after it {:.2f} s, {}; "
+                           "verify {:.2f} s; {}: {}",
+                           w.value("non_durable_ops", uint64_t(0)), w.value("reads_after_cut", uint64_t(0)), w.value("mount_s", 0.0),
+                           w.value("journal_recovery", std::string()).empty() ? "no journal recovery logged" : "journal replayed",
+                           w.value("verify_s", 0.0), f.value("command", std::string("fsck")),
+                           f.value("clean", false) ? "clean" : fmt::format("exit {}", f.value("exit", -1)));
+        if (w.contains("selfcheck")) what += "; SELF-CHECK: " + w.value("selfcheck", std::string());
       } else if (w.value("ran", false) && w.contains("table")) {
         what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));
       } else if (w.value("ran", false) && w.contains("injection")) {

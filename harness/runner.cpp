@@ -3,6 +3,7 @@
 #include "harness/status.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -223,9 +224,17 @@ class CaseRunner {
       phase("power-cut", test_dir);
       cut_power(tl, files, rs, plan, tb, fsck);
     }
-    phase("verify", test_dir);
-    if (!interrupted) verify_after_race(tl, files, tb, opt_.inject_corruption, space, info);
-    tb.unmount();
+    // [vm] power_cut: the host cuts the power of this VM once the case's files are written (below); the
+    // next boot verifies what survived (verify_after_vm_cut). Nothing is verified, synced or unmounted here.
+    bool vm_cut = opt_.campaign.vm.power_cut && opt_.in_vm_guest() && !cluster_ && !interrupted;
+    if (vm_cut) {
+      phase("power-cut", test_dir);
+      prepare_vm_cut(tl, files, info);
+    } else {
+      phase("verify", test_dir);
+      if (!interrupted) verify_after_race(tl, files, tb, opt_.inject_corruption, space, info);
+      tb.unmount();
+    }
     double verify_s = secs_since(t_verify);
     if (probe) info["probes"] = probes::stop_and_record(*probe);
     log.close();
@@ -236,7 +245,7 @@ class CaseRunner {
 
     plan.report(info);
     if (!toggle.is_null()) info["probes"]["toggle"] = toggle;
-    info["status"] = interrupted ? "interrupted" : "complete";
+    info["status"] = interrupted ? "interrupted" : vm_cut ? "power-cut" : "complete";
     info["device"] = tb.dev();
     info["ops"] = {{"by_kind", rs.ops_by_kind}, {"errors", rs.errors_by_kind}, {"total", rs.total_ops()},
                    {"seconds", rs.seconds}, {"cpu_ns", race_cpu_ns}, {"quiescent_rounds", rs.quiescent_rounds}};
@@ -254,7 +263,10 @@ class CaseRunner {
                {"fatal_errors", errors}, {"tolerated_errno", env.tolerated_errno},
                {"fsck", fsck}, {"kmsg", {{"captured", kmsg.ok()}, {"error", kmsg.error()}, {"lost", kmsg.lost()}}},
                {"race_end_ns", t_race_end}});
-    if (space_applies) in["space"] = space_to_json(space);
+    if (space_applies && !vm_cut) in["space"] = space_to_json(space);
+    else if (vm_cut)
+      in["space_check"] = {{"applicable", false},
+                           {"reason", "the case ends in a VM power cut: its files are not deleted and the space not measured again"}};
     else in["space_check"] = {{"applicable", false}, {"reason", fsi.space_not_applicable}};
     if (cluster_) {
       json dd = json::array();
@@ -266,10 +278,118 @@ class CaseRunner {
       }
     }
     write_file_atomic(dir_ + "/race.json", json{{"schema", kRaceSchema}, {"run", run_}, {"case", info}, {"inputs", in}}.dump(1) + "\n");
+    if (vm_cut) {
+      // Everything of the case is on the result share (ops.bin fsync'ed, race.json): ask the host to cut
+      // the power now, with the filesystem still mounted and whatever it has not written lost.
+      write_file_atomic(opt_.run_dir + "/power-cut-request.json",
+                        json{{"case", cs_.name}, {"cut_op_ns", vm_cut_ns_}, {"requested_ns", now_ns()}}.dump() + "\n");
+      std::cerr << fmt::format("fsrace-agent: {}: race done, waiting for the host to cut the power\n", cs_.name) << std::flush;
+      for (;;) pause();  // the host SIGKILLs QEMU; a signal here (SIGTERM) ends the process as usual
+    }
+  }
+
+  // The boot after a [vm] power_cut: mount what the crashed boot left (no mkfs: the journal / log is
+  // replayed), read every block of every test file (thread kAfterCutThread, appended to the case's
+  // ops.bin with its clock moved past the crashed boot's), fsck, and complete the case's race.json.
+  void verify_after_vm_cut() {
+    uint64_t t0 = now_ns();
+    json race = read_race_json(dir_);
+    json& info = race["case"];
+    json& in = race["inputs"];
+    if (info.value("status", "") != "power-cut")
+      throw Fatal(fmt::format("{}: race.json says status '{}', not a case waiting for its power-cut verification", dir_,
+                              info.value("status", "")));
+    OpLogData before = load_oplog(dir_ + "/ops.bin");
+    uint64_t last = 0;
+    bool cut = false;
+    for (const auto& o : before.ops) {
+      last = std::max(last, o.end_ns);
+      cut |= OpKind(o.kind) == OpKind::kPowerCut;
+    }
+    if (!cut) throw Fatal(fmt::format("{}/ops.bin has no power-cut op: the crashed boot did not record its cut", dir_));
+    const FilesystemInfo* fi = find_filesystem(cs_.fs.type);
+    KmsgCapture kmsg(fmt::format("{:016x} {} after power cut", nonce_, cs_.name));
+    TestbedSpec ts{cs_.fs, "", opt_.workdir, std::nullopt, ""};
+    if (auto it = opt_.devices.find(cs_.fs.type); it != opt_.devices.end()) ts.device = it->second;
+    ts.reuse = true;
+    phase("power-cut-mount", "");
+    uint64_t t_mount = now_ns();
+    Testbed tb(ts);  // mount: journal / log recovery
+    double mount_s = secs_since(t_mount);
+    std::vector<TestFile> files;
+    for (const auto& f : before.meta.value("files", json::array()))
+      files.push_back({f.value("name", ""), tb.test_dir() + "/" + f.value("name", ""), f.value("file_id", uint64_t(0)),
+                       f.value("blocks", uint64_t(0))});
+    phase("verify-after-cut", tb.test_dir());
+    uint64_t t_verify = now_ns();
+    {
+      // 1 ms after the crashed boot's last op on its clock: every read here comes after the cut.
+      OpLog log(dir_ + "/ops.bin", OpLog::Append{int64_t(last + 1000000) - int64_t(now_ns())});
+      ThreadLog& tl = log.thread(kAfterCutThread);
+      verify_disk_round(tl, files, 3);
+      log.close();
+    }
+    double verify_s = secs_since(t_verify);
+    FsckResult fr = tb.fsck();
+    std::vector<KmsgLine> klines = kmsg.stop();
+    std::string ktext, recovery;
+    for (const auto& l : klines) {
+      ktext += format_kmsg_line(l) + "\n";
+      for (const auto& m : fi ? fi->recovery_markers : std::vector<std::string>{})
+        if (l.text.find(m) != std::string::npos) recovery += (recovery.empty() ? "" : " | ") + l.text;
+    }
+    std::string old = path_exists(dir_ + "/kmsg.log") ? read_file(dir_ + "/kmsg.log") : "";
+    write_file_atomic(dir_ + "/kmsg.log", old + "---- after the power cut (next boot) ----\n" + ktext);
+    if (!in.contains("fsck") || !in["fsck"].is_array()) in["fsck"] = json::array();
+    in["fsck"].push_back(fsck_json(fr));
+    info["kernel_widening"]["vm-power-cut"] = {
+        {"ran", true}, {"how", "the host killed QEMU (SIGKILL) with the filesystem mounted, then booted the VM again on the same disk images and NVDIMM backing files"},
+        {"device", tb.dev()}, {"mount_s", mount_s}, {"verify_s", verify_s}, {"total_s", secs_since(t0)},
+        {"journal_recovery", recovery}, {"fsck", fsck_json(fr)}};
+    if (recovery.empty())
+      info["notes"].push_back("the mount after the power cut printed no journal / log recovery line: nothing was left to replay");
+    info["status"] = "complete";
+    info["timing"]["after_cut_s"] = secs_since(t0);
+    race["run"] = run_;  // this boot's run record, as its findings.json will say
+    write_file_atomic(dir_ + "/race.json", race.dump(1) + "\n");
   }
 
  private:
   void phase(const char* name, const std::string& dir) { report_phase(opt_, cs_.name, name, dir); }
+
+  // [vm] power_cut, in the crashed-to-be boot: the self-check's fsyncs that are never made, then the cut op.
+  // The cut itself comes later (the host kills QEMU); nothing the workload did after this op exists.
+  void prepare_vm_cut(ThreadLog& tl, const std::vector<TestFile>& files, json& info) {
+    json j = {{"requested", true}};
+    if (cs_.sc.i("power_cut_selfcheck") != 0) {
+      // Each file's block 0 punched (and that made durable), then written again: the write allocates, and
+      // its allocation lives only in the running transaction, so the cut loses it unless the (fake)
+      // fsync below were real. A DAX store reaches the media at once: only what the metadata says is lost.
+      AlignedBuf buf(kBlockSize);
+      for (size_t fi = 0; fi < files.size(); ++fi) {
+        int fd = open(files[fi].path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) continue;
+        uint64_t id = tl.new_id(), t0 = now_ns();
+        int64_t r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, kBlockSize) == 0 ? 0 : -int64_t(errno);
+        tl.op(id, OpKind::kPunch, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
+        id = tl.new_id(), t0 = now_ns();
+        r = fsync(fd) == 0 ? 0 : -int64_t(errno);
+        tl.op(id, OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t0, now_ns(), r);
+        id = tl.new_id(), t0 = now_ns();
+        r = write_stamped(fd, files[fi], 0, 1, id, buf.p);
+        tl.op(id, OpKind::kWrite, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
+        close(fd);
+        uint64_t t = now_ns();
+        tl.op(tl.new_id(), OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t, t, 0);
+      }
+      j["selfcheck"] = "an fsync of every file was recorded but not made: findings expected";
+    }
+    uint64_t t0 = now_ns();
+    vm_cut_ns_ = t0;
+    tl.op(tl.new_id(), OpKind::kPowerCut, 0, 0, 0, t0, t0, 0);
+    info["kernel_widening"]["vm-power-cut"] = j;
+  }
+  uint64_t vm_cut_ns_ = 0;
 
   std::unique_ptr<probes::ProbeSession> open_probes(json& info) {
     probes::SessionOptions po;
@@ -386,6 +506,9 @@ void note_peak_memory(CaseAnalysis& ca) {
 RunOutcome run_host(const RunOptions& opt) {
   install_stop_handlers();  // first: a signal during setup ends the run as interrupted, with its files
   const Campaign& c = opt.campaign;
+  if (c.vm.power_cut && !opt.in_vm_guest())
+    throw Fatal("[vm] power_cut needs VM mode (--kernel K: the host kills the VM); in host mode use kwiden = "
+                "[\"dm-flakey\"] in a [scenario.NAME] table for a power cut below the filesystem");
   for (const auto& s : c.scenarios)
     if (!find_scenario(s.name)) throw Fatal(fmt::format("unknown scenario '{}'", s.name));
   bool need_loop = false;
@@ -503,16 +626,23 @@ RunOutcome run_host(const RunOptions& opt) {
     if (i >= cases.size()) break;
     const CaseSpec& cs = cases[i];
     std::string case_dir = rd.dir + "/" + cs.name;
+    bool after_cut = !copt.after_power_cut.empty() && cs.name == copt.after_power_cut;
     // A fresh directory, never one that is there already (a link planted in a shared results store
-    // would take the case's files elsewhere).
-    if (mkdir(case_dir.c_str(), 0755) != 0)
+    // would take the case's files elsewhere); after a power cut, the crashed boot's (the host copied it).
+    if (after_cut) {
+      struct stat st {};
+      if (lstat(case_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw Fatal(fmt::format("{}: no case directory from the boot before the power cut", case_dir));
+    } else if (mkdir(case_dir.c_str(), 0755) != 0)
       throw Fatal(fmt::format("cannot create case directory {}: {}{}", case_dir, strerror(errno),
                               errno == EEXIST ? " (something already has that name in a new run directory: remove it)" : ""));
     if (status) status->case_started(i, cs.name);
     else if (opt.verbose && !opt.next_case) std::cerr << fmt::format("fsrace: case {}/{}: {}\n", i + 1, cases.size(), cs.name);
     CaseAnalysis ca;
     try {
-      CaseRunner(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on, cluster.get()).run();
+      CaseRunner cr(copt, run, cs, case_dir, nonce + i, kernel.get(), probes_on, cluster.get());
+      if (after_cut) cr.verify_after_vm_cut();
+      else cr.run();
       report_phase(copt, cs.name, "analysis");
       ca = analyze_case(case_dir);
       note_peak_memory(ca);

@@ -33,6 +33,9 @@ struct RunOptions {
   std::map<std::string, std::string> devices;   // fs type -> block device to mkfs instead of a loop device
   Shard shard;                                  // run this 1/N of the case matrix (--shard I/N)
   std::vector<std::string> only_cases;          // run just these case names (VM jobs split the matrix)
+  // VM guest, the boot after a power cut ([vm] power_cut): this case's race ran in the boot before; its
+  // directory (copied into this boot's share by the host) gets the reads after the cut, fsck, analysis.
+  std::string after_power_cut;
   nlohmann::json run_extra = nlohmann::json::object();  // merged into findings.json "run"
   // Called when a case enters a phase (setup, race, verify, analysis, done); dir = the test directory.
   std::function<void(const std::string& case_name, const std::string& phase, const std::string& dir)> on_phase;

@@ -271,11 +271,11 @@ Testbed::Testbed(const TestbedSpec& spec)
       layer_error_ = e.what();
     }
   }
-  make_filesystem(spec.fs, dev_);
+  if (!spec.reuse) make_filesystem(spec.fs, dev_);
   mnt_dir_ = work_.path() + "/mnt";
   mount();
   test_dir_ = mnt_dir_ + "/fsrace";
-  if (mkdir(test_dir_.c_str(), 0755) != 0) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
+  if (mkdir(test_dir_.c_str(), 0755) != 0 && !(spec.reuse && errno == EEXIST)) throw Fatal(fmt::format("cannot create {}: {}", test_dir_, strerror(errno)));
   if (pmem_) {
     // A filesystem that cannot do DAX on this device mounts anyway and says so only in the kernel log
     // ("DAX unsupported by block device. Turning off DAX."): check a file, never assume.

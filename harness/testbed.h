@@ -123,6 +123,9 @@ struct TestbedSpec {
   // Cluster filesystems (FsBacking::kCluster): the running cluster to mount; no device, no mkfs, and the
   // case's tree is a fresh directory <mnt>/fsrace.<pid>.<serial> removed at teardown.
   const CephCluster* cluster = nullptr;
+  // The filesystem is already on the device (VM power cut: the boot after the cut mounts what the
+  // crashed boot left, which replays its journal): no mkfs, the test directory is there.
+  bool reuse = false;
 };
 
 class Testbed {

@@ -19,6 +19,8 @@ namespace fsrace {
 std::vector<std::string> verify_cached_round(ThreadLog& tl, const std::vector<TestFile>& files, uint32_t round);
 // Cold cache (after remount): every block through read(2).
 void verify_disk_round(ThreadLog& tl, const std::vector<TestFile>& files, uint32_t round);
+// The op-log thread of the reads the boot after a [vm] power_cut appends to the crashed boot's ops.bin.
+inline constexpr uint32_t kAfterCutThread = 999;
 void fsync_files(ThreadLog& tl, const std::vector<TestFile>& files);
 // fsync of a directory (its entries durable); not logged.
 void fsync_path(const std::string& dir);

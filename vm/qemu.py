@@ -293,10 +293,16 @@ class QemuInstance:
                 elif time.monotonic() - quiet_since >= settle_s:
                     break
 
-    def kill(self) -> None:
+    def kill(self, hard: bool = False) -> None:
+        """Stops QEMU: SIGTERM, then SIGKILL after 3 s; hard: SIGKILL at once (a power cut: QEMU gets no
+        chance to do anything more for the guest)."""
         if not self.proc or self.proc.poll() is not None:
             return
         try:
+            if hard:
+                self.proc.kill()
+                self.proc.wait()
+                return
             self.proc.terminate()
             self.proc.wait(timeout=3)
         except subprocess.TimeoutExpired:

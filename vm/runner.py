@@ -161,6 +161,8 @@ def restart_plan(outcome: str, cases: list[str], finished: set[str], running: st
     at most one per case."""
     left = [c for c in cases if c not in finished]
     ended_in = running if running in left else (left[0] if left else "")
+    if outcome == "power-cut":  # [vm] power_cut: the next boot verifies the case the cut ended, then goes on
+        return ended_in, left
     if outcome not in ("hang", "crashed"):
         return ended_in, []
     return ended_in, [c for c in left if c != ended_in]
@@ -194,6 +196,8 @@ class Job:
     scan_off: int = 0
     console_head: bytes = b""
     shown_case: str = ""             # the case the terminal was last told about (progress lines)
+    after_cut: str = ""              # [vm] power_cut: the case this boot verifies after the cut that ended the boot before
+    cut_at: float | None = None      # monotonic time of the cut (SIGKILL of QEMU)
     shown_done: set = dataclasses.field(default_factory=set)
 
     def done(self) -> bool:
@@ -364,6 +368,8 @@ class VmRun:
         with open(os.path.join(self.run_dir, "campaign.toml")) as f:
             write_text(os.path.join(j.dir, "campaign.in.toml"), f.read())
         argv = [self.fsrace, "agent", f"{GUEST_OUT}/campaign.in.toml", "--out", GUEST_OUT]
+        if j.after_cut:
+            argv += ["--after-power-cut", j.after_cut]
         argv += ["--explore", self.args.explore] if self.explore() else ["--cases", ",".join(c["name"] for c in cases)]
         for dv in j.devices:
             argv += ["--device", dv]
@@ -413,6 +419,17 @@ class VmRun:
                 j.outcome = "boot-failed"
                 j.detail = f"the guest agent did not start within boot_timeout_s = {self.vmcfg.get('boot_timeout_s', 300)} s"
                 j.inst.kill()
+            return
+        req = read_json(os.path.join(j.dir, "power-cut-request.json"))
+        if isinstance(req, dict) and req.get("case"):
+            # [vm] power_cut: the guest wrote the case's files and waits; the filesystem is still mounted.
+            j.inst.kill(hard=True)
+            j.cut_at = now
+            j.outcome, j.detail = "power-cut", f"power cut after the race of {req['case']} (QEMU killed with SIGKILL)"
+            j.last_hb = read_json(os.path.join(j.dir, "heartbeat.json")) or j.last_hb
+            if j.last_hb is not None:
+                j.last_hb["case"] = req["case"]
+            self.say(f"vm{j.index}: {j.detail}")
             return
         hb = read_json(os.path.join(j.dir, "heartbeat.json"))
         if hb:
@@ -492,16 +509,27 @@ class VmRun:
                                         (j.last_hb or {}).get("case", ""))
         if not rest or self.stop:
             return
-        self.say(f"vm{j.index}: {j.outcome} in case {j.ended_in}: restarting the VM for the {len(rest)} case(s) left")
+        cut = j.outcome == "power-cut"
+        if cut:
+            self.say(f"vm{j.index}: booting again on the same disks to verify {j.ended_in} after the power cut")
+        else:
+            self.say(f"vm{j.index}: {j.outcome} in case {j.ended_in}: restarting the VM for the {len(rest)} case(s) left")
         j.boots.append(self.boot_record(j))
         j.inst.cleanup()
         j.boot += 1
         name = f"vm{j.index}-boot{j.boot}"
-        j.dir = os.path.join(self.run_dir, name)
+        old_dir, j.dir = j.dir, os.path.join(self.run_dir, name)
         os.makedirs(j.dir, exist_ok=True)
+        j.after_cut = j.ended_in if cut else ""
+        if cut:  # the case's files go on in the new boot's share: it appends the reads after the cut
+            dst = os.path.join(j.dir, j.ended_in)
+            shutil.copytree(os.path.join(old_dir, j.ended_in), dst, symlinks=True)
+            if self.isolation.user:  # the guest writes it as the QEMU user, as it wrote the original
+                take_back(dst, self.isolation.uid, self.isolation.gid)
         j.console = os.path.join(self.run_dir, f"console-{name}.log")
         j.boot_s, j.outcome, j.detail, j.guest_exit, j.hang, j.last_hb = None, "", "", None, None, None
         j.scan_off, j.console_head, j.ended_in, j.shown_case = 0, b"", "", ""
+        j.cut_at = None
         self.setup_boot(j, [c for c in j.boot_cases if c["name"] in rest])
         self.start(j)
 
@@ -509,7 +537,9 @@ class VmRun:
         return {"boot": j.boot, "dir": os.path.basename(j.dir), "console": os.path.basename(j.console),
                 "cases": [c["name"] for c in j.boot_cases], "case": j.ended_in, "qemu_argv": j.inst.argv(),
                 "boot_s": j.boot_s, "outcome": j.outcome, "detail": j.detail, "guest_exit": j.guest_exit,
-                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb}
+                "qemu_stderr": j.inst.stderr_text()[-4000:], "hang": j.hang, "last_heartbeat": j.last_hb,
+                "after_power_cut": j.after_cut,
+                "power_cut_s": (j.cut_at - j.started) if j.cut_at is not None else None}
 
     def loop(self):
         for j in self.jobs:
@@ -550,8 +580,8 @@ class VmRun:
                                 and not os.path.exists(os.path.join(self.run_dir, f)):
                             os.replace(os.path.join(bdir, f), os.path.join(self.run_dir, f))
                 for name in names:
-                    if not name:
-                        continue
+                    if not name or (b.get("outcome") == "power-cut" and name == b.get("case")):
+                        continue  # the next boot has this case's directory, with the reads after the cut
                     src = os.path.join(self.run_dir, b["dir"], name)
                     dst = os.path.join(self.run_dir, name)
                     if os.path.isdir(src) and not os.path.exists(dst):

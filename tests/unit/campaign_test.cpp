@@ -5,6 +5,8 @@
 
 #include "core/util.h"
 
+#include "workloads/scenario.h"
+
 using namespace fsrace;
 
 namespace {
@@ -173,7 +175,9 @@ TEST(CampaignVm, FullSection) {
 
 TEST(CampaignVm, BadInputs) {
   EXPECT_EQ(err("[vm]\nhang_timeout = 3\n"),
-            "c.toml:2:1: unknown key 'hang_timeout' in [vm]; allowed: cpus, memory_mib, hang_timeout_s, boot_timeout_s, test_hook");
+            "c.toml:2:1: unknown key 'hang_timeout' in [vm]; allowed: cpus, memory_mib, hang_timeout_s, boot_timeout_s, test_hook, "
+            "power_cut");
+  EXPECT_EQ(err("[vm]\npower_cut = 1\n"), "c.toml:2:13: power_cut must be true or false");
   EXPECT_EQ(err("[vm]\nhang_timeout_s = 1\n"), "c.toml:2:18: 'hang_timeout_s' = 1 is out of range; allowed: 2 to 86400");
   EXPECT_EQ(err("[vm]\nhang_timeout_s = \"10\"\n"), "c.toml:2:18: 'hang_timeout_s' must be a number");
   EXPECT_EQ(err("[vm]\ncpus = 0\n"), "c.toml:2:8: 'cpus' = 0 is out of range; allowed: 1 to 64");
@@ -182,6 +186,29 @@ TEST(CampaignVm, BadInputs) {
   EXPECT_EQ(err("[vm]\nboot_timeout_s = 1\n"), "c.toml:2:18: 'boot_timeout_s' = 1 is out of range; allowed: 5 to 3600");
   EXPECT_EQ(err("[vm]\ntest_hook = \"oops\"\n"), "c.toml:2:13: unknown test_hook 'oops'; allowed: panic, freeze, isolation");
   EXPECT_EQ(err("vm = 3\n"), "c.toml:1:6: [vm] must be a table");
+}
+
+TEST(CampaignVm, PowerCutAndItsSelfCheckRoundTrip) {
+  auto real = scenario_catalog();
+  EXPECT_FALSE(parse_campaign("", "c.toml", real).vm.power_cut);
+  // The power-cut self-check needs a power cut: dm-flakey or the VM's.
+  try {
+    parse_campaign("[scenario.punch-vs-fault]\npower_cut_selfcheck = 1\n", "c.toml", real);
+    ADD_FAILURE() << "accepted";
+  } catch (const Fatal& e) {
+    EXPECT_STREQ(e.what(), "c.toml:2:23: 'power_cut_selfcheck' has no effect without kwiden = [\"dm-flakey\"] (or [vm] power_cut = "
+                           "true) in [scenario.punch-vs-fault]");
+  }
+  Campaign c = parse_campaign("[vm]\npower_cut = true\n[scenario.punch-vs-fault]\npower_cut_selfcheck = 1\n", "c.toml", real);
+  EXPECT_TRUE(c.vm.power_cut);
+  // The resolved campaign the guest agent parses keeps both (the self-check is not dropped without dm-flakey).
+  Campaign d = parse_campaign(campaign_to_toml(c), "resolved.toml", real);
+  EXPECT_TRUE(d.vm.power_cut);
+  ASSERT_FALSE(d.scenarios.empty());
+  bool found = false;
+  for (const auto& s : d.scenarios)
+    if (s.name == "punch-vs-fault") found = s.i("power_cut_selfcheck") == 1;
+  EXPECT_TRUE(found);
 }
 
 TEST(CampaignVm, ResolvedTomlRoundTrips) {

@@ -55,10 +55,44 @@ TEST(OpLog, RoundTripAcrossThreadsAndChunks) {
   unlink(p.c_str());
 }
 
+// The boot after a VM power cut appends its reads to the crashed boot's ops.bin, its clock moved past the old one's.
+TEST(OpLog, AppendKeepsTheFirstLogAndShiftsTheNewOps) {
+  std::string p = tmp_path("append.bin");
+  {
+    OpLog log(p, nlohmann::json{{"files", nlohmann::json::array({{{"name", "f0"}, {"file_id", 5}, {"blocks", 4}}})}});
+    ThreadLog& tl = log.thread(0);
+    tl.op(tl.new_id(), OpKind::kWrite, 0, 0, 4096, 100, 200, 4096);
+    tl.op(tl.new_id(), OpKind::kPowerCut, 0, 0, 0, 300, 300, 0);
+    log.close();
+  }
+  {
+    OpLog log(p, OpLog::Append{1000});
+    ThreadLog& tl = log.thread(999);
+    tl.op(tl.new_id(), OpKind::kVerifyDisk, 0, 0, 4096, 5, 7, 4096);
+    tl.obs(0, BlockValue{});
+    log.close();
+  }
+  OpLogData d = load_oplog(p);
+  ASSERT_EQ(d.ops.size(), 3u);
+  EXPECT_EQ(d.meta["files"][0]["name"], "f0");  // one header, the first log's
+  EXPECT_EQ(OpKind(d.ops[1].kind), OpKind::kPowerCut);
+  EXPECT_EQ(OpKind(d.ops[2].kind), OpKind::kVerifyDisk);
+  EXPECT_EQ(d.ops[2].start_ns, 1005u);
+  EXPECT_EQ(d.ops[2].end_ns, 1007u);
+  EXPECT_EQ(d.ops[2].thread, 999u);
+  EXPECT_EQ(d.ops[2].nobs, 1u);
+  // Appending to a log that is not there fails and creates nothing.
+  std::string q = tmp_path("absent.bin");
+  unlink(q.c_str());
+  EXPECT_THROW(OpLog(q, OpLog::Append{0}), Fatal);
+  EXPECT_NE(access(q.c_str(), F_OK), 0);
+  unlink(p.c_str());
+}
+
 TEST(OpLog, RunsBreakOnAnyDifference) {
   std::string p = tmp_path("runs.bin");
   {
-    OpLog log(p, {});
+    OpLog log(p, nlohmann::json::object());
     ThreadLog& tl = log.thread(1);
     tl.op(tl.new_id(), OpKind::kRead, 0, 0, 6 * 4096, 1, 2, 6 * 4096);
     auto data = [](uint64_t block, uint64_t gen) {

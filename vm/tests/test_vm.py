@@ -396,6 +396,9 @@ class Policy(unittest.TestCase):
         self.assertEqual(rp("hang", cases, {"a", "b"}, "c"), ("c", []))
         self.assertEqual(rp("crashed", cases, {"a", "b", "c"}, "c"), ("", []))
         self.assertEqual(rp("exited", cases, {"a", "b", "c"}, "c"), ("", []))
+        # [vm] power_cut: the next boot verifies the case the cut ended, then runs the rest
+        self.assertEqual(rp("power-cut", cases, set(), "a"), ("a", ["a", "b", "c"]))
+        self.assertEqual(rp("power-cut", cases, {"a"}, "b"), ("b", ["b", "c"]))
         # only hangs and crashes restart; QEMU dying, boot failures and interrupts end the VM's job
         for outcome in ("died", "boot-failed", "init-error", "qemu-failed", "interrupted", "exited"):
             self.assertEqual(rp(outcome, cases, {"a"}, "b"), ("b", []))
