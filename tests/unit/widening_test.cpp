@@ -246,7 +246,7 @@ kwiden = ["dm-delay"]
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-delay\"]\nxfs_minlen_alloc = 2\n"),
             "c.toml:3:20: 'xfs_minlen_alloc' has no effect without kwiden = [\"xfs-errortag\"] in [scenario.punch-vs-fault]");
   EXPECT_EQ(campaign_error("[scenario.punch-vs-fault]\nkwiden = [\"dm-delay\"]\npower_cut_selfcheck = 1\n"),
-            "c.toml:3:23: 'power_cut_selfcheck' has no effect without kwiden = [\"dm-flakey\"] in [scenario.punch-vs-fault]");
+            "c.toml:3:23: 'power_cut_selfcheck' has no effect without kwiden = [\"dm-flakey\"] (or [vm] power_cut = true) in [scenario.punch-vs-fault]");
   EXPECT_EQ(parse_campaign("[scenario.mixed]\nkwiden = [\"dm-flakey\", \"dm-delay\"]\npower_cut_selfcheck = 1\n", "c.toml", scenario_catalog())
                 .scenarios[0].i("power_cut_selfcheck"), 1);
   EXPECT_EQ(parse_campaign("[scenario.mixed]\nkwiden = [\"dm-flakey\"]\n", "c.toml", scenario_catalog()).scenarios[0].i("power_cut_selfcheck"), 0);
