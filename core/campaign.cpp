@@ -204,10 +204,17 @@ Campaign parse_campaign(const std::string& text, const std::string& path, const 
 
   if (auto* n = root.get("vm")) {  // VM mode settings (harness/campaign.h VmConfig)
     const auto& t = cx.table(*n, "[vm]");
-    cx.only_keys(t, "[vm]", {"cpus", "memory_mib", "hang_timeout_s", "boot_timeout_s", "test_hook", "power_cut"});
+    cx.only_keys(t, "[vm]", {"cpus", "memory_mib", "hang_timeout_s", "boot_timeout_s", "test_hook", "power_cut", "pmem"});
+    if (auto* v = t.get("pmem")) {
+      c.vm.pmem = cx.str(*v, "pmem");
+      if (c.vm.pmem != "nvdimm" && c.vm.pmem != "memmap")
+        cx.fail(*v, fmt::format("unknown pmem '{}'; allowed: nvdimm, memmap", c.vm.pmem));
+    }
     if (auto* v = t.get("power_cut")) {
       if (!v->is_boolean()) cx.fail(*v, "power_cut must be true or false");
       c.vm.power_cut = v->value_or(false);
+      if (c.vm.power_cut && c.vm.pmem == "memmap")
+        cx.fail(*v, "power_cut with pmem = \"memmap\": that pmem is guest RAM and does not survive the VM; use pmem = \"nvdimm\"");
     }
     if (auto* v = t.get("cpus")) c.vm.cpus = int64_t(cx.num(*v, "cpus", 1, 64, true));
     if (auto* v = t.get("memory_mib")) c.vm.memory_mib = int64_t(cx.num(*v, "memory_mib", 256, 1 << 20, true));
@@ -484,6 +491,7 @@ std::string campaign_to_toml(const Campaign& c) {
                  {"boot_timeout_s", c.vm.boot_timeout_s}};
   if (!c.vm.test_hook.empty()) vm.insert("test_hook", c.vm.test_hook);
   if (c.vm.power_cut) vm.insert("power_cut", true);
+  if (c.vm.pmem != "nvdimm") vm.insert("pmem", c.vm.pmem);
   root.insert("vm", vm);
   toml::array req, exc;
   for (const auto& r : c.probes.required) req.push_back(r);

@@ -68,6 +68,10 @@ struct VmConfig {
   // again on the same disk images / NVDIMM backing files, mounts (journal replay), reads every block
   // (judged by what completed fsyncs / msyncs made durable) and runs fsck. Not for cluster filesystems.
   bool power_cut = false;
+  // How DAX filesystems get persistent memory: "nvdimm" (QEMU NVDIMMs on host files: they survive the VM)
+  // or "memmap" (the memmap= legacy region, guest RAM given to the pmem driver: lost with the VM, so not
+  // with power_cut). VM mode falls back to memmap by itself when QEMU has no nvdimm device, and says so.
+  std::string pmem = "nvdimm";
   std::string test_hook;        // TEST ONLY, guest only: "panic" (sysrq-c mid-race), "freeze" (FIFREEZE mid-race),
                                 // "isolation" (tries what a hostile guest would on the host shares; writes
                                 // isolation-probe.json into its result share)

@@ -123,7 +123,10 @@ class Agent {
       throw Fatal(fmt::format("the guest's clocksource is '{}' (coarse ticks): the oracle needs a fine monotonic clock; "
                                    "boot with ACPI/HPET or a TSC the guest trusts", cs));
     ropt_.run_extra["guest_clocksource"] = cs;
-    auto deadline = now_ns() + uint64_t(a_.fs_wait_s * 1e9);
+    // Give up well before the host's hang watch does: a device or module that never comes is an environment
+    // error with its one line, never a `hang` finding (seen: a misaligned memmap= region, 120 s = the watch).
+    double wait_s = std::min(a_.fs_wait_s, ropt_.campaign.vm.hang_timeout_s / 2);
+    auto deadline = now_ns() + uint64_t(wait_s * 1e9);
     for (const auto& [fs, dev] : ropt_.devices) {
       struct stat st;
       // NVDIMM regions are probed asynchronously after the nfit / nd_pmem modules load: wait for the node.
@@ -132,8 +135,9 @@ class Agent {
       while (pmem && !ok() && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (!ok())
         throw Fatal(pmem ? fmt::format("the guest has no persistent-memory device {} for {} after {} s: the kernel lacks "
-                                       "ACPI_NFIT / LIBNVDIMM / BLK_DEV_PMEM (see console.log for the module load)",
-                                       dev, fs, a_.fs_wait_s)
+                                       "ACPI_NFIT (NVDIMMs) or X86_PMEM_LEGACY (memmap=), LIBNVDIMM or BLK_DEV_PMEM (see console.log for the "
+                                       "module load)",
+                                       dev, fs, wait_s)
                          : fmt::format("the guest has no block device {} for {}: the kernel lacks virtio-blk (CONFIG_VIRTIO_BLK) "
                                        "or the disk was not attached", dev, fs));
     }
@@ -142,7 +146,7 @@ class Agent {
       while (!fs_listed(kt) && now_ns() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (!fs_listed(kt))
         throw Fatal(fmt::format("the guest kernel does not support {} (not in /proc/filesystems after {} s; see console.log "
-                                     "for the module load): build it with CONFIG_{}_FS", kt, a_.fs_wait_s,
+                                     "for the module load): build it with CONFIG_{}_FS", kt, wait_s,
                                      kt == "xfs" ? "XFS" : kt == "ceph" ? "CEPH" : "EXT4"));
     }
   }

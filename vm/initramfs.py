@@ -32,7 +32,7 @@ ROOT_MODULES = ["virtio_pci", "virtio_blk", "9pnet_virtio", "9p"]
 # Loaded when the kernel has them, never required: the device-mapper targets kernel-side widening stacks
 # under the filesystem (dm_mod comes with them as their dependency), and loop for a scenario's staging
 # device (dax-pin-vs-truncate's O_DIRECT source; without it those cases end with an environment error).
-OPTIONAL_FS_MODULES = ["dm_delay", "dm_flakey", "loop"]
+OPTIONAL_FS_MODULES = ["dm_delay", "dm_flakey", "loop", "nd_e820"]  # nd_e820: memmap= legacy pmem
 
 APPLETS = ["sh", "mount", "umount", "insmod", "mkdir", "cat", "grep", "chroot", "reboot", "sync", "sleep", "echo"]
 

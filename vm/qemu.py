@@ -177,6 +177,27 @@ class InstanceSpec:
     root_share: bool = True     # export the host's / read-only as the guest root
     isolation: Isolation | None = None
     pmem: list[str] = dataclasses.field(default_factory=list)  # files -> NVDIMMs (pmem0, pmem1, ... in order)
+    pmem_mode: str = "nvdimm"   # or "memmap": the same sizes as memmap= legacy regions of guest RAM (files unused)
+
+
+MEMMAP_ALIGN_MIB = 128  # memory section size: each legacy region starts and ends on one, with one free between
+
+
+def memmap_layout(memory_mib: int, sizes_mib: list[int]) -> tuple[int, list[tuple[int, int]]]:
+    """memmap= legacy pmem: (guest RAM in MiB to give QEMU, [(offset MiB, size MiB)] per region). The regions
+    sit above the guest's own memory_mib, section-aligned, a section apart and below a free top section
+    (adjacent ranges would merge into one region; SeaBIOS reserves the top 128 KiB of RAM, which cut the
+    last region short: "misaligned, unable to map"). All of it must stay below the 32-bit PCI hole of QEMU's pc machine (3 GiB)."""
+    up = lambda v: -(-v // MEMMAP_ALIGN_MIB) * MEMMAP_ALIGN_MIB
+    off, regions = up(memory_mib), []
+    for s in sizes_mib:
+        regions.append((off, up(s)))
+        off += up(s) + MEMMAP_ALIGN_MIB
+    total = off if regions else memory_mib  # a free section on top too: the firmware keeps the last KiB of RAM
+    if total > 3072:
+        raise VmError(f"memmap= pmem needs {total} MiB of guest RAM below 4 GiB (memory_mib {memory_mib} + the DAX "
+                      f"devices): lower [vm] memory_mib or device_size_mib of the DAX filesystems, or use pmem = \"nvdimm\"")
+    return total, regions
 
 
 class QemuInstance:
@@ -191,15 +212,22 @@ class QemuInstance:
     def argv(self) -> list[str]:
         s = self.spec
         mem = str(self.b.memory_mib)
-        if s.pmem:
+        append = s.append
+        memmap = bool(s.pmem) and s.pmem_mode == "memmap"
+        if memmap:
+            # Legacy pmem: guest RAM reserved on the kernel command line (e820 type 12), /dev/pmemN by nd_e820.
+            total, regions = memmap_layout(self.b.memory_mib, [os.path.getsize(p) >> 20 for p in s.pmem])
+            mem = str(total)
+            append = " ".join([append] + [f"memmap={size}M!{off}M" for off, size in regions]).strip()
+        elif s.pmem:
             # NVDIMMs live in the hotplug memory area: slots and maxmem make room for them (their size is
             # not guest RAM). Each is a host file mapped shared, so what the guest stored survives QEMU.
             total = sum(os.path.getsize(p) for p in s.pmem) >> 20
             mem = f"{self.b.memory_mib},slots={len(s.pmem)},maxmem={self.b.memory_mib + total}M"
         a = [self.b.qemu, "-nodefaults", "-no-user-config", "-display", "none",
-             "-machine", "pc,nvdimm=on" if s.pmem else "pc",
+             "-machine", "pc,nvdimm=on" if s.pmem and not memmap else "pc",
              *self.b.accel_args(), "-smp", str(self.b.cpus), "-m", mem,
-             "-kernel", s.kernel, "-initrd", s.initrd, "-append", f"{BASE_APPEND} {s.append}".strip(),
+             "-kernel", s.kernel, "-initrd", s.initrd, "-append", f"{BASE_APPEND} {append}".strip(),
              "-chardev", f"file,id=con,path={s.console}", "-serial", "chardev:con",
              "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
              "-nic", "none", "-no-reboot"]
@@ -215,7 +243,7 @@ class QemuInstance:
         for i, d in enumerate(s.disks):
             a += ["-drive", f"file={d},if=none,id=disk{i},format=raw,cache=none,aio=threads",
                   "-device", f"virtio-blk-pci,drive=disk{i},serial=fsrace{i}"]
-        for i, p in enumerate(s.pmem):
+        for i, p in enumerate([] if memmap else s.pmem):
             a += ["-object", f"memory-backend-file,id=pmem{i},share=on,mem-path={p},size={os.path.getsize(p)}",
                   "-device", f"nvdimm,id=nvdimm{i},memdev=pmem{i}"]
         return a
@@ -340,6 +368,16 @@ class QemuBackend:
             except (OSError, subprocess.TimeoutExpired):
                 self._help = ""
         return self._help
+
+    def has_nvdimm(self) -> bool:
+        """Whether this QEMU can emulate NVDIMMs (-device nvdimm)."""
+        if getattr(self, "_nvdimm", None) is None:
+            try:
+                out = subprocess.run([self.qemu, "-device", "help"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                out = ""
+            self._nvdimm = '"nvdimm"' in out
+        return self._nvdimm
 
     def create(self, spec: InstanceSpec) -> QemuInstance:
         return QemuInstance(self, spec)

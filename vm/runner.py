@@ -302,6 +302,17 @@ class VmRun:
                      f"cluster daemons run inside the guest")
             mem = kernel_mod.CEPH_MIN_MEMORY_MIB
         self.backend = QemuBackend(accel, int(self.vmcfg.get("cpus", 2)), mem)
+        self.pmem_mode = str(self.vmcfg.get("pmem", "nvdimm"))
+        if any(f in kernel_mod.PMEM_FILESYSTEMS for f in self.fs_types):
+            if self.pmem_mode == "nvdimm" and not self.backend.has_nvdimm():
+                if self.vmcfg.get("power_cut"):
+                    raise VmError(f"{self.backend.qemu} has no nvdimm device and [vm] power_cut needs NVDIMMs on host files "
+                                  "(memmap= pmem is guest RAM and does not survive the VM): use a QEMU with NVDIMM support")
+                self.say(f"{self.backend.qemu} has no nvdimm device: the DAX filesystems get memmap= legacy pmem "
+                         "instead (guest RAM: lost at every boot)")
+                self.pmem_mode = "memmap"
+            elif self.pmem_mode == "memmap":
+                self.say("DAX filesystems on memmap= legacy pmem ([vm] pmem = \"memmap\": guest RAM reserved for the pmem driver)")
         self.isolation = plan_isolation([self.fsrace], self.backend.help_text(), self.run_dir)
         self.say(f"guest isolation: {self.isolation.note}")
         self.say(f"kernel {self.kernel.image.release} ({self.kernel.boot_kind}), accel {accel} ({why})")
@@ -385,7 +396,8 @@ class VmRun:
         append = f"fsrace.keep={self.keep}" if self.keep else ""
         give_share(j.dir, self.isolation)
         j.inst = self.backend.create(InstanceSpec(self.kernel.boot_path, self.initrd, append, j.dir, j.disks,
-                                                  j.console, j.work, pmem=j.pmem, isolation=self.isolation))
+                                                  j.console, j.work, pmem=j.pmem, isolation=self.isolation,
+                                                  pmem_mode=self.pmem_mode))
 
     # -- watching --
     def start(self, j: Job):
@@ -601,6 +613,7 @@ class VmRun:
             "initramfs": self.initrd,
             "accel": self.accel, "accel_note": self.accel_note,
             "cpus": self.backend.cpus, "memory_mib": self.backend.memory_mib, "jobs": len(self.jobs),
+            "pmem": self.pmem_mode if any(f in kernel_mod.PMEM_FILESYSTEMS for f in self.fs_types) else None,
             "isolation": self.isolation.record(),
             "vms": [],
         }

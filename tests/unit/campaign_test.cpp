@@ -176,8 +176,11 @@ TEST(CampaignVm, FullSection) {
 TEST(CampaignVm, BadInputs) {
   EXPECT_EQ(err("[vm]\nhang_timeout = 3\n"),
             "c.toml:2:1: unknown key 'hang_timeout' in [vm]; allowed: cpus, memory_mib, hang_timeout_s, boot_timeout_s, test_hook, "
-            "power_cut");
+            "power_cut, pmem");
   EXPECT_EQ(err("[vm]\npower_cut = 1\n"), "c.toml:2:13: power_cut must be true or false");
+  EXPECT_EQ(err("[vm]\npmem = \"ram\"\n"), "c.toml:2:8: unknown pmem 'ram'; allowed: nvdimm, memmap");
+  EXPECT_EQ(err("[vm]\npmem = \"memmap\"\npower_cut = true\n"),
+            "c.toml:3:13: power_cut with pmem = \"memmap\": that pmem is guest RAM and does not survive the VM; use pmem = \"nvdimm\"");
   EXPECT_EQ(err("[vm]\nhang_timeout_s = 1\n"), "c.toml:2:18: 'hang_timeout_s' = 1 is out of range; allowed: 2 to 86400");
   EXPECT_EQ(err("[vm]\nhang_timeout_s = \"10\"\n"), "c.toml:2:18: 'hang_timeout_s' must be a number");
   EXPECT_EQ(err("[vm]\ncpus = 0\n"), "c.toml:2:8: 'cpus' = 0 is out of range; allowed: 1 to 64");

@@ -383,6 +383,16 @@ class Policy(unittest.TestCase):
         self.assertIn("qemu: fatal: something", detail)
         self.assertEqual(c(True, None, b"", 1, "")[0], "died")  # nonzero exit, no message: not a guest reset
 
+    def test_memmap_layout(self):
+        from vm import qemu
+        # above the guest's own RAM, 128 MiB sections, one free section between regions and on top
+        self.assertEqual(qemu.memmap_layout(1024, [256, 320]), (1920, [(1024, 256), (1408, 384)]))
+        self.assertEqual(qemu.memmap_layout(1000, [100]), (1280, [(1024, 128)]))
+        self.assertEqual(qemu.memmap_layout(1024, []), (1024, []))
+        with self.assertRaises(VmError) as cm:
+            qemu.memmap_layout(2048, [1024])
+        self.assertIn("below 4 GiB", str(cm.exception))
+
     def test_restart_plan(self):
         rp = runner.restart_plan
         cases = ["a", "b", "c"]
