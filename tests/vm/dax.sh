@@ -29,7 +29,7 @@ for fs in ext4-dax xfs-dax; do
   [ "$(json "$c" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["pages_judged"] > 0')" = True ] || fail "$fs: the flush check judged nothing"
   [ "$(json "$c" 'sum(d["cases"][0]["probes"]["analysis"]["dax_faults"].values()) > 0')" = True ] || fail "$fs: no DAX fault event"
 done
-"$BIN" report "$RUN" >/dev/null || fail "fsrace report on the DAX run failed"
+"$BIN" report "$RUN" >/dev/null || [ $? -eq 1 ] || fail "fsrace report on the DAX run failed"  # 1: the explained findings
 reanalysis_same "$RUN"
 no_qemu_left
 echo "PASS: ext4-dax + xfs-dax, fsdax confirmed by statx, no finding but $skips explained stock writeback race(s), flush check judged $(json "$RUN/ext4-dax-dax-sync-vs-write-fault/findings.json" 'd["cases"][0]["probes"]["analysis"]["dax_flush"]["pages_judged"]') pages on ext4"
