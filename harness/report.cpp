@@ -77,6 +77,7 @@ std::string case_block(nlohmann::json c) {  // by value: operator[] on a missing
                            w.value("journal_recovery", std::string()).empty() ? "no journal recovery logged" : "journal replayed",
                            w.value("verify_s", 0.0), f.value("command", std::string("fsck")),
                            f.value("clean", false) ? "clean" : fmt::format("exit {}", f.value("exit", -1)));
+        if (!w.value("fsynced_before_cut", std::string()).empty()) what += "; fsync'ed before the cut: " + w.value("fsynced_before_cut", std::string());
         if (w.contains("selfcheck")) what += "; SELF-CHECK: " + w.value("selfcheck", std::string());
       } else if (w.value("ran", false) && w.contains("table")) {
         what = fmt::format("ran: filesystem on {} ({})", w.value("device", ""), w.value("table", ""));

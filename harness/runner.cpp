@@ -229,7 +229,7 @@ class CaseRunner {
     bool vm_cut = opt_.campaign.vm.power_cut && opt_.in_vm_guest() && !cluster_ && !interrupted;
     if (vm_cut) {
       phase("power-cut", test_dir);
-      prepare_vm_cut(tl, files, info);
+      prepare_vm_cut(tl, files, rs, info);
     } else {
       phase("verify", test_dir);
       if (!interrupted) verify_after_race(tl, files, tb, opt_.inject_corruption, space, info);
@@ -357,33 +357,49 @@ class CaseRunner {
  private:
   void phase(const char* name, const std::string& dir) { report_phase(opt_, cs_.name, name, dir); }
 
-  // [vm] power_cut, in the crashed-to-be boot: the self-check's fsyncs that are never made, then the cut op.
-  // The cut itself comes later (the host kills QEMU); nothing the workload did after this op exists.
-  void prepare_vm_cut(ThreadLog& tl, const std::vector<TestFile>& files, json& info) {
-    json j = {{"requested", true}};
-    if (cs_.sc.i("power_cut_selfcheck") != 0) {
-      // Each file's block 0 punched (and that made durable), then written again: the write allocates, and
-      // its allocation lives only in the running transaction, so the cut loses it unless the (fake)
-      // fsync below were real. A DAX store reaches the media at once: only what the metadata says is lost.
-      AlignedBuf buf(kBlockSize);
-      for (size_t fi = 0; fi < files.size(); ++fi) {
-        int fd = open(files[fi].path.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) continue;
+  // Right before either power cut (kwiden dm-flakey, [vm] power_cut): files a collapse / insert / truncate
+  // changed are fsync'ed (the oracle does not model a crash inside a shift); with power_cut_selfcheck, an
+  // fsync of every file is recorded but not made, after a write of its block 0 that the cut must lose.
+  // dm-flakey drops the write's dirty page: a buffered write is enough, even when the race's own writeback
+  // left nothing dirty (without it the check passed vacuously now and then: seen in CI, 0 ops at risk, no
+  // finding). The VM cut loses only what the kernel had not written at all, and a DAX store reaches the
+  // media at once: so `punch_first` punches block 0 (made durable) before the write, whose allocation then
+  // lives only in the running transaction.
+  void before_cut(ThreadLog& tl, const std::vector<TestFile>& files, const RaceStats& rs, json& j, bool punch_first) {
+    auto count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
+    bool shifts = count("collapse-range") + count("insert-range") + count("truncate") > 0;
+    if (shifts) fsync_files(tl, files);
+    j["fsynced_before_cut"] = shifts ? "every file (collapse / insert / truncate ran; a crash inside a shift is not modelled)" : "";
+    if (cs_.sc.i("power_cut_selfcheck") == 0) return;
+    AlignedBuf buf(kBlockSize);
+    for (size_t fi = 0; fi < files.size(); ++fi) {
+      int fd = open(files[fi].path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd < 0) continue;
+      uint16_t f = uint16_t(fi);
+      uint64_t len = files[fi].blocks * kBlockSize;
+      if (punch_first) {
         uint64_t id = tl.new_id(), t0 = now_ns();
         int64_t r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, kBlockSize) == 0 ? 0 : -int64_t(errno);
-        tl.op(id, OpKind::kPunch, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
+        tl.op(id, OpKind::kPunch, f, 0, kBlockSize, t0, now_ns(), r);
         id = tl.new_id(), t0 = now_ns();
         r = fsync(fd) == 0 ? 0 : -int64_t(errno);
-        tl.op(id, OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t0, now_ns(), r);
-        id = tl.new_id(), t0 = now_ns();
-        r = write_stamped(fd, files[fi], 0, 1, id, buf.p);
-        tl.op(id, OpKind::kWrite, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
-        close(fd);
-        uint64_t t = now_ns();
-        tl.op(tl.new_id(), OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t, t, 0);
+        tl.op(id, OpKind::kFsync, f, 0, len, t0, now_ns(), r);
       }
-      j["selfcheck"] = "an fsync of every file was recorded but not made: findings expected";
+      uint64_t id = tl.new_id(), t0 = now_ns();
+      int64_t r = write_stamped(fd, files[fi], 0, 1, id, buf.p);
+      tl.op(id, OpKind::kWrite, f, 0, kBlockSize, t0, now_ns(), r);
+      close(fd);
+      uint64_t t = now_ns();
+      tl.op(tl.new_id(), OpKind::kFsync, f, 0, len, t, t, 0);  // recorded, never made
     }
+    j["selfcheck"] = "an fsync of every file was recorded but not made: findings expected";
+  }
+
+  // [vm] power_cut, in the crashed-to-be boot: the self-check's fsyncs that are never made, then the cut op.
+  // The cut itself comes later (the host kills QEMU); nothing the workload did after this op exists.
+  void prepare_vm_cut(ThreadLog& tl, const std::vector<TestFile>& files, const RaceStats& rs, json& info) {
+    json j = {{"requested", true}};
+    before_cut(tl, files, rs, j, /*punch_first=*/true);
     uint64_t t0 = now_ns();
     vm_cut_ns_ = t0;
     tl.op(tl.new_id(), OpKind::kPowerCut, 0, 0, 0, t0, t0, 0);
@@ -422,28 +438,7 @@ class CaseRunner {
   void cut_power(ThreadLog& tl, const std::vector<TestFile>& files, const RaceStats& rs, widening::WideningPlan& plan, Testbed& tb,
                  json& fsck) {
     json& j = plan.flakey_record();
-    auto count = [&](const char* k) { return rs.ops_by_kind.count(k) ? rs.ops_by_kind.at(k) : 0; };
-    bool shifts = count("collapse-range") + count("insert-range") + count("truncate") > 0;
-    if (shifts) fsync_files(tl, files);
-    j["fsynced_before_cut"] = shifts ? "every file (collapse / insert / truncate ran; a crash inside a shift is not modelled)" : "";
-    if (cs_.sc.i("power_cut_selfcheck") != 0) {
-      // Self-check: fsyncs that never happened. Whatever the cut drops now counts as durable data lost.
-      // A buffered write of each file's first block just before them leaves dirty data the cut must
-      // drop even when the race's own writeback (pageout, evict, sync_file_range) left nothing dirty:
-      // without it the check passed vacuously now and then (seen in CI: 0 ops at risk, no finding).
-      AlignedBuf buf(kBlockSize);
-      for (size_t fi = 0; fi < files.size(); ++fi) {
-        int fd = open(files[fi].path.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) continue;
-        uint64_t id = tl.new_id(), t0 = now_ns();
-        int64_t r = write_stamped(fd, files[fi], 0, 1, id, buf.p);
-        tl.op(id, OpKind::kWrite, uint16_t(fi), 0, kBlockSize, t0, now_ns(), r);
-        close(fd);
-        uint64_t t = now_ns();
-        tl.op(tl.new_id(), OpKind::kFsync, uint16_t(fi), 0, files[fi].blocks * kBlockSize, t, t, 0);
-      }
-      j["selfcheck"] = "an fsync of every file was recorded but not made: findings expected";
-    }
+    before_cut(tl, files, rs, j, /*punch_first=*/false);
     uint64_t id = tl.new_id(), t0 = now_ns();
     if (std::string e = plan.cut_power(); !e.empty()) {
       j["error"] = e;  // nothing changed: the case goes on without a cut
