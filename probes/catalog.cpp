@@ -161,6 +161,12 @@ std::vector<ProbeSpec> build() {
     p.classic_missing = "fsrace's DAX probes use the typed (tp_btf / raw_tp) arguments";
     v.push_back(p);
   }
+  // The DAX layout break's question (entry family: fentry / fexit, else kprobes): does a page of the mapping
+  // still have a reference beyond the idle one (a pin)? The caller (ext4_break_layouts, xfs_break_dax_layouts)
+  // then waits for it (dax-pin-vs-truncate).
+  v.push_back(fn(FSR_P_FN_DAX_LAYOUT_BUSY, "entry", "dax_layout_busy_page_range", "dax_busy", true,
+                 "DAX layout break: returned 1 when a page of the range is still referenced (pinned), so the "
+                 "truncate / punch waits for it"));
   return v;
 }
 

@@ -133,3 +133,22 @@ static __always_inline int wb_enter(__u32 probe, struct address_space *mapping, 
 	int BPF_KRETPROBE(kretprobe__##fn, int ret) { return fn_exit(probe, ret); }
 WB_FN(ext4_writepages, ext4_wb, FSR_P_FN_EXT4_WRITEPAGES)
 WB_FN(xfs_vm_writepages, xfs_wb, FSR_P_FN_XFS_WRITEPAGES)
+
+/* struct page *dax_layout_busy_page_range(struct address_space *, loff_t start, loff_t end): FN_ENTER
+ * (start, bytes), FN_EXIT ret 1 when it found a page still referenced beyond the idle count (pinned by
+ * get_user_pages): the layout break then sleeps until that page goes idle. */
+static __always_inline int busy_enter(struct address_space *m, long long start, long long end)
+{
+	return fn_enter(FSR_P_FN_DAX_LAYOUT_BUSY, BPF_CORE_READ(m, host), start, (__u64)(end - start) + 1, 0);
+}
+SEC("fentry/dax_layout_busy_page_range")
+int BPF_PROG(fentry__dax_busy, struct address_space *m, long long start, long long end) { return busy_enter(m, start, end); }
+SEC("fexit/dax_layout_busy_page_range")
+int BPF_PROG(fexit__dax_busy, struct address_space *m, long long start, long long end, void *page)
+{
+	return fn_exit(FSR_P_FN_DAX_LAYOUT_BUSY, page ? 1 : 0);
+}
+SEC("kprobe/dax_layout_busy_page_range")
+int BPF_KPROBE(kprobe__dax_busy, struct address_space *m, long long start, long long end) { return busy_enter(m, start, end); }
+SEC("kretprobe/dax_layout_busy_page_range")
+int BPF_KRETPROBE(kretprobe__dax_busy, void *page) { return fn_exit(FSR_P_FN_DAX_LAYOUT_BUSY, page ? 1 : 0); }
