@@ -222,7 +222,11 @@ VmReportResult vm_merge(const std::string& run_dir, const std::map<std::string, 
     ko.case_name = running_case;
     ko.max_context = 120;
     size_t sysrq_off = v.contains("hang") && v["hang"].is_object() ? v["hang"].value("sysrq_console_offset", size_t(0)) : std::string::npos;
-    KmsgScanResult ks = scan_kmsg(parse_log_text(sysrq_off < console.size() ? console.substr(0, sysrq_off) : console), ko);
+    // A boot ended by a [vm] power_cut was alive to the end: the case it ended in has its kernel log (the
+    // agent's capture) judged by the next boot, so its console would only repeat those findings.
+    KmsgScanResult ks = outcome == "power-cut"
+                            ? KmsgScanResult{}
+                            : scan_kmsg(parse_log_text(sysrq_off < console.size() ? console.substr(0, sysrq_off) : console), ko);
     bool have_crash = false;
     std::string state = workload_state(hb, 0);
     for (auto& f : ks.findings) {
