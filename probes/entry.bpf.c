@@ -139,7 +139,9 @@ WB_FN(xfs_vm_writepages, xfs_wb, FSR_P_FN_XFS_WRITEPAGES)
  * get_user_pages): the layout break then sleeps until that page goes idle. */
 static __always_inline int busy_enter(struct address_space *m, long long start, long long end)
 {
-	return fn_enter(FSR_P_FN_DAX_LAYOUT_BUSY, BPF_CORE_READ(m, host), start, (__u64)(end - start) + 1, 0);
+	/* dax_layout_busy_page() asks for [0, LLONG_MAX]: its length stays LLONG_MAX (to EOF), not 2^63 */
+	__u64 len = end == 0x7fffffffffffffffLL ? (__u64)end - start : (__u64)(end - start) + 1;
+	return fn_enter(FSR_P_FN_DAX_LAYOUT_BUSY, BPF_CORE_READ(m, host), start, len, 0);
 }
 SEC("fentry/dax_layout_busy_page_range")
 int BPF_PROG(fentry__dax_busy, struct address_space *m, long long start, long long end) { return busy_enter(m, start, end); }
