@@ -191,7 +191,7 @@ void summary_section(std::string& h, const ReportModel& m) {
       }
     if (c.contains("kernel_widening") && c["kernel_widening"].is_object())
       for (auto it = c["kernel_widening"].begin(); it != c["kernel_widening"].end(); ++it)
-        wid["kwiden " + it.key()].insert(it.value().value("ran", false) ? "ran" : "unavailable: " + str(it.value(), "reason", str(it.value(), "error", "?")));
+        wid[it.key() == "vm-power-cut" ? std::string("[vm] power_cut") : "kwiden " + it.key()].insert(it.value().value("ran", false) ? "ran" : "unavailable: " + str(it.value(), "reason", str(it.value(), "error", "?")));
   }
   std::string wd;
   for (const auto& [k, vs] : wid) {

@@ -432,10 +432,15 @@ json window_of(const json& f, size_t findex, const CaseFiles& cf, const ReportLi
         if (OpKind(o.kind) == OpKind::kPowerCut) cut = &o;
         if (OpKind(o.kind) == OpKind::kFsync) sync = &o;
       }
+      // The reads after a [vm] power_cut are the next boot's (op-log thread 999, harness/verify.h kAfterCutThread).
+      bool vm_cut = read && read->thread == 999;
       if (cut)
-        w["explain"].push_back(fmt::format("the power cut at {} (kwiden dm-flakey): writes after it never reached the disk; the "
-                                           "filesystem was mounted again and replayed its journal before this read",
-                                           us_text(double(int64_t(cut->start_ns - origin)) / 1e3)));
+        w["explain"].push_back(
+            fmt::format("the power cut at {} ", us_text(double(int64_t(cut->start_ns - origin)) / 1e3)) +
+            (vm_cut ? "([vm] power_cut: QEMU killed, the VM booted again on the same media): what the kernel had not written "
+                      "by then was lost; the filesystem was mounted again and replayed its journal before this read"
+                    : "(kwiden dm-flakey): writes after it never reached the disk; the filesystem was mounted again and "
+                      "replayed its journal before this read"));
       if (sync && cut)
         w["explain"].push_back(fmt::format("{} returned 0 {} before the cut, after the op it should have seen ended: the kernel "
                                            "had reported that op durable, and after the replay it was not there",
