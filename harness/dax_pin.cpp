@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 
 namespace fsrace {
 namespace {

@@ -117,6 +117,15 @@ class TableScenario : public Scenario {
   Builder build_;
 };
 
+// Readers that judge a range by pread(2) or by mmap loads, half and half (the role several scenarios share).
+Role mixed_reader(int count, uint64_t maxr) {
+  return {"reader", count, [=](OpCtx& x) {
+            Range r = x.pick(maxr);
+            if (x.rng.below(2)) x.read(r);
+            else x.mmap_read(r);
+          }};
+}
+
 std::unique_ptr<TableScenario> make(std::string name, std::string summary, std::string description,
                                     std::vector<std::string> classes, std::vector<ParamSpec> params, InitMode init,
                                     bool needs_direct, TableScenario::Builder build, std::vector<std::string> backings = {}) {
@@ -301,11 +310,7 @@ std::unique_ptr<Scenario> mkwrite_vs_fallocate() {
                else x.punch(r);
              },
              sr > 0},
-            {"reader", int(c.i("readers")), [=](OpCtx& x) {
-               Range r = x.pick(maxr);
-               if (x.rng.below(2)) x.read(r);
-               else x.mmap_read(r);
-             }}};
+            mixed_reader(int(c.i("readers")), maxr)};
       });
 }
 
@@ -353,11 +358,7 @@ std::unique_ptr<Scenario> dax_sync_vs_write_fault() {
                else x.fsync(r.file);
              },
              false, "sync"},
-            {"reader", int(c.i("readers")), [=](OpCtx& x) {
-               Range r = x.pick(maxr);
-               if (x.rng.below(2)) x.read(r);
-               else x.mmap_read(r);
-             }}};
+            mixed_reader(int(c.i("readers")), maxr)};
         if (c.i("hole_threads") > 0)
           roles.push_back({"hole", int(c.i("hole_threads")), [=](OpCtx& x) {
                              Range r = x.pick(maxr);
@@ -427,11 +428,7 @@ std::unique_ptr<Scenario> dax_pin_vs_truncate() {
                if (x.rng.unit() < vr) x.pin_victim(x.rng.unit() < er, 1 + x.rng.below(maxr));
                else x.pin_write(x.pick(maxr));
              }},
-            {"reader", int(c.i("readers")), [=](OpCtx& x) {
-               Range r = x.pick(maxr);
-               if (x.rng.below(2)) x.read(r);
-               else x.mmap_read(r);
-             }}};
+            mixed_reader(int(c.i("readers")), maxr)};
         if (c.i("writers") > 0)
           roles.push_back({"writer", int(c.i("writers")), [=](OpCtx& x) {
                              Range r = x.pick(maxr);
